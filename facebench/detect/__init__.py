@@ -1,0 +1,5 @@
+"""Face detectors returning boxes, scores and five landmarks."""
+
+from facebench.detect.base import Detection, Detector, create_detector, select_face
+
+__all__ = ["Detection", "Detector", "create_detector", "select_face"]

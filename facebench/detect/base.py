@@ -1,0 +1,91 @@
+"""Detector interface and face-selection policies.
+
+A detector maps a BGR ``uint8`` image (H×W×3) to a list of :class:`Detection`. Landmarks are
+five (x, y) points in image coordinates, in the order: left eye, right eye, nose tip, left
+mouth corner, right mouth corner ("left" as seen in the image, i.e. the subject's right eye).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol
+
+import numpy as np
+
+SelectPolicy = Literal["highest_score", "largest", "closest_to_center"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box ``(x1, y1, x2, y2)``, confidence, landmarks ``(5, 2)`` float32."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+
+class Detector(Protocol):
+    """A face detector. ``name`` and ``settings`` identify it in results and cache keys."""
+
+    name: str
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]: ...
+
+
+def _area(d: Detection) -> float:
+    return float(max(0.0, d.box[2] - d.box[0]) * max(0.0, d.box[3] - d.box[1]))
+
+
+def select_face(
+    detections: list[Detection], shape: tuple[int, ...], policy: SelectPolicy = "highest_score"
+) -> Detection | None:
+    """Pick one face by a named policy; ``None`` when there is none."""
+    if not detections:
+        return None
+    if policy == "highest_score":
+        return max(detections, key=lambda d: d.score)
+    if policy == "largest":
+        return max(detections, key=_area)
+    if policy == "closest_to_center":
+        cy, cx = shape[0] / 2.0, shape[1] / 2.0
+
+        def dist(d: Detection) -> float:
+            bx, by = (d.box[0] + d.box[2]) / 2.0, (d.box[1] + d.box[3]) / 2.0
+            return float((bx - cx) ** 2 + (by - cy) ** 2)
+
+        return min(detections, key=dist)
+    raise ValueError(f"unknown face selection policy {policy!r}")
+
+
+_FACTORIES: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+    """Decorator: make a detector constructible by name from a suite."""
+
+    def wrap(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+        _FACTORIES[name] = factory
+        return factory
+
+    return wrap
+
+
+def create_detector(name: str, **options: Any) -> Detector:
+    """Build a detector by its suite name (``yunet``, ``retinaface``)."""
+    _load_builtin()
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown detector {name!r}; choose one of {sorted(_FACTORIES)}")
+    return _FACTORIES[name](**options)
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for mod in ("yunet", "retinaface"):
+        try:
+            importlib.import_module(f"facebench.detect.{mod}")
+        except ModuleNotFoundError as exc:  # a detector module not written yet
+            if exc.name != f"facebench.detect.{mod}":
+                raise

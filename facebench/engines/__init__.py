@@ -1,0 +1,97 @@
+"""Inference engines behind one small interface (in the spirit of optimum-benchmark's backends).
+
+>>> cfg = EngineConfig(engine="onnxruntime", intra_op_threads=1)
+>>> engine = create_engine(ModelSource(kind="onnx", path=Path("m.onnx")), cfg)  # doctest: +SKIP
+>>> engine.infer(batch)  # float32 (N, 3, H, W) -> float32 (N, D)          # doctest: +SKIP
+
+:func:`check_available` answers "can this run here, and if not why" without building anything;
+:func:`create_engine` raises :class:`EngineUnavailable` with the same kind of reason, including
+failures only seen while building (e.g. an ONNX Runtime provider that silently fell back to CPU).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from facebench.engines.base import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    EngineUnavailable,
+    ModelSource,
+)
+
+
+def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str | None:
+    """``None`` if ``cfg`` (and ``source``, when given) can run here, else a human reason.
+
+    Raises ``ValueError`` for configurations that are wrong everywhere (e.g. CUDA providers
+    on ``device='cpu'``), so that typos are not reported as skips.
+    """
+    if cfg.engine == "onnxruntime":
+        from facebench.engines.ort_engine import ort_unavailable_reason
+
+        reason = ort_unavailable_reason(cfg)
+    elif cfg.engine in ("torch", "torch_compile"):
+        from facebench.engines.torch_engine import torch_unavailable_reason
+
+        reason = torch_unavailable_reason(cfg)
+    else:
+        raise ValueError(f"unknown engine {cfg.engine!r}")
+    if reason or source is None:
+        return reason
+    return _source_reason(source, cfg)
+
+
+def _source_reason(source: ModelSource, cfg: EngineConfig) -> str | None:
+    if cfg.engine != "onnxruntime" and source.kind == "onnx":
+        return f"{cfg.engine} cannot run an ONNX file (ONNX -> torch conversion is not supported)"
+    needs = []
+    if source.kind == "zoo":
+        needs.append("facebench.zoo")
+        if source.weights is not None:
+            needs.append("facebench.zoo.weights")
+    if cfg.engine == "onnxruntime" and source.kind != "onnx":
+        needs.append("facebench.zoo.export")
+    for mod in needs:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"{mod} is not available (needed for a {source.kind} source on {cfg.engine})"
+    return None
+
+
+def create_engine(
+    source: ModelSource, cfg: EngineConfig, cache_dir: Path | None = None
+) -> Engine:
+    """Build an engine for ``source``; raises :class:`EngineUnavailable` when it cannot run here
+    and :class:`EngineError` when building fails. ONNX exports of torch sources are cached in
+    ``cache_dir`` (default ``$FACEBENCH_CACHE`` or ``~/.cache/facebench``)."""
+    reason = check_available(cfg, source)
+    if reason:
+        raise EngineUnavailable(reason)
+    if cfg.engine == "onnxruntime":
+        from facebench.engines.ort_engine import OrtEngine
+        from facebench.engines.sources import onnx_path_for
+
+        return OrtEngine(onnx_path_for(source, cache_dir), cfg, cache_dir=cache_dir)
+    from facebench.engines.sources import load_torch_module
+    from facebench.engines.torch_engine import TorchEngine
+
+    engine = TorchEngine(load_torch_module(source), cfg, label=source.describe())
+    engine.compile_now(source.input_size)
+    return engine
+
+
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "EngineUnavailable",
+    "ModelSource",
+    "check_available",
+    "create_engine",
+]

@@ -1,0 +1,137 @@
+"""Turn a :class:`ModelSource` into something an engine can run: a torch module or an ONNX file.
+
+Zoo models come from ``facebench.zoo`` (imported lazily). ONNX Runtime on a zoo or TorchScript
+source exports to ONNX once, via ``facebench.zoo.export.export_onnx``, into a cache keyed by
+architecture, embedding size, input size, a content hash of the weights (or TorchScript file),
+the opset and the torch version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from facebench.engines.base import EngineUnavailable, ModelSource
+
+OPSET = 17
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$FACEBENCH_CACHE``, else ``$XDG_CACHE_HOME/facebench`` or ``~/.cache/facebench``."""
+    env = os.environ.get("FACEBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facebench"
+
+
+def _require_file(path: Path | None, what: str) -> Path:
+    if path is None:
+        raise ValueError(f"a {what} source needs a path")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    return path
+
+
+def load_torch_module(source: ModelSource) -> Any:
+    """A ``torch.nn.Module`` in eval mode on CPU for a TorchScript or zoo source."""
+    import torch
+
+    if source.kind == "torchscript":
+        module = torch.jit.load(str(_require_file(source.path, "torchscript")), map_location="cpu")
+    elif source.kind == "zoo":
+        if not source.arch or not source.embedding_size:
+            raise ValueError("a zoo source needs arch and embedding_size")
+        try:
+            from facebench.zoo import get_model
+        except ImportError as exc:
+            raise EngineUnavailable(f"facebench.zoo is not available: {exc}") from exc
+        module = get_model(source.arch, source.embedding_size)
+        if source.weights is not None:
+            try:
+                from facebench.zoo.weights import load_weights
+            except ImportError as exc:
+                raise EngineUnavailable(f"facebench.zoo.weights is not available: {exc}") from exc
+            load_weights(module, _require_file(source.weights, "weights"))
+    else:
+        raise EngineUnavailable(
+            f"torch engines need a torchscript or zoo source, not {source.kind!r} "
+            "(ONNX -> torch conversion is not supported)"
+        )
+    return module.eval()
+
+
+def export_key(source: ModelSource) -> str:
+    """Cache key of the ONNX export of a torch source (stable across processes)."""
+    import torch
+
+    if source.kind == "zoo":
+        content = file_sha256(Path(source.weights)) if source.weights else "random-init"
+    else:
+        content = file_sha256(_require_file(source.path, source.kind))
+    payload = {
+        "kind": source.kind,
+        "arch": source.arch,
+        "embedding_size": source.embedding_size,
+        "input_size": list(source.input_size),
+        "content_sha256": content,
+        "opset": OPSET,
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def onnx_path_for(source: ModelSource, cache_dir: Path | None = None) -> Path:
+    """The ONNX file for ``source``, exporting (once, atomically) when it is not ONNX already."""
+    if source.kind == "onnx":
+        return _require_file(source.path, "onnx")
+    stem = source.arch if source.kind == "zoo" else Path(source.path or "model").stem
+    emb = f"-{source.embedding_size}" if source.embedding_size else ""
+    out = Path(cache_dir or default_cache_dir()) / "onnx" / f"{stem}{emb}-{export_key(source)}.onnx"
+    if out.is_file():
+        return out
+    try:
+        from facebench.zoo.export import export_onnx
+    except ImportError as exc:
+        raise EngineUnavailable(f"facebench.zoo.export is not available: {exc}") from exc
+    module = load_torch_module(source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        export_onnx(module, tmp, source.input_size, opset=OPSET, dynamic_batch=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def onnx_source(source: ModelSource, cache_dir: Path | None = None) -> ModelSource:
+    """``source`` as an ONNX source (exported and cached if needed)."""
+    if source.kind == "onnx":
+        return source
+    return ModelSource(
+        kind="onnx",
+        path=onnx_path_for(source, cache_dir),
+        arch=source.arch,
+        embedding_size=source.embedding_size,
+        input_size=source.input_size,
+    )
+
+
+def model_size_bytes(source: ModelSource) -> int | None:
+    """Bytes of the model file on disk (ONNX/TorchScript file, or zoo weights); ``None`` for a
+    zoo model without a weights file."""
+    path = source.weights if source.kind == "zoo" else source.path
+    return Path(path).stat().st_size if path is not None and Path(path).is_file() else None

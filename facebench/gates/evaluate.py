@@ -1,0 +1,289 @@
+"""Evaluate gates over a results dict (and an optional baseline results dict). Pure."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent
+from facebench.gates.stats import MIN_SAMPLES, SampleComparison, compare_samples, sample_source
+
+Status = Literal["pass", "fail", "error", "skip"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
+}
+_EFFICIENCY_EXACT = frozenset(
+    {"params", "gmac", "gflops", "model_size_bytes", "cold_start_ms", "gflops_per_s", "pct_of_peak"}
+)
+
+
+@dataclass
+class GateOutcome:
+    """The verdict of one gate on one cell (``cell_id`` is ``None`` when no cell matched)."""
+
+    index: int
+    gate: Gate
+    status: Status
+    cell_id: str | None
+    metric: str
+    message: str
+    value: float | None = None
+    op: str | None = None
+    bound: float | None = None
+    baseline: float | None = None
+    stats: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``gates[i] <compact form>``."""
+        return f"gates[{self.index}] {self.gate.describe()}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {
+            "index": self.index,
+            "gate": self.gate.describe(),
+            "status": self.status,
+            "cell_id": self.cell_id,
+            "metric": self.metric,
+            "message": self.message,
+            "value": self.value,
+            "op": self.op,
+            "bound": self.bound,
+            "baseline": self.baseline,
+            "stats": self.stats,
+            "warnings": list(self.warnings),
+        }
+
+
+def metric_kind(metric: str) -> Literal["verification", "efficiency"]:
+    """Which cell kind reports a metric name (per docs/results.md)."""
+    if metric in _EFFICIENCY_EXACT or machine_dependent(metric):
+        return "efficiency"
+    return "verification"
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _fmt(v: float | None) -> str:
+    return "null" if v is None else f"{v:.6g}"
+
+
+def _applies(cell: dict[str, Any], metric: str) -> bool:
+    if metric in (cell.get("metrics") or {}):
+        return True
+    kind = cell.get("kind")
+    return kind in (None, metric_kind(metric)) and cell.get("status") != "ok"
+
+
+def _fingerprint_issue(results: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    cur = (results.get("environment") or {}).get("fingerprint")
+    base = (baseline.get("environment") or {}).get("fingerprint")
+    if cur and base and cur == base:
+        return None
+    if not cur or not base:
+        return "cannot verify the baseline ran on the same machine (fingerprint missing)"
+    base_id = (baseline.get("run") or {}).get("id")
+    return (
+        f"baseline {base_id} ran on another machine (fingerprint {str(base)[:12]}… vs "
+        f"{str(cur)[:12]}…): machine-dependent metrics are not comparable"
+    )
+
+
+def _samples(cell: dict[str, Any], batch: str) -> list[float] | None:
+    lat = ((cell.get("details") or {}).get("latency") or {}).get(batch) or {}
+    samples = lat.get("samples_ms")
+    return samples if isinstance(samples, list) and len(samples) >= MIN_SAMPLES else None
+
+
+def _relative_bound(gate: Gate, base: float) -> tuple[str, float]:
+    if gate.max_regression is not None:
+        factor = 1 + gate.max_regression if gate.better == "lower" else 1 - gate.max_regression
+        bound = base * factor
+    else:
+        drop = float(gate.max_drop or 0.0)
+        bound = base + drop if gate.better == "lower" else base - drop
+    return ("<=" if gate.better == "lower" else ">="), bound
+
+
+def _check_relative(
+    idx: int, gate: Gate, cell: dict[str, Any], value: float, bcell: dict[str, Any] | None
+) -> GateOutcome:
+    cid, metric = cell["id"], gate.metric
+    out = GateOutcome(idx, gate, "pass", cid, metric, "", value=value)
+    if bcell is None:
+        out.status, out.message = "skip", f"no cell {cid} in the baseline run"
+        return out
+    if bcell.get("status") != "ok":
+        out.status, out.message = "skip", f"baseline cell {cid} is {bcell.get('status')}"
+        return out
+    base = _num((bcell.get("metrics") or {}).get(metric))
+    if base is None:
+        out.status, out.message = "skip", f"baseline cell {cid} has no value for {metric}"
+        return out
+    out.baseline = base
+    out.op, out.bound = _relative_bound(gate, base)
+    src = sample_source(metric) if gate.max_regression is not None else None
+    cur_s = _samples(cell, src[0]) if src else None
+    base_s = _samples(bcell, src[0]) if src else None
+    if src and cur_s and base_s:
+        cmp: SampleComparison = compare_samples(
+            base_s,
+            cur_s,
+            float(gate.max_regression or 0.0),
+            statistic=src[1],
+            direction=gate.better,
+            alpha=gate.alpha,
+            n_boot=gate.bootstrap,
+            seed=gate.seed,
+            guard=gate.contention_guard,
+        )
+        out.stats = cmp.as_dict()
+        verdict = "regressed beyond" if cmp.regressed else "within"
+        out.status = "fail" if cmp.regressed else "pass"
+        out.message = (
+            f"{metric} = {_fmt(value)} vs baseline {_fmt(base)}: {verdict} {out.op} "
+            f"{_fmt(out.bound)} (baseline {'+' if gate.better == 'lower' else '-'}"
+            f"{gate.max_regression:.0%}); {cmp.describe()}"
+        )
+        return out
+    if src:
+        out.warnings.append(f"{cid}: no latency samples for {metric}; compared point values")
+    ok = _OPS[out.op](value, out.bound) or math.isclose(value, out.bound, rel_tol=1e-9)
+    out.status = "pass" if ok else "fail"
+    out.message = (
+        f"{metric} = {_fmt(value)} {'satisfies' if ok else 'violates'} {out.op} {_fmt(out.bound)} "
+        f"(baseline {_fmt(base)}, {gate.describe()})"
+    )
+    return out
+
+
+def _check_cell(
+    idx: int, gate: Gate, cell: dict[str, Any], bcells: dict[str, dict[str, Any]] | None
+) -> GateOutcome:
+    cid, metric = cell["id"], gate.metric
+    status = cell.get("status")
+    if status == "failed":
+        err = cell.get("error") or {}
+        why = f"{err.get('type', 'error')}: {err.get('message', '')}".strip(": ")
+        return GateOutcome(idx, gate, "fail", cid, metric, f"cell {cid} failed ({why})")
+    if status == "skipped":
+        return GateOutcome(
+            idx,
+            gate,
+            "skip",
+            cid,
+            metric,
+            f"cell {cid} skipped: {cell.get('reason') or 'no reason given'}",
+        )
+    raw = (cell.get("metrics") or {}).get(metric)
+    value = _num(raw)
+    if value is None:
+        what = "undefined (null)" if raw is None else f"not a number ({raw!r})"
+        return GateOutcome(idx, gate, "error", cid, metric, f"{metric} on {cid} is {what}")
+    if gate.relative:
+        if bcells is None:
+            return GateOutcome(
+                idx,
+                gate,
+                "skip",
+                cid,
+                metric,
+                "relative gate skipped: no baseline run",
+                value=value,
+            )
+        return _check_relative(idx, gate, cell, value, bcells.get(cid))
+    op, bound = str(gate.op), float(gate.value or 0.0)
+    ok = _OPS[op](value, bound)
+    word = "satisfies" if ok else "violates"
+    return GateOutcome(
+        idx,
+        gate,
+        "pass" if ok else "fail",
+        cid,
+        metric,
+        f"{metric} = {_fmt(value)} {word} {op} {_fmt(bound)} on {cid}",
+        value=value,
+        op=op,
+        bound=bound,
+    )
+
+
+def evaluate_gates(
+    results: dict[str, Any],
+    gates: list[Gate],
+    baseline: dict[str, Any] | None = None,
+    *,
+    on_fingerprint_mismatch: MismatchPolicy = "warn",
+) -> list[GateOutcome]:
+    """One outcome per gate × matching cell, plus an ``error`` for a gate that matched nothing.
+
+    A cell is matched when its model/device/protocol match the selectors and it reports the
+    metric (or, when failed/skipped, is of the kind that would). Failed cells fail, skipped cells
+    skip, a null metric is an error. Relative gates without a baseline skip. Relative gates on
+    machine-dependent metrics whose baseline ran on another machine warn, or fail when the
+    gate's (else the global) policy is ``fail``.
+    """
+    cells = results.get("cells") or []
+    bcells = {c["id"]: c for c in baseline.get("cells") or []} if baseline is not None else None
+    issue = _fingerprint_issue(results, baseline) if baseline is not None else None
+    outcomes: list[GateOutcome] = []
+    for idx, gate in enumerate(gates):
+        matched = [
+            c
+            for c in cells
+            if gate.matches(c.get("model", ""), c.get("device", ""), c.get("protocol", ""))
+            and _applies(c, gate.metric)
+        ]
+        if not matched:
+            outcomes.append(
+                GateOutcome(
+                    idx,
+                    gate,
+                    "error",
+                    None,
+                    gate.metric,
+                    f"no cell matching {gate.selector} reports {gate.metric}",
+                )
+            )
+            continue
+        for cell in matched:
+            out = _check_cell(idx, gate, cell, bcells)
+            compared = gate.relative and out.baseline is not None
+            if issue and compared and machine_dependent(gate.metric):
+                policy = gate.on_fingerprint_mismatch or on_fingerprint_mismatch
+                if policy == "fail":
+                    out.status = "fail"
+                    out.message = f"{issue} (on_fingerprint_mismatch: fail); {out.message}"
+                else:
+                    out.warnings.append(issue)
+            outcomes.append(out)
+    return outcomes
+
+
+def uncovered_failed_cells(results: dict[str, Any], outcomes: list[GateOutcome]) -> list[str]:
+    """Ids of failed cells that no gate outcome reported on."""
+    covered = {o.cell_id for o in outcomes}
+    return [
+        c["id"]
+        for c in results.get("cells") or []
+        if c.get("status") == "failed" and c["id"] not in covered
+    ]
+
+
+def exit_code(outcomes: list[GateOutcome]) -> int:
+    """0 when nothing failed or errored, else 1."""
+    return 1 if any(o.status in ("fail", "error") for o in outcomes) else 0

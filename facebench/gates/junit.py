@@ -1,0 +1,57 @@
+"""JUnit XML for gate outcomes: one testcase per gate × matched cell."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from facebench.gates.evaluate import GateOutcome
+
+
+def junit_tree(outcomes: list[GateOutcome], suite: str = "facebench.gates") -> ET.ElementTree:
+    """Build the XML tree (pure)."""
+    count = {s: sum(o.status == s for o in outcomes) for s in ("fail", "error", "skip")}
+    root = ET.Element("testsuites", name=suite)
+    ts = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(outcomes)),
+        failures=str(count["fail"]),
+        errors=str(count["error"]),
+        skipped=str(count["skip"]),
+        time="0",
+    )
+    for o in outcomes:
+        case = ET.SubElement(
+            ts, "testcase", classname=f"{suite}.{o.cell_id or 'run'}", name=o.label, time="0"
+        )
+        if o.status == "fail":
+            ET.SubElement(case, "failure", message=o.message, type="GateFailed").text = o.message
+        elif o.status == "error":
+            ET.SubElement(case, "error", message=o.message, type="GateError").text = o.message
+        elif o.status == "skip":
+            ET.SubElement(case, "skipped", message=o.message)
+        out = [o.message] if o.status == "pass" else []
+        out += [f"WARNING: {w}" for w in o.warnings]
+        if out:
+            ET.SubElement(case, "system-out").text = "\n".join(out)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(outcomes: list[GateOutcome], path: str | os.PathLike[str]) -> Path:
+    """Write JUnit XML atomically (temp file + ``os.replace``); return the path."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            junit_tree(outcomes).write(f, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest

@@ -1,0 +1,303 @@
+"""Gate specifications: pydantic models the suite embeds as ``gates: list[Gate]``.
+
+A gate is either **absolute** (``metric op value``) or **relative** to a baseline run
+(``max_regression`` as a fraction, or ``max_drop`` in the metric's own units). The compact string
+form is parsed into the same model; its grammar (see ``docs/ci.md``)::
+
+    gate     := target OP rhs
+    target   := [cells ":"] metric | protocol "." metric
+    cells    := model ["@" device ["@" protocol]]          (each part an exact id or a glob)
+    OP       := ">=" | "<=" | ">" | "<" | "=="
+    rhs      := number ["%"]                               absolute bound
+              | "baseline" ("+" | "-") number ["%"]        relative bound
+
+``protocol.metric`` applies when the first dotted part is not a metric family (``latency``,
+``throughput``, ``memory``): ``lfw.accuracy`` is metric ``accuracy`` on protocol ``lfw``.
+``metric <= baseline + 10%`` is ``max_regression: 0.10`` with lower-is-better;
+``metric >= baseline - 0.002`` is ``max_drop: 0.002`` with higher-is-better.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Op = Literal[">=", "<=", ">", "<", "=="]
+Direction = Literal["lower", "higher"]
+MismatchPolicy = Literal["warn", "fail"]
+
+OPS: tuple[str, ...] = (">=", "<=", "==", ">", "<")
+#: Dotted first parts that belong to a metric name, not to a protocol selector.
+METRIC_FAMILIES = frozenset({"latency", "throughput", "memory"})
+
+_LOWER_EXACT = frozenset(
+    {
+        "params",
+        "gmac",
+        "gflops",
+        "model_size_bytes",
+        "cold_start_ms",
+        "eer",
+        "fp",
+        "fn",
+        "fta_images",
+        "fta_pairs",
+        "fta_rate",
+        "accuracy_std",
+    }
+)
+_HIGHER_EXACT = frozenset(
+    {
+        "accuracy",
+        "precision",
+        "recall",
+        "specificity",
+        "f1",
+        "tp",
+        "tn",
+        "auc",
+        "gflops_per_s",
+        "pct_of_peak",
+    }
+)
+_LOWER_PREFIX = ("latency.", "memory.", "far_achieved@")
+_HIGHER_PREFIX = ("throughput.", "tar@")
+#: Metrics that depend on the machine; a baseline from another machine makes them incomparable.
+_MACHINE_PREFIX = ("latency.", "throughput.", "memory.")
+_MACHINE_EXACT = frozenset({"cold_start_ms", "gflops_per_s", "pct_of_peak"})
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_RHS_ABS = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
+_RHS_REL = re.compile(rf"^baseline\s*(?P<sign>[+-])\s*(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
+_OP = re.compile(r"(>=|<=|==|>|<)")
+_NAME = re.compile(r"^[A-Za-z0-9_.@=*?\[\]+-]+$")
+
+_EXPECTED = (
+    "expected '[cells:]metric OP number[%]' or '[cells:]metric OP baseline ± number[%]' with OP "
+    "one of >=, <=, >, <, == (e.g. 'lfw.accuracy >= 0.985', 'latency.p90_ms <= baseline + 10%')"
+)
+
+
+def infer_direction(metric: str) -> Direction | None:
+    """Which way is better for a metric name, or ``None`` when unknown."""
+    base = re.sub(r"_ci_(low|high)$", "", metric)
+    if base in _LOWER_EXACT or base.startswith(_LOWER_PREFIX):
+        return "lower"
+    if base in _HIGHER_EXACT or base.startswith(_HIGHER_PREFIX):
+        return "higher"
+    return None
+
+
+def machine_dependent(metric: str) -> bool:
+    """True for metrics whose value depends on the machine (latency, memory, throughput…)."""
+    return metric in _MACHINE_EXACT or metric.startswith(_MACHINE_PREFIX)
+
+
+class Gate(BaseModel):
+    """One pass/fail rule over a metric of every matching cell."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(min_length=1, description="flat metric name, e.g. accuracy, latency.p90_ms")
+    op: Op | None = Field(default=None, description="absolute comparison (with value)")
+    value: float | None = Field(default=None, description="absolute bound (with op)")
+    max_regression: float | None = Field(
+        default=None, ge=0, description="relative: allowed worsening as a fraction (0.10 = 10 %)"
+    )
+    max_drop: float | None = Field(
+        default=None, ge=0, description="relative: allowed worsening in the metric's own units"
+    )
+    direction: Direction | None = Field(
+        default=None, description="which way is better; inferred from the metric name if unset"
+    )
+    model: str = "*"
+    device: str = "*"
+    protocol: str = "*"
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="significance for sample tests")
+    bootstrap: int = Field(default=2000, ge=100, description="bootstrap resamples")
+    seed: int = 0
+    contention_guard: bool = Field(
+        default=True, description="also require the fastest sample to regress (load-robust)"
+    )
+    on_fingerprint_mismatch: MismatchPolicy | None = Field(
+        default=None, description="warn|fail when the baseline ran on another machine"
+    )
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return parse_gate_expr(data)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Gate:
+        kinds = [
+            k
+            for k, on in (
+                ("op/value", self.op is not None or self.value is not None),
+                ("max_regression", self.max_regression is not None),
+                ("max_drop", self.max_drop is not None),
+            )
+            if on
+        ]
+        if len(kinds) != 1:
+            found = ", ".join(kinds) if kinds else "none"
+            raise ValueError(
+                f"gate on {self.metric!r} needs exactly one of op+value, max_regression, "
+                f"max_drop (found: {found})"
+            )
+        if kinds[0] == "op/value" and (self.op is None or self.value is None):
+            raise ValueError(f"gate on {self.metric!r}: op and value must be given together")
+        if self.relative and self.direction is None and infer_direction(self.metric) is None:
+            raise ValueError(
+                f"gate on {self.metric!r}: cannot infer whether lower or higher is better; "
+                "set direction: lower|higher"
+            )
+        return self
+
+    @property
+    def relative(self) -> bool:
+        """True for a gate that compares against a baseline run."""
+        return self.max_regression is not None or self.max_drop is not None
+
+    @property
+    def better(self) -> Direction:
+        """The effective direction (explicit or inferred; absolute gates follow their op)."""
+        if self.direction is not None:
+            return self.direction
+        inferred = infer_direction(self.metric)
+        if inferred is not None:
+            return inferred
+        return "higher" if self.op in (">=", ">") else "lower"
+
+    def matches(self, model: str, device: str, protocol: str) -> bool:
+        """Whether a cell's ids match the selectors (exact id or ``fnmatch`` glob)."""
+        return all(
+            fnmatch.fnmatchcase(str(v), pat)
+            for v, pat in ((model, self.model), (device, self.device), (protocol, self.protocol))
+        )
+
+    @property
+    def selector(self) -> str:
+        """``model@device@protocol`` pattern of the cells this gate applies to."""
+        return f"{self.model}@{self.device}@{self.protocol}"
+
+    def describe(self) -> str:
+        """The gate in compact form (round-trips through :func:`parse_gate_expr`)."""
+        if self.max_regression is not None:
+            op, sign = ("<=", "+") if self.better == "lower" else (">=", "-")
+            rhs = f"baseline {sign} {_fmt(self.max_regression * 100)}%"
+        elif self.max_drop is not None:
+            op, sign = ("<=", "+") if self.better == "lower" else (">=", "-")
+            rhs = f"baseline {sign} {_fmt(self.max_drop)}"
+        else:
+            op, rhs = str(self.op), _fmt(float(self.value or 0.0))
+        if self.selector == "*@*@*":
+            target = self.metric
+        elif self.model == self.device == "*" and re.fullmatch(r"[\w-]+", self.protocol):
+            target = f"{self.protocol}.{self.metric}"
+        else:
+            target = f"{self.selector}:{self.metric}"
+        return self.name or f"{target} {op} {rhs}"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _bad(expr: str, problem: str) -> ValueError:
+    return ValueError(f"cannot parse {expr!r}: {_EXPECTED}; {problem}")
+
+
+def _split_target(target: str, expr: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if ":" in target:
+        cells, metric = target.split(":", 1)
+        parts = cells.split("@")
+        if len(parts) > 3 or not all(parts):
+            raise _bad(expr, f"cell selector {cells!r} must be model[@device[@protocol]]")
+        out.update(zip(("model", "device", "protocol")[: len(parts)], parts, strict=True))
+    else:
+        metric = target
+        head, dot, rest = target.partition(".")
+        if dot and rest and head not in METRIC_FAMILIES and not re.search(r"[@=]", head):
+            out["protocol"], metric = head, rest
+    if not metric or not _NAME.match(metric):
+        raise _bad(expr, f"bad metric name {metric!r}")
+    out["metric"] = metric
+    return out
+
+
+def parse_gate_expr(expr: str) -> dict[str, Any]:
+    """Parse the compact form into :class:`Gate` fields; ``ValueError`` says what was expected."""
+    text = expr.strip()
+    m = _OP.search(text)
+    if m is None:
+        raise _bad(expr, "no comparison operator found")
+    target, op, rhs = text[: m.start()].strip(), m.group(1), text[m.end() :].strip()
+    if not target:
+        raise _bad(expr, f"no metric before {op!r}")
+    run = re.match(r"[<>=!]+", text[m.start() :])
+    if run is not None and run.group(0) not in OPS:
+        raise _bad(expr, f"{run.group(0)!r} is not an operator")
+    out = _split_target(target, expr)
+    if a := _RHS_ABS.match(rhs):
+        value = float(a["num"]) / (100.0 if a["pct"] else 1.0)
+        return {**out, "op": op, "value": value}
+    if r := _RHS_REL.match(rhs):
+        want = {"<=": "+", ">=": "-"}.get(op)
+        if want != r["sign"]:
+            raise _bad(
+                expr,
+                "a baseline bound reads '<= baseline + X' (lower is better) "
+                "or '>= baseline - X' (higher is better)",
+            )
+        amount = float(r["num"])
+        if amount < 0:
+            raise _bad(expr, "the allowed change must be ≥ 0")
+        direction = "lower" if op == "<=" else "higher"
+        key = "max_regression" if r["pct"] else "max_drop"
+        return {**out, key: amount / (100.0 if r["pct"] else 1.0), "direction": direction}
+    raise _bad(expr, f"bad bound {rhs!r}")
+
+
+def error_lines(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Render a ``ValidationError`` as ``gates[2]: message`` lines."""
+    lines = []
+    for err in exc.errors():
+        loc = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            else:
+                loc += f".{part}" if loc else str(part)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+class GateList(BaseModel):
+    """Helper container so a bare list of gates validates with ``gates[i]`` locations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gates: list[Gate] = Field(default_factory=list)
+
+
+class GateSpecError(ValueError):
+    """Bad gate specification; ``str()`` is one ``gates[i]: …`` line per problem."""
+
+
+def parse_gates(items: list[Any], prefix: str = "gates") -> list[Gate]:
+    """Validate a list of gate dicts/strings; raise :class:`GateSpecError` with located messages."""
+    try:
+        return GateList.model_validate({"gates": list(items)}).gates
+    except ValidationError as exc:
+        lines = error_lines(exc)
+        lines = [prefix + line.removeprefix("gates") for line in lines]
+        raise GateSpecError("\n".join(lines)) from None

@@ -1,0 +1,226 @@
+"""Seeded percentile-bootstrap confidence intervals for k-fold accuracy and TAR@FAR.
+
+Each replicate resamples pairs with replacement *within strata*, so the protocol's design is kept:
+for accuracy the strata are fold x label (LFW: every fold keeps 300 genuine + 300 impostor), for
+TAR@FAR they are the two labels (N_gen and N_imp fixed). A replicate is a vector of
+per-pair multiplicities; every statistic is recomputed on it exactly as on the data (thresholds
+re-chosen per fold, ties toward the smallest candidate), vectorised over chunks of replicates
+so memory stays linear in the number of pairs. The same seed gives the same interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facebench.metrics._inputs import Pairs, as_folds, as_pairs
+
+#: Replicates per chunk are chosen so that a chunk holds about this many per-pair counts.
+CHUNK_ELEMENTS = 2_000_000
+
+
+def _strata_members(codes: np.ndarray) -> list[np.ndarray]:
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return np.split(order, bounds)
+
+
+def _weight_chunks(
+    members: list[np.ndarray], n: int, replicates: int, seed: int, stream: int
+) -> Iterator[np.ndarray]:
+    """Yield (chunk, n) int32 multiplicity matrices; each stratum keeps its size."""
+    rng = np.random.default_rng([seed, stream])
+    per_chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
+    done = 0
+    while done < replicates:
+        c = min(per_chunk, replicates - done)
+        w = np.zeros((c, n), dtype=np.int32)
+        for idx in members:
+            m = idx.size
+            draws = rng.integers(0, m, size=(c, m))
+            draws += np.arange(c)[:, None] * m
+            w[:, idx] = np.bincount(draws.ravel(), minlength=c * m).reshape(c, m)
+        done += c
+        yield w
+
+
+def _interval(stats: np.ndarray, level: float) -> tuple[float, float]:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(stats, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class _Fold:
+    train: np.ndarray  # non-FtA training pairs, ascending score
+    train_genuine: np.ndarray
+    starts: np.ndarray  # group starts of distinct training scores
+    values: np.ndarray  # distinct training scores (threshold candidates)
+    test: np.ndarray
+    test_scores: np.ndarray  # FtA -> -inf (never accepted by a finite threshold)
+    test_genuine: np.ndarray
+
+
+def _prepare_folds(pairs: Pairs, folds: np.ndarray | None) -> list[_Fold]:
+    work = np.where(pairs.fta, -np.inf, pairs.scores)
+    everything = np.ones(pairs.n, dtype=bool)
+    splits = (
+        [(everything, everything)]
+        if folds is None
+        else [(folds != k, folds == k) for k in np.unique(folds)]
+    )
+    out = []
+    for train_mask, test_mask in splits:
+        train = np.flatnonzero(train_mask & ~pairs.fta)
+        if train.size == 0:
+            raise ValueError("no threshold candidates: every training pair is a failure to acquire")
+        train = train[np.argsort(pairs.scores[train], kind="stable")]
+        s = pairs.scores[train]
+        starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+        test = np.flatnonzero(test_mask)
+        out.append(
+            _Fold(
+                train,
+                pairs.genuine[train],
+                starts,
+                s[starts],
+                test,
+                work[test],
+                pairs.genuine[test],
+            )
+        )
+    return out
+
+
+def _kfold_stats(folds: list[_Fold], w: np.ndarray) -> np.ndarray:
+    """Mean k-fold accuracy for each row of multiplicities ``w`` (replicates x pairs)."""
+    total = np.zeros(w.shape[0])
+    for f in folds:
+        wt = w[:, f.train]
+        signed = np.where(f.train_genuine, -wt, wt)  # impostor rejected: +1, genuine: -1
+        prefix = np.cumsum(signed, axis=1, dtype=np.int64)
+        gain = np.zeros((w.shape[0], f.starts.size), dtype=np.int64)
+        gain[:, 1:] = prefix[:, f.starts[1:] - 1]
+        present = np.add.reduceat(wt, f.starts, axis=1) > 0
+        gain[~present] = np.iinfo(np.int64).min
+        t = f.values[np.argmax(gain, axis=1)]  # first max = smallest candidate
+        wte = w[:, f.test]
+        correct = (f.test_scores[None, :] >= t[:, None]) == f.test_genuine[None, :]
+        total += (wte * correct).sum(axis=1) / wte.sum(axis=1)
+    return total / len(folds)
+
+
+def kfold_accuracy_replicates(
+    pairs: Pairs, folds: np.ndarray | None, replicates: int, seed: int
+) -> np.ndarray:
+    """Bootstrap distribution of the k-fold (or all-data, ``folds=None``) accuracy."""
+    prepared = _prepare_folds(pairs, folds)
+    codes = pairs.genuine.astype(np.int64)
+    if folds is not None:
+        codes = codes + 2 * np.unique(folds, return_inverse=True)[1]
+    members = _strata_members(codes)
+    return np.concatenate(
+        [_kfold_stats(prepared, w) for w in _weight_chunks(members, pairs.n, replicates, seed, 1)]
+    )
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    order: np.ndarray  # non-FtA pairs, descending score
+    genuine: np.ndarray
+    ends: np.ndarray  # last position of each distinct score
+    n_genuine: int
+    n_impostor: int
+
+
+def _prepare_ranked(pairs: Pairs) -> _Ranked:
+    valid = np.flatnonzero(~pairs.fta)
+    order = valid[np.argsort(-pairs.scores[valid], kind="stable")]
+    s = pairs.scores[order]
+    ends = np.flatnonzero(np.concatenate((s[1:] != s[:-1], [True])))
+    return _Ranked(order, pairs.genuine[order], ends, pairs.n_genuine, pairs.n_impostor)
+
+
+def _tar_stats(r: _Ranked, w: np.ndarray, targets: Sequence[float]) -> np.ndarray:
+    """TAR@FAR (replicates x targets) for each row of multiplicities ``w``."""
+    wv = w[:, r.order]
+    gen = np.where(r.genuine, wv, 0)
+    tp = np.cumsum(gen, axis=1, dtype=np.int64)[:, r.ends]
+    fp = np.cumsum(wv - gen, axis=1, dtype=np.int64)[:, r.ends]
+    far = fp / r.n_impostor
+    rows = np.arange(w.shape[0])
+    out = np.empty((w.shape[0], len(targets)))
+    for j, x in enumerate(targets):
+        k = np.count_nonzero(far <= x, axis=1)  # far is non-decreasing along each row
+        out[:, j] = np.where(k > 0, tp[rows, np.maximum(k - 1, 0)], 0) / r.n_genuine
+    return out
+
+
+def tar_at_far_replicates(
+    pairs: Pairs, far_targets: Sequence[float], replicates: int, seed: int
+) -> np.ndarray:
+    """Bootstrap distribution of TAR@FAR: array (replicates, len(far_targets))."""
+    if pairs.n_genuine == 0 or pairs.n_impostor == 0:
+        raise ValueError("TAR@FAR needs both genuine and impostor pairs")
+    ranked = _prepare_ranked(pairs)
+    members = _strata_members(pairs.genuine.astype(np.int64))
+    return np.concatenate(
+        [
+            _tar_stats(ranked, w, far_targets)
+            for w in _weight_chunks(members, pairs.n, replicates, seed, 2)
+        ]
+    )
+
+
+def _check_replicates(replicates: int) -> None:
+    if replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+
+
+def kfold_accuracy_ci(
+    pairs: Pairs, folds: np.ndarray | None, replicates: int, seed: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile CI of the k-fold accuracy for validated inputs."""
+    _check_replicates(replicates)
+    return _interval(kfold_accuracy_replicates(pairs, folds, replicates, seed), level)
+
+
+def tar_at_far_ci(
+    pairs: Pairs, far_targets: Sequence[float], replicates: int, seed: int, level: float = 0.95
+) -> dict[float, tuple[float, float]]:
+    """Percentile CI of TAR at each FAR target for validated inputs."""
+    _check_replicates(replicates)
+    stats = tar_at_far_replicates(pairs, far_targets, replicates, seed)
+    return {float(x): _interval(stats[:, j], level) for j, x in enumerate(far_targets)}
+
+
+def bootstrap_kfold_accuracy(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray | None = None,
+    fta: np.ndarray | None = None,
+    replicates: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Seeded percentile ``level`` CI (low, high) of the k-fold accuracy."""
+    pairs = as_pairs(scores, labels, fta)
+    k = None if folds is None else as_folds(folds, pairs.n)
+    return kfold_accuracy_ci(pairs, k, replicates, seed, level)
+
+
+def bootstrap_tar_at_far(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    far_targets: Sequence[float],
+    fta: np.ndarray | None = None,
+    replicates: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[float, tuple[float, float]]:
+    """Seeded percentile ``level`` CI (low, high) of TAR at each FAR target."""
+    return tar_at_far_ci(as_pairs(scores, labels, fta), far_targets, replicates, seed, level)

@@ -1,0 +1,1 @@
+"""Per-cell pipelines: verification (align → embed → score → metrics) and efficiency."""

@@ -1,0 +1,22 @@
+"""Efficiency cell: the probes of :mod:`facebench.probes.efficiency` on a model × device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facebench.pipeline.context import CellContext, engine_parts
+from facebench.plan import Cell
+
+
+def run_efficiency_cell(cell: Cell, ctx: CellContext) -> dict[str, Any]:
+    from facebench.probes.efficiency import run_efficiency
+
+    proto = cell.protocol
+    source, cfg = engine_parts(cell.model, cell.device)
+    batch_sizes = proto.batch_sizes or cell.device.batch_sizes
+    out = run_efficiency(
+        source, cfg, batch_sizes=tuple(batch_sizes), warmup=proto.warmup,
+        min_iters=proto.min_iters, min_seconds=proto.min_seconds,
+        progress=lambda done, total: ctx.progress("iterations", done, total),
+    )
+    return {"metrics": out["metrics"], "details": out["details"], "artifacts": {}}

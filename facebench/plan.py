@@ -1,0 +1,59 @@
+"""Expand a suite into cells: models × devices × protocols, filtered by each protocol."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from facebench.suite.schema import (
+    DeviceSpec,
+    EfficiencyProtocol,
+    ModelSpec,
+    Suite,
+    VerificationProtocol,
+    slug,
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work, run in its own process."""
+
+    model: ModelSpec
+    device: DeviceSpec
+    protocol: VerificationProtocol | EfficiencyProtocol
+
+    @property
+    def id(self) -> str:
+        return f"{self.model.id}@{self.device.id}@{self.protocol.id}"
+
+    @property
+    def slug(self) -> str:
+        return slug(f"{self.model.id}__{self.device.id}__{self.protocol.id}")
+
+    @property
+    def kind(self) -> str:
+        return self.protocol.kind
+
+
+def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:
+    """All cells of ``suite`` in a stable order; ``only`` keeps ids matching any glob
+    (``model@device@protocol``; a bare word matches any of the three parts)."""
+    cells = [
+        Cell(model=model, device=device, protocol=proto)
+        for proto in suite.protocols
+        for model in suite.models
+        if proto.models is None or model.id in proto.models
+        for device in suite.devices
+        if proto.devices is None or device.id in proto.devices
+    ]
+    if only:
+        cells = [c for c in cells if any(_matches(c, pattern) for pattern in only)]
+    return cells
+
+
+def _matches(cell: Cell, pattern: str) -> bool:
+    if "@" in pattern:
+        return fnmatch.fnmatchcase(cell.id, pattern)
+    parts = (cell.model.id, cell.device.id, cell.protocol.id)
+    return any(fnmatch.fnmatchcase(p, pattern) for p in parts)

@@ -1,0 +1,304 @@
+"""The efficiency cell: compute, size, cold start, latency per batch size, peak memory, rates.
+
+:func:`run_efficiency` returns ``{"metrics": {...}, "details": {...}}`` with exactly the metric
+names of docs/results.md (plus ``memory.cuda_max_allocated_bytes`` / ``..._reserved_bytes`` on
+CUDA, from shared/docs/metrics.md). Order of work:
+
+1. availability check; ONNX export of torch sources for ONNX Runtime (cached, not timed);
+2. baseline RSS, then the RSS sampler starts (and CUDA peak counters are reset);
+3. cold start = engine creation + first inference (batch = smallest batch size);
+4. per batch size: staged input, warm-up, timed loop (:func:`measure_latency`);
+5. sampler stops; compute counts (``facebench.probes.compute``, optional) run last so that
+   they do not disturb the memory numbers.
+
+``gflops_per_s`` = GFLOPs per image × B / p50 latency at the largest batch size measured
+(every batch size's rate is in ``details.rate``); ``pct_of_peak`` = 100 × that / the machine's
+peak (:func:`facebench.environment.cpu_peak_gflops` for the threads used, or the GPU's datasheet
+peak); null when the peak is unknown.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from facebench import environment
+from facebench.engines import (
+    EngineConfig,
+    EngineError,
+    EngineUnavailable,
+    ModelSource,
+    check_available,
+    create_engine,
+)
+from facebench.engines.sources import load_torch_module, model_size_bytes, onnx_source
+from facebench.probes.latency import LatencyStats, measure_cold_start, measure_latency
+from facebench.probes.memory import RssSampler, cuda_peak, cuda_reset_peak, current_rss
+
+LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "samples")
+
+
+def metric_names(batch_sizes: Sequence[int]) -> list[str]:
+    """All efficiency metric names of docs/results.md for these batch sizes."""
+    names = ["params", "gmac", "gflops", "model_size_bytes", "cold_start_ms"]
+    for b in batch_sizes:
+        names += [f"latency.b{b}.{f}" for f in LATENCY_FIELDS] + [f"throughput.b{b}"]
+    names += ["latency.p50_ms", "latency.p90_ms", "latency.p99_ms",
+              "memory.peak_rss_bytes", "memory.peak_rss_delta_bytes", "gflops_per_s", "pct_of_peak"]
+    return names
+
+
+def make_input(batch: int, input_size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A deterministic float32 batch in the models' normalized range [-1, 1]."""
+    h, w = input_size
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+
+
+def _cpu_busy_s() -> float:
+    t = psutil.cpu_times()
+    return float(sum(t)) - float(t.idle) - float(getattr(t, "iowait", 0.0))
+
+
+def _own_cpu_s() -> float:
+    t = psutil.Process().cpu_times()
+    return float(t.user + t.system)
+
+
+def _compute(source: ModelSource, run_source: ModelSource, cfg: EngineConfig) -> dict[str, Any]:
+    """Compute counts via facebench.probes.compute; ``{"skipped": why}`` when impossible."""
+    shape = (1, 3, *source.input_size)
+    try:
+        from facebench.probes import compute
+    except ImportError as exc:
+        return {"skipped": f"facebench.probes.compute not importable: {exc}"}
+    try:
+        if cfg.engine == "onnxruntime":
+            return dict(compute.count_onnx(run_source.path, shape))
+        return dict(compute.count_torch(load_torch_module(source), shape))
+    except Exception as exc:  # counters are best effort; record why
+        out: dict[str, Any] = {"skipped": f"{type(exc).__name__}: {exc}"}
+        if cfg.engine != "onnxruntime":
+            try:
+                module = load_torch_module(source)
+                out["params"] = int(sum(p.numel() for p in module.parameters()))
+                out["params_source"] = "sum of parameter numel (counter failed)"
+            except Exception:
+                pass
+        return out
+
+
+def _peak(info: dict[str, Any], cfg: EngineConfig) -> dict[str, Any] | None:
+    if cfg.device == "cuda":
+        return environment.gpu_peak_gflops(str(info.get("device_name", "")), fp16=cfg.fp16)
+    threads = info.get("threads", {}).get("intra_op") or environment.cores_used()
+    return environment.cpu_peak_gflops(cores=min(int(threads), environment.cores_used()))
+
+
+def run_efficiency(
+    source: ModelSource,
+    cfg: EngineConfig,
+    batch_sizes: Sequence[int] = (1,),
+    warmup: int = 10,
+    min_iters: int = 50,
+    min_seconds: float = 2.0,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    max_seconds: float | None = None,
+    cache_dir: Path | None = None,
+    memory_interval_s: float = 0.01,
+) -> dict[str, Any]:
+    """Measure one efficiency cell in this process (see module docstring).
+
+    ``progress(done, total)`` is called between steps (cold start, each batch size, compute),
+    never inside a timed loop. Raises :class:`EngineUnavailable` when the configuration cannot run here.
+    """
+    batch_sizes = sorted(set(int(b) for b in batch_sizes))
+    if not batch_sizes or batch_sizes[0] < 1:
+        raise ValueError("batch_sizes must be positive")
+    steps = [0, len(batch_sizes) + 2]
+
+    def say() -> None:
+        if progress is not None:
+            progress(steps[0], steps[1])
+        steps[0] += 1
+    reason = check_available(cfg, source)
+    if reason:
+        raise EngineUnavailable(reason)
+    metrics: dict[str, Any] = dict.fromkeys(metric_names(batch_sizes))
+    details: dict[str, Any] = {"engine": cfg.engine, "config": asdict(cfg)}
+    t_cell = time.monotonic()
+    load_before = environment.load_avg()
+
+    run_source = onnx_source(source, cache_dir) if cfg.engine == "onnxruntime" else source
+    cuda = cfg.device == "cuda"
+    gc.collect()
+    baseline = current_rss()
+    sampler = RssSampler(interval_s=memory_interval_s, baseline_bytes=baseline).start()
+    try:
+        if cuda and cfg.engine != "onnxruntime":
+            cuda_reset_peak()
+        say()
+        first = make_input(batch_sizes[0], source.input_size)
+        engine, cold = measure_cold_start(lambda: create_engine(run_source, cfg, cache_dir), first)
+        info = engine.info()
+        cpu0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.monotonic()
+        stats: dict[int, LatencyStats] = {}
+        per_batch_cuda: dict[str, Any] = {}
+        for b in batch_sizes:
+            say()
+            fn, sync = engine.runner(make_input(b, source.input_size, seed=b))
+            gc.collect()
+            if cuda and cfg.engine != "onnxruntime":
+                import torch
+
+                fn()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            stats[b] = measure_latency(
+                fn, warmup=warmup, min_iters=min_iters, min_seconds=min_seconds,
+                max_seconds=max_seconds, sync=sync, batch=b,
+                cuda_events=cuda and cfg.engine != "onnxruntime",
+            )
+            if cuda and cfg.engine != "onnxruntime":
+                per_batch_cuda[str(b)] = cuda_peak()
+        wall = time.monotonic() - wall0
+        other_cpu = (_cpu_busy_s() - cpu0) - (_own_cpu_s() - own0)
+        cuda_total = cuda_peak() if cuda and cfg.engine != "onnxruntime" else None
+    finally:
+        mem = sampler.stop() if sampler._proc is not None else None
+
+    say()
+    comp = _compute(source, run_source, cfg)
+    for key in ("params", "gmac", "gflops"):
+        metrics[key] = comp.get(key)
+    metrics["model_size_bytes"] = model_size_bytes(run_source)
+    metrics["cold_start_ms"] = cold.total_ms
+    for st in stats.values():
+        metrics.update(st.metrics())
+    if 1 in stats:
+        for q in ("p50_ms", "p90_ms", "p99_ms"):
+            metrics[f"latency.{q}"] = getattr(stats[1], q)
+    if mem is not None:
+        metrics["memory.peak_rss_bytes"] = mem.peak_rss_bytes
+        metrics["memory.peak_rss_delta_bytes"] = mem.peak_rss_delta_bytes
+    if cuda_total is not None:
+        metrics["memory.cuda_max_allocated_bytes"] = cuda_total["max_allocated_bytes"]
+        metrics["memory.cuda_max_reserved_bytes"] = cuda_total["max_reserved_bytes"]
+
+    gflops = comp.get("gflops")
+    rate = {str(b): (gflops * b / (st.p50_ms / 1e3) if gflops else None)
+            for b, st in stats.items()}
+    peak = _peak(info, cfg)
+    top = rate[str(batch_sizes[-1])]
+    metrics["gflops_per_s"] = top
+    if top is not None and peak:
+        metrics["pct_of_peak"] = 100.0 * top / peak["gflops"]
+
+    load_after = environment.load_avg()
+    threads_used = int(info.get("threads", {}).get("intra_op") or 1)
+    details.update({
+        "threads": {"intra_op": info.get("threads", {}).get("intra_op"),
+                    "inter_op": info.get("threads", {}).get("inter_op")},
+        "engine_info": info,
+        "source": {**{k: (str(v) if isinstance(v, Path) else v)
+                      for k, v in asdict(source).items()},
+                   "run_path": str(run_source.path) if run_source.path else None},
+        "latency": {str(b): {"samples_ms": st.samples_ms, "wall_s": st.wall_s,
+                             "warmup": st.warmup, "timer": st.timer, "capped": st.capped,
+                             "max_ms": st.max_ms}
+                    for b, st in stats.items()},
+        "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
+                               "min_iters": min_iters, "min_seconds": min_seconds,
+                               "max_seconds": max_seconds, "warmup": warmup},
+        "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
+                       "batch": batch_sizes[0], "in_process": True},
+        "memory": {**(mem.as_dict() if mem else {}),
+                   "cuda": {"total": cuda_total, "per_batch": per_batch_cuda} if cuda_total else
+                   ("not measured: ONNX Runtime allocates outside torch's allocator"
+                    if cuda else None)},
+        "compute": comp,
+        "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1],
+                 "latency": "p50", "peak": peak},
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "other_cpu_frac": round(other_cpu / max(1e-9, wall * (os.cpu_count() or 1)), 4),
+        "busy": environment.is_busy(load_before, load_after, environment.cores_used(),
+                                    own_threads=threads_used,
+                                    duration_s=time.monotonic() - t_cell),
+        "duration_s": time.monotonic() - t_cell,
+    })
+    say()
+    return {"metrics": metrics, "details": details}
+
+
+# -- isolation: one fresh process per cell ---------------------------------------------------
+def run_efficiency_isolated(
+    source: ModelSource, cfg: EngineConfig, timeout_s: float | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`run_efficiency` in a fresh Python process (``python -m facebench.probes.efficiency``):
+    a clean RSS baseline, a true cold start, and torch inter-op threads that can still be set.
+    ``kwargs`` must be JSON-serializable (``progress`` is not forwarded)."""
+    kwargs.pop("progress", None)
+    spec = {
+        "source": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(source).items()},
+        "cfg": asdict(cfg),
+        "kwargs": {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()},
+    }
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+    with tempfile.TemporaryDirectory(prefix="facebench-eff-") as tmp:
+        out = Path(tmp) / "result.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "facebench.probes.efficiency", str(out)],
+            input=json.dumps(spec), text=True, capture_output=True, env=env, timeout=timeout_s,
+        )
+        if not out.is_file():
+            raise EngineError(f"isolated efficiency run failed (rc {proc.returncode}): "
+                              f"{proc.stderr[-2000:]}")
+        result = json.loads(out.read_text())
+    if "unavailable" in result:
+        raise EngineUnavailable(result["unavailable"])
+    if "error" in result:
+        raise EngineError(result["error"])
+    return result
+
+
+def _child(out_path: str) -> None:
+    spec = json.loads(sys.stdin.read())
+    src = spec["source"]
+    source = ModelSource(
+        kind=src["kind"], path=Path(src["path"]) if src["path"] else None, arch=src["arch"],
+        embedding_size=src["embedding_size"],
+        weights=Path(src["weights"]) if src["weights"] else None,
+        input_size=tuple(src["input_size"]),
+    )
+    cfg = EngineConfig(**{**spec["cfg"], "providers": tuple(spec["cfg"]["providers"])})
+    kwargs = spec["kwargs"]
+    if kwargs.get("cache_dir"):
+        kwargs["cache_dir"] = Path(kwargs["cache_dir"])
+    try:
+        result = run_efficiency(source, cfg, **kwargs)
+    except EngineUnavailable as exc:
+        result = {"unavailable": exc.reason}
+    except Exception as exc:
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    tmp = out_path + ".tmp"
+    Path(tmp).write_text(json.dumps(result))
+    os.replace(tmp, out_path)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

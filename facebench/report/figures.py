@@ -1,0 +1,384 @@
+"""Report figures as deterministic SVG text (matplotlib, Agg-free SVG backend, no pyplot).
+
+Byte-for-byte reproducible: fixed ``svg.hashsalt``, no date metadata, matplotlib's default style
+(whatever the user's matplotlibrc says), text drawn as paths (no font needed to view), and
+``text.parse_math`` off so a ``$`` in a model id is just a dollar sign. Each builder returns
+a :class:`Figure` whose ``svg`` is None with a ``note`` when its data is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+import matplotlib.style
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import FuncFormatter
+
+from facebench.report.fmt import number
+from facebench.report.summary import PARETO_LATENCY, ok_cells, pareto_points, protocols
+
+RC = {
+    "svg.hashsalt": "facebench-report",
+    "svg.fonttype": "path",
+    "text.parse_math": False,
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 8,
+    "legend.framealpha": 0.85,
+}
+PALETTE = matplotlib.colormaps["tab10"].colors
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``name`` is the file stem under ``figures/``; ``svg`` None means skipped."""
+
+    name: str
+    title: str
+    caption: str
+    svg: str | None = None
+    note: str | None = None
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.style.context("default"), matplotlib.rc_context(RC):
+        yield
+
+
+def _svg(fig: MplFigure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:60] or "_"
+
+
+def _label(cell: dict[str, Any]) -> str:
+    return f"{cell.get('model')} · {cell.get('device')}"
+
+
+def _colors(results: dict[str, Any]) -> dict[str, tuple[float, ...]]:
+    models = sorted({str(c.get("model")) for c in results.get("cells") or []})
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+
+
+def _floats(values: Any) -> np.ndarray:
+    arr = np.array([np.nan if number(v) is None else float(v) for v in values or []], dtype=float)
+    return arr
+
+
+def _roc(cell: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    roc = (cell.get("details") or {}).get("roc") or {}
+    far, tar = _floats(roc.get("far")), _floats(roc.get("tar"))
+    if far.size < 2 or far.size != tar.size:
+        return None
+    keep = np.isfinite(far) & np.isfinite(tar)
+    return far[keep], tar[keep]
+
+
+def _n_impostor(cells: list[dict[str, Any]]) -> int | None:
+    for c in cells:
+        m = c.get("metrics") or {}
+        fp, tn = number(m.get("fp")), number(m.get("tn"))
+        if fp is not None and tn is not None:
+            return int(fp + tn)
+    return None
+
+
+def roc_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    title = f"ROC — {protocol}"
+    caption = ("True accept rate vs false accept rate (log scale); markers: TAR at each FAR "
+               "target (hollow = unsupported by the data, N_imp × FAR < 10).")
+    cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+    curves = [(c, r) for c in cells if (r := _roc(c)) is not None]
+    if not curves:
+        return Figure(name, title, caption, note="no cell has details.roc")
+    colors = _colors(results)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        lows = []
+        for cell, (far, tar) in curves:
+            pos = far > 0
+            if not pos.any():
+                continue
+            lows.append(far[pos].min())
+            color = colors[str(cell.get("model"))]
+            ax.plot(far[pos], tar[pos], color=color, lw=1.5, label=_label(cell))
+            for row in (cell.get("details") or {}).get("tar_at_far") or []:
+                fa, t = number(row.get("far_achieved")), number(row.get("tar"))
+                if fa and t is not None:
+                    ax.plot([max(fa, far[pos].min())], [t], "o", color=color, ms=5,
+                            mfc=color if row.get("supported") else "white")
+        n_imp = _n_impostor(cells)
+        ax.set_xscale("log")
+        low = min(lows) if lows else 1e-4
+        ax.set_xlim(low / 1.5, 1.0)
+        if n_imp:
+            ax.axvspan(low / 1.5, min(10 / n_imp, 1.0), color="0.5", alpha=0.12, lw=0,
+                       label=f"FAR < 10/N_imp (N_imp = {n_imp:,})")
+        ax.set_xlabel("FAR (false accept rate)")
+        ax.set_ylabel("TAR (true accept rate)")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def _probit_axis(ax: Any, axis: str, lo: float, hi: float) -> None:
+    from scipy.special import ndtr, ndtri
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return ndtri(np.clip(x, 1e-9, 1 - 1e-9))
+
+    getattr(ax, f"set_{axis}scale")("function", functions=(forward, ndtr))
+    ticks = [t for t in (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8, 0.95) if lo <= t <= hi]
+    getattr(ax, f"set_{axis}lim")(lo, hi)
+    getattr(ax, f"set_{axis}ticks")(ticks)
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:g} %"))
+
+
+def det_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    title = f"DET — {protocol}"
+    caption = "False non-match rate vs false match rate on probit (normal-deviate) axes."
+    cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+    curves = []
+    for c in cells:
+        r = _roc(c)
+        if r is None:
+            continue
+        fmr, fnmr = r[0], 1 - r[1]
+        keep = (fmr > 0) & (fmr < 1) & (fnmr > 0) & (fnmr < 1)
+        if keep.sum() >= 2:
+            curves.append((c, fmr[keep], fnmr[keep]))
+    if not curves:
+        return Figure(name, title, caption, note="no cell has a ROC with rates inside (0, 1)")
+    colors = _colors(results)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        for cell, fmr, fnmr in curves:
+            ax.plot(fmr, fnmr, color=colors[str(cell.get("model"))], lw=1.5, label=_label(cell))
+        x_lo = max(min(float(f.min()) for _, f, _ in curves) / 1.5, 1e-5)
+        y_lo = max(min(float(f.min()) for _, _, f in curves) / 1.5, 1e-5)
+        _probit_axis(ax, "x", x_lo, 0.5)
+        _probit_axis(ax, "y", y_lo, 0.5)
+        ax.set_xlabel("FMR (false match rate)")
+        ax.set_ylabel("FNMR (false non-match rate)")
+        ax.set_title(title)
+        ax.legend(loc="upper right")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def _hist(spec: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``{"edges": [n+1], "counts": [n]}`` (aliases ``bin_edges``/``bins``, ``hist``)."""
+    if not isinstance(spec, dict):
+        return None
+    edges = _floats(spec.get("edges") or spec.get("bin_edges") or spec.get("bins"))
+    counts = _floats(spec.get("counts") or spec.get("hist"))
+    if counts.size == 0 or edges.size != counts.size + 1 or not np.isfinite(edges).all():
+        return None
+    counts = np.nan_to_num(counts)
+    total = float((counts * np.diff(edges)).sum())
+    return edges, counts / total if total > 0 else counts
+
+
+def cv_threshold(cell: dict[str, Any]) -> float | None:
+    """The median of the per-fold CV thresholds (the accuracy operating point)."""
+    values = [number(f.get("threshold")) for f in (cell.get("details") or {}).get("folds") or []]
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def scores_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    title = f"Score distributions — {protocol}"
+    caption = ("Cosine scores of genuine and impostor pairs (density); solid line: median of the "
+               "per-fold CV thresholds; dashed: EER threshold.")
+    cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+    panels = []
+    for c in cells:
+        sh = (c.get("details") or {}).get("score_hist") or {}
+        g, i = _hist(sh.get("genuine")), _hist(sh.get("impostor"))
+        if g is not None and i is not None:
+            panels.append((c, g, i))
+    if not panels:
+        return Figure(name, title, caption, note="no cell has details.score_hist")
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    with _style():
+        fig = MplFigure(figsize=(3.4 * ncols + 0.4, 2.4 * nrows + 0.5), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax, (cell, g, i) in zip(axes.flat, panels, strict=False):
+            ax.stairs(i[1], i[0], fill=True, alpha=0.45, color="tab:red", label="impostor")
+            ax.stairs(g[1], g[0], fill=True, alpha=0.45, color="tab:blue", label="genuine")
+            t = cv_threshold(cell)
+            if t is not None:
+                ax.axvline(t, color="k", lw=1.2, label=f"CV threshold {t:.3f}")
+            te = number((cell.get("metrics") or {}).get("eer_threshold"))
+            if te is not None:
+                ax.axvline(te, color="k", lw=1, ls="--", label=f"EER threshold {te:.3f}")
+            ax.set_title(_label(cell), fontsize=9)
+            ax.set_xlabel("cosine score")
+            ax.legend(loc="upper left", fontsize=7)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        fig.suptitle(title)
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    title = f"Accuracy vs latency — {protocol}"
+    caption = (f"10-fold accuracy against batch-1 median latency ({PARETO_LATENCY}); filled "
+               "points joined by the line are the Pareto front (no other model is both at least "
+               "as accurate and at least as fast).")
+    points = pareto_points(results, protocol)
+    if not points:
+        return Figure(name, title, caption,
+                      note="no model has both an accuracy here and a latency measurement")
+    colors = _colors(results)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        front = sorted((p for p in points if p.on_front), key=lambda p: p.latency_ms)
+        ax.step([p.latency_ms for p in front], [p.accuracy * 100 for p in front], where="post",
+                color="0.3", lw=1, ls="--", label="Pareto front")
+        for p in points:
+            color = colors.get(p.model, "0.4")
+            ax.plot([p.latency_ms], [p.accuracy * 100], "o", ms=8, color=color,
+                    mfc=color if p.on_front else "white", mew=1.5)
+            ax.annotate(p.label, (p.latency_ms, p.accuracy * 100), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        lat = [p.latency_ms for p in points]
+        if min(lat) > 0 and max(lat) / min(lat) > 10:
+            ax.set_xscale("log")
+        ax.margins(0.2)
+        ax.set_xlabel("latency p50, batch 1 (ms)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def _latency_batch(cells: list[dict[str, Any]]) -> str | None:
+    batches = {b for c in cells for b in ((c.get("details") or {}).get("latency") or {})}
+    if not batches:
+        return None
+    return "1" if "1" in batches else min(batches, key=lambda b: (not b.isdigit(), b.zfill(9)))
+
+
+def latency_figure(results: dict[str, Any], name: str) -> Figure:
+    cells = ok_cells(results, "efficiency")
+    batch = _latency_batch(cells)
+    title = f"Latency distribution, batch {batch or '?'}"
+    caption = ("Per-call latency samples per model × engine (box: quartiles, whiskers: 1.5 IQR, "
+               "points: outliers).")
+    rows = []
+    for c in cells:
+        lat = ((c.get("details") or {}).get("latency") or {}).get(batch or "") or {}
+        xs = _floats(lat.get("samples_ms"))
+        xs = xs[np.isfinite(xs)]
+        if xs.size:
+            rows.append((c, xs))
+    if not rows:
+        return Figure(name, title, caption, note="no efficiency cell has details.latency samples")
+    rows.sort(key=lambda r: float(np.median(r[1])), reverse=True)
+    colors = _colors(results)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 0.9 + 0.45 * len(rows)))
+        ax = fig.add_subplot()
+        bp = ax.boxplot([xs for _, xs in rows], orientation="horizontal", patch_artist=True,
+                        widths=0.6, flierprops={"markersize": 3, "alpha": 0.5})
+        for patch, (cell, _) in zip(bp["boxes"], rows, strict=True):
+            patch.set_facecolor(colors[str(cell.get("model"))])
+            patch.set_alpha(0.6)
+        ax.set_yticks(range(1, len(rows) + 1), [_label(c) for c, _ in rows])
+        allx = np.concatenate([xs for _, xs in rows])
+        if allx.min() > 0 and allx.max() / allx.min() > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel("latency (ms)")
+        ax.set_title(title)
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+HISTORY_METRICS = [("verification", "accuracy", "accuracy (%)", 100.0),
+                   ("efficiency", "latency.p50_ms", "latency p50, batch 1 (ms)", 1.0)]
+
+
+def history_figure(entries: list[dict[str, Any]], kinds: dict[str, str], name: str) -> Figure:
+    """Trend of accuracy and batch-1 p50 latency per cell across runs (oldest first)."""
+    title = "Trend across runs"
+    caption = "Accuracy and batch-1 median latency of each cell in each run (oldest left)."
+    if len(entries) < 2:
+        return Figure(name, title, caption, note="history has fewer than two runs")
+    panels = []
+    for kind, metric, ylabel, scale in HISTORY_METRICS:
+        series: dict[str, list[float]] = {}
+        for i, e in enumerate(entries):
+            for cid, m in (e.get("metrics") or {}).items():
+                v = number((m or {}).get(metric))
+                if kinds.get(cid, kind) == kind and v is not None:
+                    series.setdefault(cid, [np.nan] * len(entries))[i] = v * scale
+        if series:
+            panels.append((ylabel, series))
+    if not panels:
+        return Figure(name, title, caption, note="history entries carry no accuracy or latency")
+    ticks = [f"{str(e.get('run_id') or '?')[:16]}\n{str(e.get('commit') or '')[:8]}"
+             for e in entries]
+    with _style():
+        fig = MplFigure(figsize=(6.4, 2.6 * len(panels) + 0.6), layout="constrained")
+        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+        for ax, (ylabel, series) in zip(axes, panels, strict=True):
+            for j, (cid, ys) in enumerate(sorted(series.items())):
+                ax.plot(range(len(entries)), ys, "o-", ms=4, color=PALETTE[j % len(PALETTE)],
+                        label=cid)
+            ax.set_ylabel(ylabel)
+            ax.set_xticks(range(len(entries)), ticks, fontsize=7)
+            ax.legend(fontsize=7, loc="best")
+        fig.suptitle(title)
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+Builder = Callable[[dict[str, Any], str, str], Figure]
+PER_PROTOCOL: list[tuple[str, Builder]] = [
+    ("roc", roc_figure), ("det", det_figure), ("scores", scores_figure),
+    ("accuracy-latency", pareto_figure),
+]
+
+
+def render_figures(results: dict[str, Any], history: list[dict[str, Any]] | None = None
+                   ) -> list[Figure]:
+    """Every figure of the report, in report order, with unique file-safe names."""
+    figures: list[Figure] = []
+    used: set[str] = set()
+
+    def unique(stem: str) -> str:
+        name, n = stem, 2
+        while name in used:
+            name, n = f"{stem}-{n}", n + 1
+        used.add(name)
+        return name
+
+    for protocol, kind in protocols(results):
+        if kind != "verification":
+            continue
+        for prefix, builder in PER_PROTOCOL:
+            figures.append(builder(results, protocol, unique(f"{prefix}-{_slug(protocol)}")))
+    if ok_cells(results, "efficiency"):
+        figures.append(latency_figure(results, unique("latency")))
+    if history is not None:
+        kinds = {str(c.get("id")): str(c.get("kind")) for c in results.get("cells") or []}
+        figures.append(history_figure(history, kinds, unique("history")))
+    return figures

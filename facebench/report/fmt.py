@@ -1,0 +1,126 @@
+"""Formatting of metric values for humans, and escaping of user text for Markdown.
+
+Every formatter returns ``"n/a"`` for an undefined value (``None``, NaN, ±inf): the contract says
+null means 0/0, which must never read as 0.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from typing import Any
+
+from markupsafe import Markup
+
+NA = "n/a"
+
+_PERCENT = re.compile(
+    r"^(accuracy|accuracy_std|precision|recall|specificity|f1|eer|fta_rate|tar@far=[^_]+"
+    r"|far_achieved@far=[^_]+)(_ci_low|_ci_high)?$"
+)
+_COUNT = re.compile(r"^(tp|fp|tn|fn|pairs|images|fta_images|fta_pairs|params|latency\..*\.samples)$")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is undefined or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def pct(value: Any, digits: int = 2) -> str:
+    """A fraction in [0, 1] as a percentage without the sign: ``0.9853 -> "98.53"``."""
+    v = number(value)
+    return NA if v is None else f"{v * 100:.{digits}f}"
+
+
+def fixed(value: Any, digits: int = 2) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:,.{digits}f}"
+
+
+def count(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{round(v):,}"
+
+
+def sig(value: Any, digits: int = 3) -> str:
+    """``digits`` significant digits, no exponent for everyday magnitudes."""
+    v = number(value)
+    if v is None:
+        return NA
+    if v == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    return f"{v:,.{decimals}f}"
+
+
+def ms(value: Any) -> str:
+    """Milliseconds with precision that suits the magnitude."""
+    v = number(value)
+    if v is None:
+        return NA
+    return f"{v:,.3f}" if abs(v) < 1 else f"{v:,.2f}" if abs(v) < 100 else f"{v:,.1f}"
+
+
+def mega(value: Any, digits: int = 2) -> str:
+    """Bytes or counts in millions (MB = 10⁶ bytes, M params)."""
+    v = number(value)
+    return NA if v is None else f"{v / 1e6:,.{digits}f}"
+
+
+def far_text(value: Any) -> str:
+    """A FAR as a short percentage, e.g. ``0.000967 -> "0.097 %"``."""
+    v = number(value)
+    return NA if v is None else f"{sig(v * 100, 2)} %"
+
+
+def metric(name: str, value: Any) -> str:
+    """Any contract metric with its natural unit (used in delta and history tables)."""
+    if number(value) is None:
+        return NA
+    if _PERCENT.match(name):
+        return f"{pct(value)} %"
+    if _COUNT.match(name):
+        return count(value)
+    if name.endswith("_ms"):
+        return f"{ms(value)} ms"
+    if name.endswith("_bytes"):
+        return f"{mega(value)} MB"
+    if name.startswith("throughput."):
+        return f"{fixed(value, 1)} img/s"
+    if name == "pct_of_peak":
+        return f"{fixed(value, 1)} %"
+    if name in ("auc",) or "threshold" in name:
+        return fixed(value, 4)
+    return sig(value, 4)
+
+
+def delta(name: str, diff: float | None, rel: float | None) -> str:
+    """A signed change: percentage points for fraction metrics, else relative %."""
+    if diff is None:
+        return NA
+    if diff == 0:
+        return "±0"
+    sign = "+" if diff > 0 else "−"
+    if _PERCENT.match(name):
+        return f"{sign}{abs(diff) * 100:.2f} pp"
+    if rel is not None:
+        return f"{sign}{abs(rel) * 100:.1f} %"
+    return f"{sign}{sig(abs(diff), 3)}"
+
+
+def md(text: Any) -> Markup:
+    """Escape user text for GitHub-flavoured Markdown: HTML-escape ``& < >``, then
+    backslash-escape the characters that start emphasis, code, links, strikethrough or table
+    cells; newlines become spaces (a table row is one line). User text never starts a line, so
+    line-start markers (``#``, ``-``, ``>``) need no escape."""
+    if isinstance(text, Markup):
+        return text
+    s = html.escape(str(text), quote=False)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return Markup(" ".join(s.splitlines()))
+

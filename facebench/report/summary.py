@@ -1,0 +1,207 @@
+"""What a reviewer asks first: which model is best on each metric, which models are worth
+shipping on accuracy vs latency (the Pareto front), and whether the machine was busy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from facebench.report.fmt import number
+
+#: A machine counts as busy when its 1-minute load before the run exceeds this share of its
+#: logical cores, or after the run exceeds all of them (the run itself adds up to its threads).
+BUSY_LOAD_BEFORE = 0.5
+BUSY_LOAD_AFTER = 1.0
+
+#: Latency used for the Pareto front: batch-1 median.
+PARETO_LATENCY = "latency.p50_ms"
+
+VERIFICATION_BEST = [
+    ("accuracy", "accuracy", 1),
+    ("precision", "precision", 1),
+    ("recall", "recall", 1),
+    ("specificity", "specificity", 1),
+    ("f1", "F1", 1),
+    ("auc", "AUC", 1),
+    ("eer", "EER", -1),
+    ("fta_rate", "FtA rate", -1),
+]
+EFFICIENCY_BEST = [
+    ("latency.p50_ms", "latency p50 (batch 1)", -1),
+    ("latency.p99_ms", "latency p99 (batch 1)", -1),
+    ("throughput.max", "throughput (best batch)", 1),
+    ("cold_start_ms", "cold start", -1),
+    ("params", "parameters", -1),
+    ("gflops", "GFLOPs", -1),
+    ("memory.peak_rss_bytes", "peak memory", -1),
+]
+
+
+@dataclass(frozen=True)
+class Best:
+    """The winner(s) of one metric in one protocol; several on an exact tie."""
+
+    metric: str
+    label: str
+    cells: list[dict[str, Any]]
+    value: float
+
+
+@dataclass
+class ParetoPoint:
+    """A model on one device: accuracy (from a verification cell) and latency (efficiency)."""
+
+    label: str
+    model: str
+    device: str
+    accuracy: float
+    latency_ms: float
+    dominated_by: list[str] = field(default_factory=list)
+
+    @property
+    def on_front(self) -> bool:
+        return not self.dominated_by
+
+
+def ok_cells(results: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    return [c for c in results.get("cells") or []
+            if c.get("status") == "ok" and (kind is None or c.get("kind") == kind)]
+
+
+def protocols(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(protocol, kind) in first-seen order over all cells."""
+    seen: dict[str, str] = {}
+    for c in results.get("cells") or []:
+        seen.setdefault(str(c.get("protocol")), str(c.get("kind")))
+    return list(seen.items())
+
+
+def tar_targets(cells: list[dict[str, Any]]) -> list[str]:
+    """FAR keys (``"1e-3"``) present in any cell, loosest first."""
+    keys = {k.split("=", 1)[1] for c in cells for k in (c.get("metrics") or {})
+            if k.startswith("tar@far=") and not k.endswith(("_ci_low", "_ci_high"))}
+    return sorted(keys, key=lambda k: -float(k))
+
+
+def tar_supported(cell: dict[str, Any], key: str) -> bool | None:
+    """``supported`` of the details.tar_at_far entry for FAR ``key`` (None when absent)."""
+    for row in (cell.get("details") or {}).get("tar_at_far") or []:
+        if number(row.get("far")) == float(key):
+            return bool(row.get("supported"))
+    return None
+
+
+def metric_value(cell: dict[str, Any], name: str) -> float | None:
+    m = cell.get("metrics") or {}
+    if name == "throughput.max":
+        values = [number(v) for k, v in m.items() if k.startswith("throughput.b")]
+        values = [v for v in values if v is not None]
+        return max(values) if values else None
+    return number(m.get(name))
+
+
+def best(cells: list[dict[str, Any]], metric: str, label: str, sign: int) -> Best | None:
+    """The cell(s) with the best defined value of ``metric``; None when no cell has one."""
+    scored = [(v, c) for c in cells if (v := metric_value(c, metric)) is not None]
+    if not scored:
+        return None
+    top = max(sign * v for v, _ in scored)
+    winners = [c for v, c in scored if sign * v == top]
+    return Best(metric, label, winners, sign * top)
+
+
+def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
+    """Winners of each headline metric among the ok cells of ``protocol``."""
+    cells = [c for c in ok_cells(results) if c.get("protocol") == protocol]
+    if not cells:
+        return []
+    if cells[0].get("kind") == "verification":
+        tars = [(f"tar@far={k}", f"TAR @ FAR = {k}", 1) for k in tar_targets(cells)]
+        specs = VERIFICATION_BEST[:5] + tars + VERIFICATION_BEST[5:]
+        cells_for = {
+            m: [c for c in cells if not m.startswith("tar@") or tar_supported(c, m[8:]) is not False]
+            for m, _, _ in specs
+        }
+    else:
+        specs = EFFICIENCY_BEST
+        cells_for = {m: cells for m, _, _ in specs}
+    out = []
+    for metric, label, sign in specs:
+        b = best(cells_for[metric], metric, label, sign)
+        if b is not None:
+            out.append(b)
+    return out
+
+
+def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
+    """Join ``protocol``'s verification cells with efficiency cells by model (same device
+    preferred), and mark each point's dominators (at least as accurate and as fast, better in
+    one)."""
+    ver = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+    eff = ok_cells(results, "efficiency")
+    points: list[ParetoPoint] = []
+    seen: set[tuple[str, str]] = set()
+    for e in eff:
+        key = (str(e.get("model")), str(e.get("device")))
+        latency = number((e.get("metrics") or {}).get(PARETO_LATENCY))
+        same = [v for v in ver if v.get("model") == key[0]]
+        same.sort(key=lambda v: v.get("device") != key[1])
+        acc = number((same[0].get("metrics") or {}).get("accuracy")) if same else None
+        if key in seen or latency is None or acc is None:
+            continue
+        seen.add(key)
+        points.append(ParetoPoint(f"{key[0]}@{key[1]}", key[0], key[1], acc, latency))
+    for p in points:
+        p.dominated_by = [
+            q.label for q in points
+            if q is not p and q.accuracy >= p.accuracy and q.latency_ms <= p.latency_ms
+            and (q.accuracy > p.accuracy or q.latency_ms < p.latency_ms)
+        ]
+    return points
+
+
+def busy_warning(environment: dict[str, Any]) -> str | None:
+    """A sentence when the machine was busy during the run (explicit flag or high load)."""
+    env = environment or {}
+    cores = number(env.get("logical_cores")) or 1
+    before = [number(x) for x in env.get("load_avg_before") or []]
+    after = [number(x) for x in env.get("load_avg_after") or []]
+    reasons = []
+    if env.get("busy"):
+        reasons.append("the runner flagged the machine as busy")
+    if before and before[0] is not None and before[0] > BUSY_LOAD_BEFORE * cores:
+        reasons.append(f"1-minute load before the run was {before[0]:.2f} on {cores:g} cores")
+    if after and after[0] is not None and after[0] > BUSY_LOAD_AFTER * cores:
+        reasons.append(f"1-minute load after the run was {after[0]:.2f} on {cores:g} cores")
+    if not reasons:
+        return None
+    return ("The machine was busy during this run (" + "; ".join(reasons) + "): latency, "
+            "throughput and memory numbers may be inflated and are not comparable with quiet runs.")
+
+
+def history_entry(results: dict[str, Any]) -> dict[str, Any]:
+    """A run reduced to a history point: ``{run_id, started, commit, metrics: {cell_id: {...}}}``."""
+    run = results.get("run") or {}
+    return {
+        "run_id": run.get("id"),
+        "started": run.get("started"),
+        "commit": (run.get("git") or {}).get("commit"),
+        "metrics": {str(c.get("id")): dict(c.get("metrics") or {}) for c in ok_cells(results)},
+    }
+
+
+def history_series(history: list[dict[str, Any]], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """History points oldest first, ending with the current run.
+
+    An entry is either a point as made by :func:`history_entry` (``git_commit`` is accepted for
+    ``commit``) or a whole ``results.json`` dict.
+    """
+    points = []
+    for e in history:
+        p = history_entry(e) if "cells" in e else dict(e)
+        p.setdefault("commit", p.get("git_commit"))
+        points.append(p)
+    now = history_entry(current)
+    if now["run_id"] is None or all(p.get("run_id") != now["run_id"] for p in points):
+        points.append(now)
+    return sorted(points, key=lambda p: str(p.get("started") or ""))

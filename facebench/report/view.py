@@ -1,0 +1,403 @@
+"""The report's view model: plain data (strings, tables) that both templates render.
+
+All numbers are formatted here, once, so the HTML and the Markdown say the same thing. Strings
+stay raw (unescaped): each template escapes for its own format.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from facebench.report import fmt
+from facebench.report.compare import Comparison, Delta, compare
+from facebench.report.figures import cv_threshold
+from facebench.report.summary import (
+    best_per_metric,
+    busy_warning,
+    ok_cells,
+    pareto_points,
+    protocols,
+    tar_supported,
+    tar_targets,
+)
+
+MAX_FTA_LISTED = 500
+
+DELTA_MARK = {"better": "▲", "worse": "▼", "changed": "●", "noise": "≈", "unknown": "?"}
+
+
+@dataclass
+class Cell:
+    """A table cell: ``text`` shown, ``sort`` the sort key ("" = undefined, sorts last)."""
+
+    text: str
+    sort: str = ""
+    cls: str = ""
+    note: str = ""
+    delta: str = ""
+    delta_cls: str = ""
+    title: str = ""
+
+
+@dataclass
+class Column:
+    label: str
+    numeric: bool = True
+    help: str = ""
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    columns: list[Column]
+    rows: list[list[Cell]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _sort_key(value: Any) -> str:
+    v = fmt.number(value)
+    return "" if v is None else repr(v)
+
+
+def delta_class(d: Delta) -> str:
+    if d.significant is None:
+        return "unknown"
+    if not d.significant:
+        return "noise"
+    return "changed" if d.better is None else "better" if d.better else "worse"
+
+
+class Deltas:
+    """Baseline deltas by (cell id, metric), attached to table cells."""
+
+    def __init__(self, comparison: Comparison | None) -> None:
+        self.by_key = {(d.cell_id, d.metric): d for d in comparison.deltas} if comparison else {}
+
+    def attach(self, cell: Cell, cell_id: str, metric: str) -> Cell:
+        d = self.by_key.get((cell_id, metric))
+        if d is not None and d.diff is not None:
+            cls = delta_class(d)
+            cell.delta = f"{fmt.delta(metric, d.diff, d.rel)} {DELTA_MARK[cls]}"
+            cell.delta_cls = cls
+            cell.title = f"baseline {fmt.metric(metric, d.baseline)}; {d.method}"
+        return cell
+
+
+def _value(c: dict[str, Any], metric: str, render: Callable[[Any], str], deltas: Deltas,
+           note: str = "") -> Cell:
+    v = (c.get("metrics") or {}).get(metric)
+    text = render(v)
+    cell = Cell(text, _sort_key(v), "num na" if text == fmt.NA else "num", note)
+    return deltas.attach(cell, str(c.get("id")), metric)
+
+
+def _ci(c: dict[str, Any], metric: str) -> str:
+    m = c.get("metrics") or {}
+    lo, hi = m.get(f"{metric}_ci_low"), m.get(f"{metric}_ci_high")
+    if fmt.number(lo) is None or fmt.number(hi) is None:
+        return ""
+    return f"CI [{fmt.pct(lo)}, {fmt.pct(hi)}]"
+
+
+def _mark_best(table: Table, sign_by_col: dict[int, int]) -> None:
+    """Bold the best defined value in each listed column (ties all bold)."""
+    for col, sign in sign_by_col.items():
+        vals = [(float(r[col].sort), r[col]) for r in table.rows
+                if r[col].sort and "unsupported" not in r[col].cls]
+        if len(vals) < 2:
+            continue
+        top = max(sign * v for v, _ in vals)
+        for v, cell in vals:
+            if sign * v == top:
+                cell.cls += " best"
+
+
+def _model_cell(c: dict[str, Any], note: str = "") -> Cell:
+    return Cell(str(c.get("model")), str(c.get("model")), "model",
+                note or str(c.get("device")), title=str(c.get("id")))
+
+
+def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -> Table:
+    """The source paper's Table 1 layout, then TAR@FAR, EER, AUC and FtA."""
+    cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+    cells.sort(key=lambda c: -(fmt.number((c.get("metrics") or {}).get("accuracy")) or -1))
+    targets = tar_targets(cells)
+    cols = [Column("Model", numeric=False),
+            Column("Accuracy (%)", help="10-fold mean ± std (ddof 0)"),
+            Column("Precision (%)"), Column("Recall (%)"), Column("Specificity (%)"),
+            Column("F1 (%)")]
+    cols += [Column(f"TAR @ FAR={k} (%)", help="achieved FAR below") for k in targets]
+    cols += [Column("EER (%)"), Column("AUC"), Column("FtA (% pairs)", help="images below")]
+    table = Table(f"verification-{protocol}", f"Verification — {protocol}", cols)
+    unsupported = False
+    for c in cells:
+        m = c.get("metrics") or {}
+        acc = _value(c, "accuracy", fmt.pct, deltas, _ci(c, "accuracy"))
+        if acc.text != fmt.NA and fmt.number(m.get("accuracy_std")) is not None:
+            acc.text += f" ± {fmt.pct(m['accuracy_std'])}"
+        row = [_model_cell(c), acc]
+        row += [_value(c, k, fmt.pct, deltas, _ci(c, k))
+                for k in ("precision", "recall", "specificity", "f1")]
+        for k in targets:
+            cell = _value(c, f"tar@far={k}", fmt.pct, deltas,
+                          f"FAR {fmt.far_text(m.get(f'far_achieved@far={k}'))}")
+            if _ci(c, f"tar@far={k}"):
+                cell.note += f"; {_ci(c, f'tar@far={k}')}"
+            if tar_supported(c, k) is False:
+                unsupported = True
+                cell.cls += " unsupported"
+                cell.text += " †"
+            row.append(cell)
+        row += [_value(c, "eer", fmt.pct, deltas, _ci(c, "eer")),
+                _value(c, "auc", lambda v: fmt.fixed(v, 4), deltas, _ci(c, "auc")),
+                _value(c, "fta_rate", fmt.pct, deltas, f"{fmt.count(m.get('fta_images'))} images")]
+        table.rows.append(row)
+    n = len(targets)
+    _mark_best(table, {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, **{6 + i: 1 for i in range(n)},
+                       6 + n: -1, 7 + n: 1, 8 + n: -1})
+    table.notes.append("Rates in % at the per-fold cross-validated thresholds (counts summed over "
+                       "folds); n/a = undefined (0/0). Best value per column in bold.")
+    if unsupported:
+        table.notes.append("† unsupported by the data: N_imp × FAR < 10, too few impostor pairs to "
+                           "measure this FAR (docs/metrics.md).")
+    return table
+
+
+def _batches(cells: list[dict[str, Any]]) -> list[int]:
+    keys = {k.split(".")[1][1:] for c in cells for k in (c.get("metrics") or {})
+            if k.startswith("latency.b") and k.endswith(".p50_ms")}
+    return sorted(int(b) for b in keys if b.isdigit())
+
+
+def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
+    """Per (protocol, device): a cost table and a latency-by-batch table."""
+    cells = ok_cells(results, "efficiency")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in cells:
+        groups.setdefault((str(c.get("protocol")), str(c.get("device"))), []).append(c)
+    several = len({p for p, _ in groups}) > 1
+    tables = []
+    for (protocol, device), group in groups.items():
+        d = group[0].get("details") or {}
+        threads = d.get("threads") or {}
+        where = f"{protocol} · {device}" if several else device
+        engine = f"{d.get('engine') or 'engine ?'}, threads intra {threads.get('intra_op', '?')}" \
+                 f" / inter {threads.get('inter_op', '?')}"
+        cost = Table(f"cost-{protocol}-{device}", f"Cost — {where} ({engine})", [
+            Column("Model", numeric=False), Column("Params (M)"), Column("GMAC"),
+            Column("GFLOPs", help="2 × GMAC"), Column("Size (MB)"), Column("Cold start (ms)"),
+            Column("Throughput (img/s)", help="best batch size"), Column("Peak RSS (MB)"),
+            Column("RSS Δ (MB)"), Column("GFLOP/s"), Column("% of peak")])
+        for c in group:
+            best_tp = max(((b, (c.get("metrics") or {}).get(f"throughput.b{b}"))
+                           for b in _batches([c])),
+                          key=lambda t: fmt.number(t[1]) or -1, default=(None, None))
+            tp = _value(c, f"throughput.b{best_tp[0]}", lambda v: fmt.fixed(v, 1), deltas,
+                        f"batch {best_tp[0]}" if best_tp[0] else "")
+            cost.rows.append([
+                _model_cell(c),
+                _value(c, "params", fmt.mega, deltas),
+                _value(c, "gmac", lambda v: fmt.sig(v, 3), deltas),
+                _value(c, "gflops", lambda v: fmt.sig(v, 3), deltas),
+                _value(c, "model_size_bytes", fmt.mega, deltas),
+                _value(c, "cold_start_ms", fmt.ms, deltas),
+                tp,
+                _value(c, "memory.peak_rss_bytes", lambda v: fmt.mega(v, 1), deltas),
+                _value(c, "memory.peak_rss_delta_bytes", lambda v: fmt.mega(v, 1), deltas),
+                _value(c, "gflops_per_s", lambda v: fmt.sig(v, 3), deltas),
+                _value(c, "pct_of_peak", lambda v: fmt.fixed(v, 1), deltas),
+            ])
+        _mark_best(cost, {1: -1, 2: -1, 3: -1, 4: -1, 5: -1, 6: 1, 7: -1, 8: -1})
+        cost.notes.append("MB = 10⁶ bytes. GMAC counts one fused multiply-add as 1; GFLOPs = 2 × "
+                          "GMAC. % of peak: achieved GFLOP/s over the machine's peak, when known.")
+        lat = Table(f"latency-{protocol}-{device}", f"Latency by batch size — {where}", [
+            Column("Model", numeric=False), Column("Batch"), Column("p50 (ms)"),
+            Column("p90 (ms)"), Column("p99 (ms)"), Column("Mean ± std (ms)"),
+            Column("Min (ms)"), Column("Samples"), Column("Throughput (img/s)")])
+        for c in group:
+            for b in _batches([c]):
+                p = f"latency.b{b}."
+                mean = _value(c, p + "mean_ms", fmt.ms, deltas)
+                if mean.text != fmt.NA:
+                    mean.text += f" ± {fmt.ms((c.get('metrics') or {}).get(p + 'std_ms'))}"
+                lat.rows.append([
+                    _model_cell(c), Cell(str(b), str(b), "num"),
+                    _value(c, p + "p50_ms", fmt.ms, deltas),
+                    _value(c, p + "p90_ms", fmt.ms, deltas),
+                    _value(c, p + "p99_ms", fmt.ms, deltas),
+                    mean,
+                    _value(c, p + "min_ms", fmt.ms, deltas),
+                    _value(c, p + "samples", fmt.count, deltas),
+                    _value(c, f"throughput.b{b}", lambda v: fmt.fixed(v, 1), deltas),
+                ])
+        lat.notes.append("Warm synchronous calls after warm-up; throughput = batch × iterations / "
+                         "wall time.")
+        tables += [cost, lat]
+    return tables
+
+
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per protocol: cell counts, best model per metric, and the Pareto front in words."""
+    out = []
+    all_cells = results.get("cells") or []
+    for protocol, kind in protocols(results):
+        cells = [c for c in all_cells if str(c.get("protocol")) == protocol]
+        status = {s: sum(c.get("status") == s for c in cells) for s in ("ok", "failed", "skipped")}
+        bests = [{
+            "label": b.label,
+            "winners": ", ".join(f"{c.get('model')} ({c.get('device')})" for c in b.cells),
+            "value": fmt.metric("throughput.b" if b.metric == "throughput.max" else b.metric,
+                                b.value),
+        } for b in best_per_metric(results, protocol)]
+        entry: dict[str, Any] = {"protocol": protocol, "kind": kind, "bests": bests,
+                                 "counts": ", ".join(f"{n} {s}" for s, n in status.items() if n)}
+        if kind == "verification":
+            points = pareto_points(results, protocol)
+            entry["front"] = [f"{p.label} ({fmt.pct(p.accuracy)} %, {fmt.ms(p.latency_ms)} ms)"
+                              for p in sorted(points, key=lambda p: p.latency_ms) if p.on_front]
+            entry["dominated"] = [f"{p.label} (beaten by {', '.join(p.dominated_by)})"
+                                  for p in points if not p.on_front]
+        out.append(entry)
+    return out
+
+
+def failures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for c in results.get("cells") or []:
+        if c.get("status") == "ok":
+            continue
+        err = c.get("error") or {}
+        out.append({
+            "id": str(c.get("id")), "kind": str(c.get("kind")), "status": str(c.get("status")),
+            "reason": str(c.get("reason") or ""),
+            "error": f"{err.get('type') or 'Error'}: {err.get('message') or ''}" if err else "",
+            "traceback": str(err.get("traceback") or ""),
+        })
+    return out
+
+
+def fta_lists(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for c in ok_cells(results, "verification"):
+        images = [str(p) for p in (c.get("details") or {}).get("fta_images_list") or []]
+        if images:
+            out.append({"id": str(c.get("id")), "count": len(images),
+                        "images": images[:MAX_FTA_LISTED],
+                        "more": max(0, len(images) - MAX_FTA_LISTED)})
+    return out
+
+
+def _settings(c: dict[str, Any]) -> str:
+    d = c.get("details") or {}
+    keys = (("preprocess", "detector", "align", "flip") if c.get("kind") == "verification"
+            else ("engine", "threads", "compute"))
+    picked = {k: d[k] for k in keys if k in d}
+    if c.get("kind") == "verification":
+        picked["cv_threshold_median"] = cv_threshold(c)
+    return json.dumps(picked, sort_keys=True, default=str)
+
+
+def reproducibility(results: dict[str, Any]) -> dict[str, Any]:
+    run = results.get("run") or {}
+    env = results.get("environment") or {}
+    git = run.get("git") or {}
+    cmd = run.get("command")
+    dirty = {True: " (dirty)", False: ""}.get(git.get("dirty"), " (dirty: unknown)")
+    mem = fmt.number(env.get("memory_bytes"))
+    rows = [
+        ("Run id", run.get("id")), ("Started", run.get("started")),
+        ("Finished", run.get("finished")),
+        ("Command", shlex.join(map(str, cmd)) if isinstance(cmd, list) else cmd),
+        ("facebench", f"{results.get('facebench_version')} @ {git.get('commit') or 'unknown'}"
+                      f" on {git.get('branch') or '?'}{dirty}"),
+        ("Suite file", run.get("suite_path")), ("Suite sha256", run.get("suite_sha256")),
+        ("Machine fingerprint", env.get("fingerprint")), ("CPU", env.get("cpu_model")),
+        ("Cores", f"{env.get('physical_cores')} physical / {env.get('logical_cores')} logical"),
+        ("Memory", f"{mem / 2**30:.1f} GiB" if mem else None),
+        ("OS", env.get("os")), ("Python", env.get("python")),
+        ("Load average before / after", f"{env.get('load_avg_before')} / "
+                                        f"{env.get('load_avg_after')}"),
+    ]
+    flags = env.get("cpu_flags")
+    if flags:
+        rows.append(("CPU flags", " ".join(map(str, flags))))
+    datasets = [{"name": str(k), **{f: str(v.get(f, "")) for f in ("kind", "images", "pairs")},
+                 "checksums": ", ".join(f"{f}={v[f]}" for f in sorted(v)
+                                        if "sha" in f or "md5" in f)}
+                for k, v in (results.get("datasets") or {}).items() if isinstance(v, dict)]
+    return {
+        "rows": [(k, fmt.NA if v in (None, "") else str(v)) for k, v in rows],
+        "libraries": sorted((str(k), str(v)) for k, v in (env.get("libraries") or {}).items()),
+        "datasets": datasets,
+        "settings": [(str(c.get("id")), _settings(c)) for c in ok_cells(results)],
+        "suite_text": str(run.get("suite_text") or ""),
+    }
+
+
+def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str, Any]:
+    run = baseline.get("run") or {}
+
+    def row(d: Delta) -> list[Cell]:
+        cls = delta_class(d)
+        return [Cell(d.cell_id, d.cell_id, "model"), Cell(d.metric, d.metric),
+                Cell(fmt.metric(d.metric, d.baseline), _sort_key(d.baseline), "num"),
+                Cell(fmt.metric(d.metric, d.current), _sort_key(d.current), "num"),
+                Cell(fmt.delta(d.metric, d.diff, d.rel), _sort_key(d.rel if d.rel is not None
+                                                                   else d.diff), "num",
+                     delta_cls=cls),
+                Cell(f"{DELTA_MARK[cls]} {cls}", cls, f"verdict {cls}"),
+                Cell(d.method, d.method)]
+
+    cols = [Column("Cell", False), Column("Metric", False), Column("Baseline"),
+            Column("Current"), Column("Δ"), Column("Verdict", False), Column("Noise test", False)]
+    marked = [d for d in comparison.deltas if d.significant]
+    changed = Table("baseline-changes", "Changes larger than their noise", cols,
+                    [row(d) for d in marked])
+    every = Table("baseline-all", "Every shared metric", cols,
+                  [row(d) for d in comparison.deltas])
+    machine = {True: "same machine fingerprint",
+               False: "DIFFERENT machine fingerprint: latency, throughput and memory deltas "
+                      "compare two machines, not two versions",
+               None: "machine fingerprint unknown"}[comparison.same_machine]
+    return {
+        "run_id": str(run.get("id")), "started": str(run.get("started")),
+        "commit": str((run.get("git") or {}).get("commit") or "unknown"),
+        "machine": machine, "same_machine": comparison.same_machine,
+        "changes": changed, "all": every, "n_marked": len(marked),
+        "n_better": sum(d.better is True for d in marked),
+        "n_worse": sum(d.better is False for d in marked),
+        "added": comparison.added, "removed": comparison.removed,
+        "not_comparable": comparison.not_comparable,
+    }
+
+
+def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything the templates need except the figures."""
+    suite = results.get("suite") or {}
+    run = results.get("run") or {}
+    comparison = compare(results, baseline) if baseline is not None else None
+    deltas = Deltas(comparison)
+    title = (suite.get("report") or {}).get("title") or suite.get("name") or "facebench"
+    vtables = [verification_table(results, p, deltas)
+               for p, k in protocols(results) if k == "verification"]
+    return {
+        "title": str(title),
+        "suite_name": str(suite.get("name") or ""),
+        "run_id": str(run.get("id") or ""),
+        "started": str(run.get("started") or ""),
+        "commit": str((run.get("git") or {}).get("commit") or "unknown")[:12],
+        "busy": busy_warning(results.get("environment") or {}),
+        "summary": summary(results),
+        "verification": [t for t in vtables if t.rows],
+        "efficiency": efficiency_tables(results, deltas),
+        "failures": failures(results),
+        "fta": fta_lists(results),
+        "repro": reproducibility(results),
+        "baseline": baseline_view(comparison, baseline) if comparison else None,
+        "delta_marks": DELTA_MARK,
+    }

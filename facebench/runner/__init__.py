@@ -1,0 +1,1 @@
+"""Runners: each cell in its own subprocess; results kept as cells finish."""

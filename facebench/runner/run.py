@@ -1,0 +1,166 @@
+"""``facebench run``: plan a suite, run its cells, keep results.json current, render reports."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facebench.io import read_json
+from facebench.plan import Cell, plan
+from facebench.results import load_results, new_results, now, run_header, write_results
+from facebench.suite import Suite, load_suite
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunOptions:
+    out: Path | None = None
+    only: list[str] | None = None
+    dry_run: bool = False
+    resume: bool = False
+    executor: str = "local"
+    address: str | None = None
+    progress: bool = True
+    report: bool = True
+
+
+def default_out(suite: Suite) -> Path:
+    return Path("runs") / suite.name
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".facebench-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"output folder {out} is not writable ({exc.strerror or exc}); "
+                      "choose another with --out") from None
+
+
+def environment(threads: dict[str, Any] | None = None) -> dict[str, Any]:
+    from facebench.environment import fingerprint
+
+    return fingerprint()
+
+
+def git_info() -> dict[str, Any]:
+    from facebench.environment import git_info as _git
+
+    return _git(REPO_DIR)
+
+
+def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None) -> dict | None:
+    """Run a suite file; returns the results dict (``None`` for a dry run)."""
+    console = console or Console(stderr=True)
+    suite = load_suite(suite_path)
+    cells = plan(suite, opts.only)
+    if opts.dry_run:
+        for c in cells:
+            console.print(f"{c.id}  [dim]({c.kind})[/dim]")
+        console.print(f"{len(cells)} cell(s); nothing run (--dry-run)")
+        return None
+    if not cells:
+        raise ValueError(f"--only {opts.only} matches no cell of suite {suite.name!r}")
+    out = (opts.out or default_out(suite)).resolve()
+    check_writable(out)
+    text = Path(suite_path).read_text(encoding="utf-8")
+    previous = _previous(out) if opts.resume else None
+    if previous is not None:
+        results = previous
+        results["run"]["resumed"] = now()
+    else:
+        results = new_results(run_header(Path(suite_path).resolve(), text, sys.argv, git_info()),
+                              suite.model_dump(mode="json"), environment())
+    order = {c.id: i for i, c in enumerate(cells)}
+    by_id: dict[str, dict] = {c["id"]: c for c in results["cells"]}
+    write_results(out, results)
+
+    def on_done(rec: dict[str, Any]) -> None:
+        datasets = rec.pop("dataset", None)
+        if datasets:
+            results["datasets"].update(datasets)
+        by_id[rec["id"]] = rec
+        results["cells"] = sorted(by_id.values(), key=lambda r: order.get(r["id"], len(order)))
+        write_results(out, results)
+        status = rec["status"]
+        style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
+        extra = rec.get("reason") or (rec.get("error") or {}).get("message") or ""
+        console.print(f"[{style}]{status:>7}[/{style}] {rec['id']} "
+                      f"{'(resumed)' if rec.get('resumed') else ''} {extra[:160]}")
+
+    with _progress(console, opts.progress) as bar:
+        cells_task = bar.add_task("cells", total=len(cells))
+        inner = bar.add_task("", total=None, visible=False)
+
+        def on_progress(cell: Cell, stage: str, done: int, total: int) -> None:
+            bar.update(inner, description=f"  {cell.id}: {stage}", completed=done, total=total,
+                       visible=True)
+
+        def done_and_advance(rec: dict[str, Any]) -> None:
+            on_done(rec)
+            bar.update(inner, visible=False)
+            bar.advance(cells_task)
+
+        _executor(opts)(cells, results["suite"], out, suite.cache_dir, resume=opts.resume,
+                        timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
+                        progress=on_progress)
+    results["run"]["finished"] = now()
+    try:
+        results["environment"]["load_avg_after"] = list(__import__("os").getloadavg())
+    except OSError:
+        pass
+    write_results(out, results)
+    if opts.report:
+        render(out, results, console)
+    console.print(f"results: {out / 'results.json'}")
+    return results
+
+
+def _executor(opts: RunOptions) -> Any:
+    if opts.executor == "local":
+        from facebench.runner.local import run_cells
+
+        return run_cells
+    if opts.executor == "ray":
+        from facebench.runner.ray_executor import make_ray_executor
+
+        return make_ray_executor(opts.address)
+    raise ValueError(f"unknown executor {opts.executor!r}; use 'local' or 'ray'")
+
+
+def _previous(out: Path) -> dict | None:
+    try:
+        return load_results(out)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, disable=not enabled, transient=True)
+
+
+def render(out: Path, results: dict[str, Any], console: Console,
+           baseline: dict | None = None) -> None:
+    """Render report.html / report.md; a report failure never loses the results."""
+    try:
+        from facebench.report import render_report
+
+        paths = render_report(results, out, baseline=baseline)
+        for p in paths.values():
+            console.print(f"report: {p}")
+    except Exception as exc:  # noqa: BLE001 - results are already safe on disk
+        console.print(f"[red]report rendering failed:[/red] {type(exc).__name__}: {exc}")
+
+
+def read_cell(out: Path, slug: str) -> dict[str, Any]:
+    return read_json(out / "cells" / slug / "result.json")

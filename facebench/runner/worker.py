@@ -1,0 +1,109 @@
+"""Run one cell in this process: ``python -m facebench.runner.worker JOB.json``.
+
+Writes ``cells/<slug>/result.json`` atomically whatever happens short of a hard crash; the
+parent records a hard crash (signal, out of memory) from the exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from facebench.io import atomic_write_json, read_json
+from facebench.pipeline.context import CellContext, stdout_progress
+from facebench.plan import Cell, plan
+from facebench.results import now
+from facebench.suite.schema import Suite
+
+LFW_HOWTO = (
+    "LFW not found at {path}. Get LFW View 2 (pairs.txt and the images folder) from "
+    "https://vis-www.cs.umass.edu/lfw/ and set FACEBENCH_DATA to the folder holding "
+    "pairs.txt and images/."
+)
+
+
+def cell_record(cell: Cell) -> dict[str, Any]:
+    return {
+        "id": cell.id, "slug": cell.slug, "model": cell.model.id, "device": cell.device.id,
+        "protocol": cell.protocol.id, "kind": cell.kind, "status": "pending", "reason": None,
+        "error": None, "started": now(), "duration_s": None, "metrics": {}, "details": {},
+        "artifacts": {},
+    }
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """Why this cell cannot run here (missing optional inputs, engine unavailable)."""
+    m = cell.model
+    for path in (m.path, m.weights):
+        if m.optional and path is not None and not Path(path).exists():
+            return f"model file not found (optional model): {path}"
+    p = cell.protocol
+    if p.kind == "verification" and p.optional:
+        for path in (p.dataset.pairs, p.dataset.images, p.detector.model):
+            if path is None:
+                continue
+            if not Path(path).exists():
+                if path != p.detector.model and p.dataset.kind == "lfw_pairs":
+                    return LFW_HOWTO.format(path=path)
+                return f"not found (optional protocol): {path}"
+    if m.source == "dlib":
+        return None
+    from facebench.engines import check_available
+    from facebench.pipeline.context import engine_parts
+
+    return check_available(engine_parts(m, cell.device)[1])
+
+
+def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
+    """Run ``cell`` and return its record (never raises for cell-level failures)."""
+    rec = cell_record(cell)
+    cell_dir = out_dir / "cells" / cell.slug
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    ctx = CellContext(out_dir=out_dir, cell_dir=cell_dir, cache_dir=cache_dir,
+                      progress=stdout_progress())
+    t0 = time.perf_counter()
+    try:
+        reason = skip_reason(cell)
+        if reason:
+            rec.update(status="skipped", reason=reason)
+        else:
+            if cell.kind == "verification":
+                from facebench.pipeline.verification import run_verification
+
+                out = run_verification(cell, ctx)
+            else:
+                from facebench.pipeline.efficiency import run_efficiency_cell
+
+                out = run_efficiency_cell(cell, ctx)
+            rec.update(status="ok", **out)
+    except Exception as exc:  # one broken cell never stops the run
+        from facebench.engines import EngineUnavailable
+
+        if isinstance(exc, EngineUnavailable):
+            rec.update(status="skipped", reason=exc.reason)
+        else:
+            rec.update(status="failed", error={
+                "type": type(exc).__name__, "message": str(exc),
+                "traceback": traceback.format_exc(limit=20)})
+    rec["duration_s"] = round(time.perf_counter() - t0, 3)
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job = read_json(argv[0])
+    suite = Suite.model_validate(job["suite"])
+    cells = {c.id: c for c in plan(suite)}
+    cell = cells[job["cell_id"]]
+    out_dir = Path(job["out_dir"])
+    cache = Path(job["cache_dir"]) if job.get("cache_dir") else None
+    rec = run_cell(cell, out_dir, cache)
+    atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Load a suite file: YAML (safe) → ``${VAR}`` interpolation → schema → file checks.
+
+Every problem is collected with its location (``models[1].path: file not found: …``) and raised
+together as one :class:`SuiteError`, so a user fixes a suite in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from facebench.suite.schema import Suite, reference_problems
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SuiteError(Exception):
+    """A suite that cannot be run; ``problems`` holds one located message each."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "(suite)"
+
+
+def interpolate(node: Any, env: dict[str, str], where: tuple[Any, ...] = (),
+                problems: list[str] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+    problems = problems if problems is not None else []
+    if isinstance(node, dict):
+        return {k: interpolate(v, env, (*where, k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, env, (*where, i), problems) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value not in (None, ""):
+            return value
+        if default is not None:
+            return default
+        problems.append(
+            f"{_loc(where)}: environment variable {name} is not set "
+            f"(export it, or write ${{{name}:-default}})"
+        )
+        return ""
+
+    return _VAR.sub(sub, node)
+
+
+def _pydantic_problems(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r} (check spelling; see `facebench schema`)"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            msg += " (use one of the documented kinds)"
+        got = e.get("input")
+        hint = ""
+        if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+            hint = f" (got {got!r})"
+        problems.append(f"{_loc(loc)}: {msg}{hint}")
+    return problems
+
+
+_UNION_TAGS = {"lfw_pairs", "pair_csv", "verification", "efficiency"}
+
+
+def _file_problems(suite: Suite) -> list[str]:
+    problems: list[str] = []
+
+    def need(loc: str, path: Path | None, optional: bool = False, is_dir: bool = False) -> None:
+        if path is None or optional:
+            return
+        ok = path.is_dir() if is_dir else path.is_file()
+        if not ok:
+            kind = "directory" if is_dir else "file"
+            problems.append(f"{loc}: {kind} not found: {path}")
+
+    for i, m in enumerate(suite.models):
+        need(f"models[{i}].path", m.path, m.optional)
+        need(f"models[{i}].weights", m.weights, m.optional)
+    for i, p in enumerate(suite.protocols):
+        if p.kind != "verification":
+            continue
+        need(f"protocols[{i}].dataset.pairs", p.dataset.pairs, p.optional)
+        need(f"protocols[{i}].dataset.images", p.dataset.images, p.optional, is_dir=True)
+        need(f"protocols[{i}].detector.model", p.detector.model, p.optional)
+    return problems
+
+
+def load_suite(path: str | Path, env: dict[str, str] | None = None) -> Suite:
+    """Read, interpolate and validate a suite file; raise :class:`SuiteError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(path, [f"suite file not found: {path}"])
+    text = path.read_text(encoding="utf-8")
+    return parse_suite(text, path, env)
+
+
+def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) -> Suite:
+    """Validate suite ``text`` as if read from ``path`` (relative paths resolve against it)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(path, [f"(yaml) {where}: {problem}; fix the YAML syntax"]) from None
+    if not isinstance(raw, dict):
+        raise SuiteError(path, ["(suite): expected a mapping with models, devices, protocols"])
+    problems: list[str] = []
+    data = interpolate(raw, dict(os.environ if env is None else env), (), problems)
+    problems += reference_problems(data)
+    try:
+        suite = Suite.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as err:
+        raise SuiteError(path, problems + _pydantic_problems(err)) from None
+    problems += _file_problems(suite)
+    if problems:
+        raise SuiteError(path, problems)
+    return suite

@@ -1,0 +1,250 @@
+"""Pydantic schema of a suite file: models × devices × protocols (+ gates, report).
+
+Paths are resolved against the suite file's folder (pass ``context={"base_dir": ...}``).
+Existence of files is checked in :mod:`facebench.suite.load`, so that every problem is
+reported at once with its location.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path.resolve() if path.is_absolute() else path
+
+
+#: A path resolved against the suite file's folder.
+SuitePath = Annotated[Path, AfterValidator(_resolve)]
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Preprocess(Strict):
+    """How an aligned crop becomes a model input: (x - mean) / std, channel order, size."""
+
+    color: Literal["RGB", "BGR"] = "RGB"
+    mean: float = 127.5
+    std: float = 127.5
+    input_size: tuple[int, int] = (112, 112)
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("std must be > 0")
+        return v
+
+
+class ModelSpec(Strict):
+    """A model: a file (ONNX, TorchScript) or a zoo architecture with optional weights."""
+
+    id: Id
+    source: Literal["onnx", "torchscript", "zoo", "dlib"]
+    path: SuitePath | None = None
+    arch: str | None = None
+    weights: SuitePath | None = None
+    embedding_size: int | None = Field(default=None, gt=0)
+    preprocess: Preprocess = Preprocess()
+    optional: bool = Field(
+        default=False,
+        description="When its file is missing, skip this model's cells with a note instead of "
+        "failing validation.",
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> ModelSpec:
+        if self.source in ("onnx", "torchscript") and self.path is None:
+            raise ValueError(f"source '{self.source}' needs 'path' (the model file)")
+        if self.source == "zoo" and not self.arch:
+            raise ValueError("source 'zoo' needs 'arch' (see `facebench models`)")
+        return self
+
+
+class Threads(Strict):
+    intra_op: int | None = Field(default=None, ge=1)
+    inter_op: int | None = Field(default=None, ge=1)
+
+
+class DeviceSpec(Strict):
+    """An engine on a device, with its thread settings and batch sizes."""
+
+    id: Id
+    engine: Literal["torch", "torch_compile", "onnxruntime"]
+    device: Literal["cpu", "cuda"] = "cpu"
+    providers: list[Literal["cpu", "cuda", "tensorrt"]] = []
+    threads: Threads = Threads()
+    fp16: bool = False
+    batch_sizes: list[Annotated[int, Field(gt=0)]] = [1]
+    label: str | None = Field(
+        default=None, description="Cluster resource label: cells run only where it exists."
+    )
+
+
+class LfwPairsDataset(Strict):
+    kind: Literal["lfw_pairs"] = "lfw_pairs"
+    pairs: SuitePath
+    images: SuitePath
+    ext: str = ".jpg"
+    max_folds: int | None = Field(
+        default=None, ge=1, description="Use only the first N folds (fixed subsets for speed)."
+    )
+
+
+class PairCsvDataset(Strict):
+    kind: Literal["pair_csv"]
+    pairs: SuitePath
+    images: SuitePath
+
+
+def _dataset_kind(value: Any) -> str:
+    kind = value.get("kind", "lfw_pairs") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("lfw_pairs", "pair_csv") else "unknown"
+
+
+DatasetSpec = Annotated[
+    Annotated[LfwPairsDataset, Tag("lfw_pairs")] | Annotated[PairCsvDataset, Tag("pair_csv")],
+    Discriminator(
+        _dataset_kind,
+        custom_error_type="dataset_kind",
+        custom_error_message="unknown dataset kind; use 'lfw_pairs' or 'pair_csv'",
+    ),
+]
+
+
+class DetectorSpec(Strict):
+    name: Literal["yunet", "retinaface", "none"] = "yunet"
+    model: SuitePath | None = None
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    select: Literal["highest_score", "largest", "closest_to_center"] = "highest_score"
+
+    @model_validator(mode="after")
+    def _model_needed(self) -> DetectorSpec:
+        if self.name != "none" and self.model is None:
+            raise ValueError(f"detector '{self.name}' needs 'model' (its weights file)")
+        return self
+
+
+class VerificationProtocol(Strict):
+    """Pair verification: detect → align → embed (flip-sum) → cosine → metrics."""
+
+    id: Id
+    kind: Literal["verification"]
+    dataset: DatasetSpec
+    detector: DetectorSpec = DetectorSpec(name="none")
+    align_size: int | None = Field(
+        default=None, gt=0, description="Output size of the aligned crop; default: model input."
+    )
+    flip: bool = True
+    fta_policy: Literal["reject"] = "reject"
+    far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [1e-1, 1e-2, 1e-3, 1e-4]
+    bootstrap: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=64, gt=0)
+    workers: int = Field(default=2, ge=1, description="Detection/alignment processes.")
+    optional: bool = Field(
+        default=False, description="When the dataset is missing, skip with a note, not an error."
+    )
+    models: list[str] | None = None
+    devices: list[str] | None = None
+
+
+class EfficiencyProtocol(Strict):
+    """Cost probes: params, compute, cold start, latency by batch size, peak memory."""
+
+    id: Id
+    kind: Literal["efficiency"]
+    warmup: int = Field(default=10, ge=0)
+    min_iters: int = Field(default=50, ge=1)
+    min_seconds: float = Field(default=2.0, ge=0)
+    batch_sizes: list[Annotated[int, Field(gt=0)]] | None = None
+    models: list[str] | None = None
+    devices: list[str] | None = None
+
+
+ProtocolSpec = Annotated[VerificationProtocol | EfficiencyProtocol, Field(discriminator="kind")]
+
+
+class ReportOptions(Strict):
+    title: str | None = None
+    formats: list[Literal["html", "md"]] = ["html", "md"]
+
+
+class Suite(Strict):
+    """A benchmark suite: the matrix of models × devices × protocols."""
+
+    name: Id
+    description: str = ""
+    models: list[ModelSpec] = Field(min_length=1)
+    devices: list[DeviceSpec] = Field(min_length=1)
+    protocols: list[ProtocolSpec] = Field(min_length=1)
+    gates: list[Any] = []
+    report: ReportOptions = ReportOptions()
+    cache_dir: SuitePath | None = Field(
+        default=None, description="Alignment/export cache; default $FACEBENCH_CACHE or ~/.cache."
+    )
+    cell_timeout_s: float | None = Field(default=None, gt=0)
+
+
+def reference_problems(data: dict[str, Any]) -> list[str]:
+    """Duplicate ids and unknown id references, checked on raw suite data (always runs)."""
+    problems: list[str] = []
+    ids: dict[str, set[str]] = {}
+    for field in ("models", "devices", "protocols"):
+        seen: dict[str, int] = {}
+        items = data.get(field)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            ident = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(ident, str):
+                continue
+            if ident in seen:
+                problems.append(
+                    f"{field}[{i}].id: duplicate id {ident!r} (also {field}[{seen[ident]}]); "
+                    "ids must be unique"
+                )
+            seen.setdefault(ident, i)
+        ids[field] = set(seen)
+    protocols = data.get("protocols")
+    for i, p in enumerate(protocols if isinstance(protocols, list) else []):
+        if not isinstance(p, dict):
+            continue
+        for key in ("models", "devices"):
+            refs = p.get(key)
+            for j, ref in enumerate(refs if isinstance(refs, list) else []):
+                if ref not in ids.get(key, set()):
+                    known = ", ".join(sorted(ids.get(key, set()))) or "none"
+                    problems.append(f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: {known}")
+    return problems
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of suite files (for editors and CI linting)."""
+    return Suite.model_json_schema()
+
+
+def slug(text: str) -> str:
+    """A filesystem-safe form of an id."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
