@@ -148,7 +148,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker in _SOF:
             h, w = struct.unpack(">HH", data[i + 5 : i + 9])
             return w, h
-        if marker == 0xDA:  # start of scan before any frame header
+        if marker in (0xDA, 0xD9):  # scan or end of image before any frame header
             return None
         i += 2 + length
     return None

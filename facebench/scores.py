@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,9 +237,13 @@ def read_scores(path: str | os.PathLike[str]) -> ScoreTable:
             frame = pd.read_parquet(p)
         else:
             frame = pd.read_csv(p, dtype={"pair_id": str}, keep_default_na=False, na_values=[""])
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as exc:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise ValueError(f"{p}: cannot read as {kind}: {exc}") from exc
-    clean = _validate(frame, str(p))
+    return _trusted(_validate(frame, str(p)))
+
+
+def _trusted(clean: _Clean) -> ScoreTable:
+    """A ScoreTable from already-validated columns (skips validating twice)."""
     table = object.__new__(ScoreTable)
     for name in COLUMNS:
         object.__setattr__(table, name, getattr(clean, name))
@@ -252,7 +257,9 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> Path:
     if kind == "parquet":
         _need_pyarrow(p)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     frame = table.to_frame()
     try:
         if kind == "parquet":

@@ -19,6 +19,7 @@ import pickle
 import shutil
 import tempfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from facebench.datasets.pairs import DatasetError, PairSet, build, sha256_file
 from facebench.datasets.safe_pickle import UnsafePickleError, restricted_load
+from facebench.images import ImageError, decode_image
 
 EXTRACT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -121,19 +123,28 @@ def _image_names(n: int) -> list[str]:
 
 
 def _extract(images: list[bytes], dest: Path, source: Path, digest: str) -> dict[str, Any]:
-    """Decode every image and write it as PNG into ``dest`` (via a temp folder + rename)."""
+    """Decode every image (the pipeline's :func:`facebench.images.decode_image` policy) and
+    write it as PNG into ``dest`` (via a temp folder + rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
-    sizes: Counter[str] = Counter()
+    names = _image_names(len(images))
+
+    def convert(i: int) -> str:
+        try:
+            img = decode_image(images[i], f"bins[{i}]")
+        except ImageError as exc:
+            raise DatasetError(f"{source}: bins[{i}] (pair {i // 2}, {len(images[i])} bytes): "
+                               f"{exc.reason}") from exc
+        if not cv2.imwrite(str(tmp / names[i]), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f"could not write {tmp / names[i]}")
+        return f"{img.shape[1]}x{img.shape[0]}"
+
     try:
-        for i, (name, data) in enumerate(zip(_image_names(len(images)), images, strict=True)):
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError(f"{source}: bins[{i}] (pair {i // 2}) is not a decodable "
-                                   f"JPEG/PNG image ({len(data)} bytes)")
-            sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
-            if not cv2.imwrite(str(tmp / name), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise OSError(f"could not write {tmp / name}")
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+        try:  # cv2 releases the GIL; on the first error the remaining work is cancelled
+            sizes = Counter(pool.map(convert, range(len(images))))
+        finally:
+            pool.shutdown(cancel_futures=True)
         manifest = {"version": EXTRACT_VERSION, "sha256": digest, "source": str(source),
                     "images": len(images), "sizes": dict(sizes)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -87,8 +87,23 @@ def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], check
     )
 
 
-def load_pairs(spec: Any) -> PairSet:
-    """Load the dataset a suite protocol declares (``lfw_pairs`` or ``pair_csv``)."""
+def required_inputs(spec: Any) -> list[tuple[str, Path, bool]]:
+    """``(field, path, is_dir)`` of every file or folder a dataset spec needs."""
+    out = []
+    for name, is_dir in (("pairs", False), ("path", False), ("identities", False),
+                         ("images", True)):
+        value = getattr(spec, name, None)
+        if isinstance(value, Path):
+            out.append((name, value, is_dir))
+    return out
+
+
+def load_pairs(spec: Any, cache_dir: Path | None = None) -> PairSet:
+    """Load the pairs a suite protocol's dataset declares (drawing them for identity data)."""
+    if spec.kind in ("insightface_bin", "identity_folder", "identity_file"):
+        from facebench.datasets.specs import load_spec_pairs
+
+        return load_spec_pairs(spec, cache_dir)
     if spec.kind == "lfw_pairs":
         from facebench.datasets.lfw import load_lfw_pairs
 

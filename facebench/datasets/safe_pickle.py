@@ -5,13 +5,18 @@ untrusted pickle must never reach it. :func:`restricted_load` resolves globals t
 explicit allow-list and raises :class:`UnsafePickleError` naming any other global *before* it is
 imported or called. Built-in opcodes still give ``bytes``, ``str``, ``int``, ``float``, ``bool``,
 ``None``, lists, tuples, dicts and sets; the allow-list adds what numpy (1.x and 2.x) writes for
-arrays and scalars, and ``_codecs.encode`` restricted to latin-1 (how protocol ≤ 2 stores bytes).
+arrays and scalars, ``_codecs.encode`` restricted to latin-1 (how protocol ≤ 2 stores bytes), and
+``bytearray``/``set``/``frozenset`` restricted to plain data arguments (how protocol ≤ 4 stores
+them). An object pickled with protocol 0/1 (``copyreg._reconstructor``) is refused naming its
+class.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import IO, Any
 
 import numpy as np
@@ -21,7 +26,7 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle references a global outside the allow-list; nothing was imported or called."""
 
     def __init__(self, module: str, name: str) -> None:
-        self.global_name = f"{module}.{name}"
+        self.global_name = f"{module}.{name}" if module else name
         super().__init__(
             f"forbidden global {self.global_name!r}: only bytes, str, numbers, bools, lists, "
             "tuples, dicts and numpy arrays may be unpickled here (no arbitrary objects or "
@@ -42,6 +47,30 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return obj.encode("latin-1", "strict")
 
 
+def _bytearray(data: Any = b"", encoding: str | None = None) -> bytearray:
+    """``bytearray`` as pickles rebuild it: from bytes, or from latin-1 text (protocol ≤ 2)."""
+    if isinstance(data, bytes) and encoding is None:
+        return bytearray(data)
+    if isinstance(data, str) and isinstance(encoding, str) and encoding.lower() in _LATIN1:
+        return bytearray(data, "latin-1")
+    raise pickle.UnpicklingError("bytearray is only allowed from bytes or latin-1 text")
+
+
+def _plain(kind: type[set[Any]] | type[frozenset[Any]]) -> Any:
+    def make(items: Any = ()) -> set[Any] | frozenset[Any]:
+        if not isinstance(items, list | tuple | set | frozenset):
+            raise pickle.UnpicklingError(f"{kind.__name__} is only allowed from a list of items")
+        return kind(items)
+
+    return make
+
+
+def _refuse_reconstructor(cls: Any, *_: Any) -> Any:
+    """``copyreg._reconstructor`` rebuilds arbitrary objects (protocol 0/1): always refused."""
+    name = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)}"
+    raise UnsafePickleError("", f"{name} (via copyreg._reconstructor)")
+
+
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2 (numpy.core is a shim)
@@ -59,11 +88,15 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     return found
 
 
-#: ``(module, name)`` → the object it resolves to. Nothing outside this map is ever imported.
-ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+#: ``(module, name)`` → the object it resolves to (read-only). Nothing outside it is imported.
+ALLOWED_GLOBALS: Mapping[tuple[str, str], Any] = MappingProxyType({
     ("_codecs", "encode"): _latin1_encode,
+    **{(mod, name): obj for mod in ("builtins", "__builtin__") for name, obj in (
+        ("bytearray", _bytearray), ("set", _plain(set)), ("frozenset", _plain(frozenset)))},
+    # Resolved only to be refused when called, so that the class named next is reported.
+    **{(mod, "_reconstructor"): _refuse_reconstructor for mod in ("copyreg", "copy_reg")},
     **_numpy_globals(),
-}
+})
 
 
 class RestrictedUnpickler(pickle.Unpickler):

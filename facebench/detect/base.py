@@ -7,8 +7,9 @@ mouth corner, right mouth corner ("left" as seen in the image, i.e. the subject'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 

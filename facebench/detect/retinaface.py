@@ -34,8 +34,12 @@ from facebench.detect.base import Detection, register_detector
 
 #: BGR channel means subtracted from the input (the training preprocessing).
 MEAN_BGR = (104.0, 117.0, 123.0)
+#: Default face-probability threshold (see :class:`RetinaFace`).
+DEFAULT_SCORE_THRESHOLD = 0.5
 #: Candidates kept by score before NMS (the reference evaluation setting).
 PRE_NMS_TOP_K = 5000
+#: Most pixels in one batched forward (16 VGA frames), bounding activation memory.
+MAX_BATCH_PIXELS = 16 * 640 * 480
 #: Bump when a code change alters outputs, so cached detections are invalidated.
 IMPLEMENTATION = "facebench-retinaface-mnet025-relu/1"
 
@@ -130,7 +134,7 @@ class RetinaFace:
     ``score_threshold`` defaults to 0.5, the face-vs-background decision boundary of the
     two-class softmax: LFW faces score > 0.9 almost always, while noise and blank images stay far
     below 0.5 (the reference repo's 0.02 is for AP sweeps, not for picking faces). ``top_k``
-    caps detections kept after NMS. ``max_size`` downscales images whose longer side exceeds it
+    caps the faces kept after NMS. ``max_size`` downscales images whose longer side exceeds it
     (results are mapped back to original coordinates). ``threads`` sets torch's intra-op threads
     (process-wide); ``None`` leaves it alone. ``batch_size`` bounds one forward in
     :meth:`detect_batch`. ``model`` is an alias of ``weights`` (suites name every detector's
@@ -142,7 +146,7 @@ class RetinaFace:
     def __init__(
         self,
         weights: str | Path | None = None,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         nms_threshold: float = 0.4,
         top_k: int = 750,
         max_size: int | None = None,
@@ -196,8 +200,10 @@ class RetinaFace:
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """Faces in many images; same-size inputs share one forward pass per ``batch_size``.
 
-        Images are grouped by (resized) shape rather than padded, so each result is the same as
-        :meth:`detect` on that image alone.
+        Images are grouped by (resized) shape rather than padded, so each result equals
+        :meth:`detect` on that image alone up to float rounding (padding would move detections
+        near the padded edges). A forward holds at most ``batch_size`` images and, for large
+        images, at most :data:`MAX_BATCH_PIXELS` pixels.
         """
         prepared = [self._prepare(im) for im in images]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -206,8 +212,9 @@ class RetinaFace:
         results: list[list[Detection]] = [[] for _ in images]
         for (h, w), idx in groups.items():
             priors = priors_for(h, w)
-            for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start : start + self.batch_size]
+            step = max(1, min(self.batch_size, MAX_BATCH_PIXELS // (h * w)))
+            for start in range(0, len(idx), step):
+                chunk = idx[start : start + step]
                 loc, conf, lms = self._forward(np.stack([prepared[i][0] for i in chunk]))
                 for j, i in enumerate(chunk):
                     scale = prepared[i][1]
@@ -251,14 +258,15 @@ class RetinaFace:
         points = decode_landmarks(lms[keep], priors[keep]) * to_px
         scores = conf[keep]
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+        # OpenCV's own top_k caps candidates *before* NMS; ours caps the faces kept after it.
         chosen = cv2.dnn.NMSBoxes(
             xywh.astype(np.float64).tolist(),
             scores.astype(np.float64).tolist(),
             self.score_threshold,
             self.nms_threshold,
-            top_k=self.top_k,
         )
-        order = sorted(np.asarray(chosen, dtype=np.int64).ravel(), key=lambda i: -scores[i])
+        chosen = np.asarray(chosen, dtype=np.int64).ravel()
+        order = sorted(chosen, key=lambda i: -scores[i])[: self.top_k]
         return [
             Detection(
                 box=boxes[i].astype(np.float32),

@@ -1,7 +1,9 @@
 """Turn a :class:`ModelSource` into something an engine can run: a torch module or an ONNX file.
 
-Zoo models come from ``facebench.zoo`` (imported lazily). ONNX Runtime on a zoo or TorchScript
-source exports to ONNX once, via ``facebench.zoo.export.export_onnx``, into a cache keyed by
+Zoo models come from ``facebench.zoo`` (imported lazily); without weights they are initialized
+with torch seed 0, so every build of the same source is the same model. ONNX Runtime on a zoo or
+TorchScript source exports to ONNX once, via ``facebench.zoo.export.export_onnx``, into a cache
+keyed by
 architecture, embedding size, input size, a content hash of the weights (or TorchScript file),
 the opset and the torch version.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +53,22 @@ def load_torch_module(source: ModelSource) -> Any:
     import torch
 
     if source.kind == "torchscript":
-        module = torch.jit.load(str(_require_file(source.path, "torchscript")), map_location="cpu")
+        path = _require_file(source.path, "torchscript")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch>=2.9 deprecates jit
+            module = torch.jit.load(str(path), map_location="cpu")
     elif source.kind == "zoo":
-        if not source.arch or not source.embedding_size:
-            raise ValueError("a zoo source needs arch and embedding_size")
+        if not source.arch:
+            raise ValueError("a zoo source needs arch (embedding_size defaults to the zoo's)")
         try:
             from facebench.zoo import get_model
         except ImportError as exc:
             raise EngineUnavailable(f"facebench.zoo is not available: {exc}") from exc
-        module = get_model(source.arch, source.embedding_size)
+        # Without weights the model is randomly initialized: seed it, so that every build (torch
+        # engine, ONNX export, compute counter) is the same model ("random-init" in cache keys).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            module = get_model(source.arch, source.embedding_size)
         if source.weights is not None:
             try:
                 from facebench.zoo.weights import load_weights

@@ -60,7 +60,7 @@ def print_outcomes(outcomes: list[GateOutcome], warnings: list[str]) -> None:
 
 
 def gate_command(
-    results_path: str | os.PathLike[str],
+    results_path: str | os.PathLike[str] | dict[str, Any],
     baseline_ref: str | None = None,
     junit: str | os.PathLike[str] | None = None,
     summary: str | os.PathLike[str] | None = None,
@@ -72,6 +72,9 @@ def gate_command(
 ) -> int:
     """Evaluate the suite's ``gates`` (plus ``extra_gates``) against ``baseline_ref``.
 
+    ``results_path`` is a results.json, its output directory, or an in-memory results dict
+    (``facebench run --gate``).
+
     Returns 0 when all gates pass, 1 when a gate failed or errored, 2 on usage/run errors: a
     missing or malformed results file, bad gate specs, an unknown baseline, an unusable
     history database, or failed cells that no gate covers. ``latest``/``latest:BRANCH`` that
@@ -79,10 +82,15 @@ def gate_command(
     history (idempotent) after the baseline is resolved, unless ``record`` is false. The
     Markdown summary is appended (``$GITHUB_STEP_SUMMARY`` semantics).
     """
-    try:
-        results = load_results(results_path)
-    except (OSError, ValueError) as exc:
-        return _err(f"cannot read results: {exc}")
+    path: Path | None = None
+    if isinstance(results_path, dict):
+        results = results_path
+    else:
+        path = Path(results_path)
+        try:
+            results = load_results(path)
+        except (OSError, ValueError) as exc:
+            return _err(f"cannot read results: {exc}")
     try:
         gates: list[Gate] = parse_gates(
             (results.get("suite") or {}).get("gates") or [], prefix="suite.gates"
@@ -100,7 +108,7 @@ def gate_command(
         if baseline_ref:
             baseline = _baseline(baseline_ref, results, store, warnings)
         if store is not None and record:
-            store.record(results, Path(results_path))
+            store.record(results, path.parent if path and path.is_file() else path)
     except (BaselineNotFound, OSError, ValueError) as exc:
         return _err(f"bad baseline {baseline_ref!r}: {exc}")
     except SQLAlchemyError as exc:

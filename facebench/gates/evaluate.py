@@ -109,10 +109,58 @@ def _samples(cell: dict[str, Any], batch: str) -> list[float] | None:
     return samples if isinstance(samples, list) and len(samples) >= MIN_SAMPLES else None
 
 
-def _relative_bound(gate: Gate, base: float) -> tuple[str, float]:
-    if gate.max_regression is not None:
-        factor = 1 + gate.max_regression if gate.better == "lower" else 1 - gate.max_regression
-        bound = base * factor
+def busy_reason(results: dict[str, Any], cell: dict[str, Any], role: str) -> str | None:
+    """Why a cell's measurement counts as taken on a busy machine, or ``None``.
+
+    The runner's per-cell ``details.busy`` decides when present (its rule discounts the
+    benchmark's own threads); else ``environment.busy``; else a 1-minute load average
+    (``load_avg``, ``load_avg_before``, ``load_avg_after``) above the logical cores.
+    """
+    details, env = cell.get("details") or {}, results.get("environment") or {}
+    loads = [
+        float(la[0])
+        for src in (details, env)
+        for key in ("load_avg", "load_avg_before", "load_avg_after")
+        if isinstance(la := src.get(key), list) and la and _num(la[0]) is not None
+    ]
+    cores = _num(env.get("logical_cores"))
+    flag = details.get("busy") if isinstance(details.get("busy"), bool) else env.get("busy")
+    if flag is None:
+        flag = bool(loads and cores and max(loads) > cores)
+    if not flag:
+        return None
+    run_id = (results.get("run") or {}).get("id")
+    load = f", 1-min load up to {max(loads):.1f} on {cores:.0f} cores" if loads and cores else ""
+    return f"{role} run {run_id} measured {cell['id']} on a busy machine{load}"
+
+
+@dataclass(frozen=True)
+class _Runs:
+    results: dict[str, Any]
+    baseline: dict[str, Any] | None
+    bcells: dict[str, dict[str, Any]] | None
+
+
+def _threshold(
+    gate: Gate, runs: _Runs, cell: dict, bcell: dict, warnings: list[str]
+) -> float | None:
+    """The effective ``max_regression``: raised to ``overload_threshold`` on a busy machine."""
+    t, limit = gate.max_regression, gate.overload_threshold
+    if t is None or limit is None or limit <= t or not machine_dependent(gate.metric):
+        return t
+    reasons = [busy_reason(runs.results, cell, "current")]
+    if runs.baseline is not None:
+        reasons.append(busy_reason(runs.baseline, bcell, "baseline"))
+    busy = "; ".join(r for r in reasons if r)
+    if not busy:
+        return t
+    warnings.append(f"{busy}: threshold raised from {t:.0%} to {limit:.0%}")
+    return limit
+
+
+def _relative_bound(gate: Gate, base: float, t: float | None) -> tuple[str, float]:
+    if t is not None:
+        bound = base * (1 + t if gate.better == "lower" else 1 - t)
     else:
         drop = float(gate.max_drop or 0.0)
         bound = base + drop if gate.better == "lower" else base - drop
@@ -120,10 +168,15 @@ def _relative_bound(gate: Gate, base: float) -> tuple[str, float]:
 
 
 def _check_relative(
-    idx: int, gate: Gate, cell: dict[str, Any], value: float, bcell: dict[str, Any] | None
+    idx: int,
+    gate: Gate,
+    cell: dict[str, Any],
+    value: float,
+    runs: _Runs,
 ) -> GateOutcome:
     cid, metric = cell["id"], gate.metric
     out = GateOutcome(idx, gate, "pass", cid, metric, "", value=value)
+    bcell = (runs.bcells or {}).get(cid)
     if bcell is None:
         out.status, out.message = "skip", f"no cell {cid} in the baseline run"
         return out
@@ -135,15 +188,16 @@ def _check_relative(
         out.status, out.message = "skip", f"baseline cell {cid} has no value for {metric}"
         return out
     out.baseline = base
-    out.op, out.bound = _relative_bound(gate, base)
-    src = sample_source(metric) if gate.max_regression is not None else None
+    t = _threshold(gate, runs, cell, bcell, out.warnings)
+    out.op, out.bound = _relative_bound(gate, base, t)
+    src = sample_source(metric) if t is not None else None
     cur_s = _samples(cell, src[0]) if src else None
     base_s = _samples(bcell, src[0]) if src else None
     if src and cur_s and base_s:
         cmp: SampleComparison = compare_samples(
             base_s,
             cur_s,
-            float(gate.max_regression or 0.0),
+            float(t or 0.0),
             statistic=src[1],
             direction=gate.better,
             alpha=gate.alpha,
@@ -157,7 +211,7 @@ def _check_relative(
         out.message = (
             f"{metric} = {_fmt(value)} vs baseline {_fmt(base)}: {verdict} {out.op} "
             f"{_fmt(out.bound)} (baseline {'+' if gate.better == 'lower' else '-'}"
-            f"{gate.max_regression:.0%}); {cmp.describe()}"
+            f"{t:.0%}); {cmp.describe()}"
         )
         return out
     if src:
@@ -172,7 +226,10 @@ def _check_relative(
 
 
 def _check_cell(
-    idx: int, gate: Gate, cell: dict[str, Any], bcells: dict[str, dict[str, Any]] | None
+    idx: int,
+    gate: Gate,
+    cell: dict[str, Any],
+    runs: _Runs,
 ) -> GateOutcome:
     cid, metric = cell["id"], gate.metric
     status = cell.get("status")
@@ -195,7 +252,7 @@ def _check_cell(
         what = "undefined (null)" if raw is None else f"not a number ({raw!r})"
         return GateOutcome(idx, gate, "error", cid, metric, f"{metric} on {cid} is {what}")
     if gate.relative:
-        if bcells is None:
+        if runs.bcells is None:
             return GateOutcome(
                 idx,
                 gate,
@@ -205,7 +262,7 @@ def _check_cell(
                 "relative gate skipped: no baseline run",
                 value=value,
             )
-        return _check_relative(idx, gate, cell, value, bcells.get(cid))
+        return _check_relative(idx, gate, cell, value, runs)
     op, bound = str(gate.op), float(gate.value or 0.0)
     ok = _OPS[op](value, bound)
     word = "satisfies" if ok else "violates"
@@ -235,11 +292,14 @@ def evaluate_gates(
     metric (or, when failed/skipped, is of the kind that would). Failed cells fail, skipped cells
     skip, a null metric is an error. Relative gates without a baseline skip. Relative gates on
     machine-dependent metrics whose baseline ran on another machine warn, or fail when the
-    gate's (else the global) policy is ``fail``.
+    gate's (else the global) policy is ``fail``. When either cell was measured on a busy
+    machine (:func:`busy_reason`), a ``max_regression`` on a machine-dependent metric is raised
+    to the gate's ``overload_threshold`` (with a warning).
     """
     cells = results.get("cells") or []
     bcells = {c["id"]: c for c in baseline.get("cells") or []} if baseline is not None else None
     issue = _fingerprint_issue(results, baseline) if baseline is not None else None
+    runs = _Runs(results, baseline, bcells)
     outcomes: list[GateOutcome] = []
     for idx, gate in enumerate(gates):
         matched = [
@@ -261,7 +321,7 @@ def evaluate_gates(
             )
             continue
         for cell in matched:
-            out = _check_cell(idx, gate, cell, bcells)
+            out = _check_cell(idx, gate, cell, runs)
             compared = gate.relative and out.baseline is not None
             if issue and compared and machine_dependent(gate.metric):
                 policy = gate.on_fingerprint_mismatch or on_fingerprint_mismatch

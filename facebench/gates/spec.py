@@ -119,6 +119,12 @@ class Gate(BaseModel):
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="significance for sample tests")
     bootstrap: int = Field(default=2000, ge=100, description="bootstrap resamples")
     seed: int = 0
+    overload_threshold: float | None = Field(
+        default=0.25,
+        ge=0,
+        description="max_regression used instead when either run was measured on an overloaded "
+        "machine (load average above its logical cores); null keeps max_regression",
+    )
     contention_guard: bool = Field(
         default=True, description="also require the fastest sample to regress (load-robust)"
     )

@@ -13,6 +13,7 @@ from facebench.metrics.roc import (
     auc,
     downsample_roc,
     eer,
+    roc_auc,
     roc_curve,
     tar_at_far,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "eer",
     "far_key",
     "kfold_accuracy",
+    "roc_auc",
     "roc_curve",
     "score_histogram",
     "tar_at_far",

@@ -76,11 +76,10 @@ def _prepare_folds(pairs: Pairs, folds: np.ndarray | None) -> list[_Fold]:
     out = []
     for train_mask, test_mask in splits:
         train = np.flatnonzero(train_mask & ~pairs.fta)
-        if train.size == 0:
-            raise ValueError("no threshold candidates: every training pair is a failure to acquire")
         train = train[np.argsort(pairs.scores[train], kind="stable")]
         s = pairs.scores[train]
-        starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+        first = np.ones(min(s.size, 1), dtype=bool)
+        starts = np.flatnonzero(np.concatenate((first, s[1:] != s[:-1])))
         test = np.flatnonzero(test_mask)
         out.append(
             _Fold(
@@ -105,9 +104,17 @@ def _kfold_stats(folds: list[_Fold], w: np.ndarray) -> np.ndarray:
         prefix = np.cumsum(signed, axis=1, dtype=np.int64)
         gain = np.zeros((w.shape[0], f.starts.size), dtype=np.int64)
         gain[:, 1:] = prefix[:, f.starts[1:] - 1]
-        present = np.add.reduceat(wt, f.starts, axis=1) > 0
+        present = (
+            np.add.reduceat(wt, f.starts, axis=1) > 0
+            if f.starts.size
+            else np.zeros(gain.shape, dtype=bool)
+        )
         gain[~present] = np.iinfo(np.int64).min
-        t = f.values[np.argmax(gain, axis=1)]  # first max = smallest candidate
+        # first max = smallest candidate; no candidate drawn -> reject everything
+        t = np.full(w.shape[0], np.inf)
+        drawn = present.any(axis=1)
+        if drawn.any():
+            t[drawn] = f.values[np.argmax(gain[drawn], axis=1)]
         wte = w[:, f.test]
         correct = (f.test_scores[None, :] >= t[:, None]) == f.test_genuine[None, :]
         total += (wte * correct).sum(axis=1) / wte.sum(axis=1)
@@ -141,7 +148,8 @@ def _prepare_ranked(pairs: Pairs) -> _Ranked:
     valid = np.flatnonzero(~pairs.fta)
     order = valid[np.argsort(-pairs.scores[valid], kind="stable")]
     s = pairs.scores[order]
-    ends = np.flatnonzero(np.concatenate((s[1:] != s[:-1], [True])))
+    last = np.ones(min(s.size, 1), dtype=bool)
+    ends = np.flatnonzero(np.concatenate((s[1:] != s[:-1], last)))
     return _Ranked(order, pairs.genuine[order], ends, pairs.n_genuine, pairs.n_impostor)
 
 
@@ -149,14 +157,15 @@ def _tar_stats(r: _Ranked, w: np.ndarray, targets: Sequence[float]) -> np.ndarra
     """TAR@FAR (replicates x targets) for each row of multiplicities ``w``."""
     wv = w[:, r.order]
     gen = np.where(r.genuine, wv, 0)
-    tp = np.cumsum(gen, axis=1, dtype=np.int64)[:, r.ends]
-    fp = np.cumsum(wv - gen, axis=1, dtype=np.int64)[:, r.ends]
-    far = fp / r.n_impostor
+    # column 0 is the reject-all point; column j + 1 is the j-th distinct score, descending
+    tp = np.zeros((w.shape[0], r.ends.size + 1), dtype=np.int64)
+    tp[:, 1:] = np.cumsum(gen, axis=1, dtype=np.int64)[:, r.ends]
+    far = np.cumsum(wv - gen, axis=1, dtype=np.int64)[:, r.ends] / r.n_impostor
     rows = np.arange(w.shape[0])
     out = np.empty((w.shape[0], len(targets)))
     for j, x in enumerate(targets):
         k = np.count_nonzero(far <= x, axis=1)  # far is non-decreasing along each row
-        out[:, j] = np.where(k > 0, tp[rows, np.maximum(k - 1, 0)], 0) / r.n_genuine
+        out[:, j] = tp[rows, k] / r.n_genuine
     return out
 
 

@@ -122,7 +122,9 @@ def cmc(
     for lo in range(0, n_probes, chunk_size):
         hi = min(lo + chunk_size, n_probes)
         if probe_emb is None:
-            block = np.asarray(sim[lo:hi], dtype=np.float64)
+            block = np.asarray(sim[lo:hi])
+            if not np.issubdtype(block.dtype, np.floating):
+                block = block.astype(np.float64)
         else:
             block = probe_emb[lo:hi] @ gallery_emb.T
         if not np.all(np.isfinite(block)):

@@ -153,6 +153,14 @@ def auc(far: np.ndarray, tar: np.ndarray) -> float:
     return float(abs(np.sum(dx * (y[1:] + y[:-1])) / 2.0))
 
 
+def roc_auc(roc: Roc) -> float:
+    """Trapezoid AUC of ``roc`` computed exactly in integer counts, divided once at the end."""
+    dfp = np.diff(roc.fp)
+    tp_sum = roc.tp[1:] + roc.tp[:-1]
+    twice_area = int(np.dot(dfp, tp_sum))
+    return twice_area / (2.0 * roc.n_impostor * roc.n_genuine)
+
+
 @dataclass(frozen=True)
 class Eer:
     """Equal error rate, its threshold and the FAR/FRR there."""
@@ -195,6 +203,18 @@ def is_supported(n_impostor: int, far: float) -> bool:
     return n_impostor * far >= 10.0 * (1.0 - 1e-9)
 
 
+def _just_above(top: float) -> float:
+    """The next float32 above ``top`` when ``top`` is a float32 value, else the next float64.
+
+    It rejects ``top`` whether scores are compared in float32 or float64, and is the same
+    number for float32 scores and for the same scores stored as float64 (e.g. in a CSV).
+    """
+    as32 = np.float32(top)
+    if np.isfinite(as32) and float(as32) == top:
+        return float(np.nextafter(as32, np.float32(np.inf)))
+    return float(np.nextafter(top, np.inf))
+
+
 def _max_false_accepts(far: float, n_impostor: int) -> int:
     """Largest count k with ``k / n_impostor <= far`` evaluated in floating point."""
     k = int(np.floor(far * n_impostor))
@@ -216,9 +236,7 @@ def tar_at_far(roc: Roc, far: float) -> TarAtFar:
         raise ValueError(f"FAR target must be in (0, 1], got {far!r}")
     i = int(np.searchsorted(roc.fp, _max_false_accepts(far, roc.n_impostor), side="right")) - 1
     if i == 0:
-        threshold = (
-            float(np.nextafter(np.float64(roc.thresholds[1]), np.inf)) if len(roc) > 1 else None
-        )
+        threshold = _just_above(float(roc.thresholds[1])) if len(roc) > 1 else None
     else:
         threshold = float(roc.thresholds[i])
     return TarAtFar(

@@ -14,6 +14,7 @@ Threshold policy of :func:`compute_verification_metrics`:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,13 @@ import numpy as np
 from facebench.metrics._inputs import Pairs, as_folds, as_pairs, far_key
 from facebench.metrics.bootstrap import kfold_accuracy_ci, tar_at_far_ci
 from facebench.metrics.roc import (
-    auc,
+    Roc,
+    TarAtFar,
+    descending_counts,
     downsample_roc,
     eer,
+    roc_auc,
     roc_from_pairs,
-    descending_counts,
     tar_at_far,
 )
 
@@ -112,15 +115,20 @@ def confusion_ratios(c: Confusion) -> dict[str, float | None]:
 def best_threshold(scores: np.ndarray, labels: np.ndarray, fta: np.ndarray | None = None) -> float:
     """Threshold maximizing accuracy; candidates are the distinct non-FtA scores.
 
-    Ties go to the smallest candidate. Raises ``ValueError`` when there is no candidate.
+    Ties go to the smallest candidate. With no candidate at all (every pair is an FtA) every
+    threshold rejects everything; ``inf`` is returned.
     """
     return _best_threshold(as_pairs(scores, labels, fta))
 
 
 def _best_threshold(pairs: Pairs) -> float:
-    thresholds, tp, fp = descending_counts(pairs)
+    return _best_from_counts(*descending_counts(pairs))
+
+
+def _best_from_counts(thresholds: np.ndarray, tp: np.ndarray, fp: np.ndarray) -> float:
+    """Best candidate from descending counts (index 0 is the ``+inf`` reject-all point)."""
     if thresholds.size < 2:
-        raise ValueError("no threshold candidates: every training pair is a failure to acquire")
+        return math.inf
     # accuracy * N = tp + (n_imp - fp) + const: maximize tp - fp over the candidates (index >= 1);
     # thresholds are descending, so the last maximum is the smallest candidate
     gain = tp[:0:-1] - fp[:0:-1]
@@ -211,25 +219,61 @@ class VerificationResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _threshold_policy(pairs: Pairs, folds: np.ndarray | None) -> tuple[KFold | None, dict]:
-    """Return the k-fold result (or None) and the metrics/details of the threshold policy."""
+def _finite_or_none(t: float) -> float | None:
+    return t if math.isfinite(t) else None
+
+
+def _threshold_policy(pairs: Pairs, folds: np.ndarray | None, roc: Roc | None) -> dict[str, Any]:
+    """Accuracy, its std, summed confusion and per-fold rows of the threshold policy."""
     if folds is None:
-        t = _best_threshold(pairs)
+        counts = (roc.thresholds, roc.tp, roc.fp) if roc is not None else descending_counts(pairs)
+        t = _best_from_counts(*counts)
         c = _confusion(pairs, t)
         acc = (c.tp + c.tn) / c.n
-        fold_rows = [{"fold": None, "threshold": t, "accuracy": acc, "pairs": pairs.n}]
-        return None, {"accuracy": acc, "accuracy_std": None, "confusion": c, "folds": fold_rows}
+        rows = [{"fold": None, "threshold": _finite_or_none(t), "accuracy": acc, "pairs": pairs.n}]
+        return {"accuracy": acc, "accuracy_std": None, "confusion": c, "folds": rows}
     kf = _kfold(pairs, folds)
-    fold_rows = [
-        {"fold": int(k), "threshold": float(t), "accuracy": float(a), "pairs": int(m)}
+    rows = [
+        {
+            "fold": int(k),
+            "threshold": _finite_or_none(float(t)),
+            "accuracy": float(a),
+            "pairs": int(m),
+        }
         for k, t, a, m in zip(kf.folds, kf.thresholds, kf.accuracies, kf.sizes, strict=True)
     ]
-    return kf, {
-        "accuracy": kf.mean,
-        "accuracy_std": kf.std,
-        "confusion": kf.confusion,
-        "folds": fold_rows,
-    }
+    return {"accuracy": kf.mean, "accuracy_std": kf.std, "confusion": kf.confusion, "folds": rows}
+
+
+def _check_targets(far_targets: Sequence[float]) -> list[float]:
+    targets = [float(x) for x in far_targets]
+    for x in targets:
+        far_key(x)  # finite and > 0
+        if x > 1:
+            raise ValueError(f"FAR target must be in (0, 1], got {x!r}")
+    return targets
+
+
+def _roc_metrics(
+    roc: Roc | None, targets: list[float], n_impostor: int
+) -> tuple[dict[str, Metric], list[dict[str, Any]]]:
+    """auc, eer, eer_threshold and the three TAR@FAR keys per target; plus the TAR rows."""
+    m: dict[str, Metric] = {"auc": roc_auc(roc) if roc is not None else None}
+    e = eer(roc) if roc is not None and len(roc) > 1 else None
+    m["eer"] = e.eer if e else None
+    m["eer_threshold"] = e.threshold if e else None
+    rows = []
+    for x in targets:
+        if roc is None:
+            row = TarAtFar(x, None, None, None, n_impostor, False).to_dict()
+        else:
+            row = tar_at_far(roc, x).to_dict()
+        rows.append(row)
+        key = far_key(x)
+        m[f"tar@far={key}"] = row["tar"]
+        m[f"far_achieved@far={key}"] = row["far_achieved"]
+        m[f"threshold@far={key}"] = row["threshold"]
+    return m, rows
 
 
 def compute_verification_metrics(
@@ -254,45 +298,17 @@ def compute_verification_metrics(
     fold_ids = None if folds is None else as_folds(folds, pairs.n)
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0 replicates, got {bootstrap}")
-    targets = [float(x) for x in far_targets]
-    for x in targets:
-        far_key(x)  # validates
-        if x > 1:
-            raise ValueError(f"FAR target must be in (0, 1], got {x!r}")
+    targets = _check_targets(far_targets)
 
-    _, policy = _threshold_policy(pairs, fold_ids)
+    roc = roc_from_pairs(pairs) if pairs.n_genuine and pairs.n_impostor else None
+    policy = _threshold_policy(pairs, fold_ids, roc)
     c: Confusion = policy["confusion"]
     m: dict[str, Metric] = {"accuracy": policy["accuracy"], "accuracy_std": policy["accuracy_std"]}
     ratios = confusion_ratios(c)
-    for name in ("precision", "recall", "specificity", "f1"):
-        m[name] = ratios[name]
+    m.update({k: ratios[k] for k in ("precision", "recall", "specificity", "f1")})
     m.update(tp=c.tp, fp=c.fp, tn=c.tn, fn=c.fn)
-
-    both = pairs.n_genuine > 0 and pairs.n_impostor > 0
-    roc = roc_from_pairs(pairs) if both else None
-    has_candidates = roc is not None and len(roc) > 1
-    m["auc"] = auc(roc.far, roc.tar) if roc is not None else None
-    e = eer(roc) if has_candidates else None
-    m["eer"] = e.eer if e else None
-    m["eer_threshold"] = e.threshold if e else None
-    tar_rows = []
-    for x in targets:
-        key = far_key(x)
-        if roc is None:
-            row = {
-                "far": x,
-                "tar": None,
-                "far_achieved": None,
-                "threshold": None,
-                "n_impostor": pairs.n_impostor,
-                "supported": False,
-            }
-        else:
-            row = tar_at_far(roc, x).to_dict()
-        tar_rows.append(row)
-        m[f"tar@far={key}"] = row["tar"]
-        m[f"far_achieved@far={key}"] = row["far_achieved"]
-        m[f"threshold@far={key}"] = row["threshold"]
+    roc_m, tar_rows = _roc_metrics(roc, targets, pairs.n_impostor)
+    m.update(roc_m)
     n_fta = int(np.count_nonzero(pairs.fta))
     m.update(fta_pairs=n_fta, fta_rate=n_fta / pairs.n, pairs=pairs.n)
 
@@ -318,7 +334,7 @@ def compute_verification_metrics(
     return VerificationResult(metrics=m, details=details)
 
 
-def _roc_details(roc: Any) -> dict[str, list[float]] | None:
+def _roc_details(roc: Roc | None) -> dict[str, list[float]] | None:
     if roc is None:
         return None
     idx = downsample_roc(roc, 1000)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facebench.acquire import AcquireConfig, acquire
-from facebench.datasets import PairSet, load_pairs
+from facebench.datasets import load_pairs
 from facebench.embed import cosine_scores, embed_batch
 from facebench.pipeline.context import CellContext, engine_parts
 from facebench.plan import Cell
@@ -24,10 +25,10 @@ def make_embedder(cell: Cell, ctx: CellContext) -> tuple[Any, dict[str, Any]]:
     return engine.infer, engine.info()
 
 
-def embed_dataset(cell: Cell, pairs: PairSet, ctx: CellContext,
+def embed_dataset(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
                   infer: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[dict]]:
     """Embeddings of every image (rows of FtA images are NaN), a valid mask, the acquisition
-    record and the FtA list."""
+    record and the FtA list (image paths relative to ``root``)."""
     proto = cell.protocol
     pre = cell.model.preprocess
     size = proto.align_size or pre.input_size[0]
@@ -39,8 +40,8 @@ def embed_dataset(cell: Cell, pairs: PairSet, ctx: CellContext,
             options["score_threshold"] = det.score_threshold
     cfg = AcquireConfig(detector=det.name, detector_options=options, select=det.select,
                         size=(size, size), cache_dir=ctx.cache_dir)
-    faces, record = acquire(pairs.images, cfg, workers=proto.workers)
-    n = len(pairs.images)
+    faces, record = acquire(images, cfg, workers=proto.workers)
+    n = len(images)
     emb: np.ndarray | None = None
     valid = np.zeros(n, dtype=bool)
     fta: list[dict] = []
@@ -63,7 +64,7 @@ def embed_dataset(cell: Cell, pairs: PairSet, ctx: CellContext,
         done += 1
         cached += face.cached
         if face.crop is None:
-            fta.append({"image": _rel(pairs, face.index), "reason": face.reason})
+            fta.append({"image": _rel(images[face.index], root), "reason": face.reason})
         else:
             batch.append((face.index, face.crop))
             if len(batch) >= proto.batch_size:
@@ -78,10 +79,9 @@ def embed_dataset(cell: Cell, pairs: PairSet, ctx: CellContext,
     return emb, valid, record, fta
 
 
-def _rel(pairs: PairSet, index: int) -> str:
-    path = pairs.images[index]
+def _rel(path: Path, root: Path) -> str:
     try:
-        return str(path.relative_to(pairs.root))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
@@ -92,11 +92,11 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     from facebench.scores import ScoreTable, write_scores
 
     proto = cell.protocol
-    pairs = load_pairs(proto.dataset)
+    pairs = load_pairs(proto.dataset, ctx.cache_dir)
     t0 = time.perf_counter()
     infer, engine_info = make_embedder(cell, ctx)
     t_model = time.perf_counter() - t0
-    emb, valid, record, fta = embed_dataset(cell, pairs, ctx, infer)
+    emb, valid, record, fta = embed_dataset(cell, pairs.images, pairs.root, ctx, infer)
     t_embed = time.perf_counter() - t0 - t_model
     scores, fta_pairs = cosine_scores(emb, pairs.left, pairs.right, valid)
     result = compute_verification_metrics(

@@ -57,7 +57,10 @@ def _result(macs: int, params: int, skipped: dict[str, int], counter: str,
 def count_torch(model: Any, input_shape: tuple[int, ...] = (1, 3, 112, 112)) -> dict[str, Any]:
     """fvcore MACs of ``model`` (in eval mode) on a zero input, and Σ numel of its parameters."""
     import torch
-    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():  # fvcore's import calls the deprecated torch.jit.script
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fvcore.nn import FlopCountAnalysis
 
     param = next(model.parameters(), None)
     x = torch.zeros(input_shape, dtype=param.dtype if param is not None else torch.float32,

@@ -5,7 +5,7 @@ names of docs/results.md (plus ``memory.cuda_max_allocated_bytes`` / ``..._reser
 CUDA, from shared/docs/metrics.md). Order of work:
 
 1. availability check; ONNX export of torch sources for ONNX Runtime (cached, not timed);
-2. baseline RSS, then the RSS sampler starts (and CUDA peak counters are reset);
+2. heap trimmed, baseline RSS, then the RSS sampler starts (and CUDA peak counters are reset);
 3. cold start = engine creation + first inference (batch = smallest batch size);
 4. per batch size: staged input, warm-up, timed loop (:func:`measure_latency`);
 5. sampler stops; compute counts (``facebench.probes.compute``, optional) run last so that
@@ -45,7 +45,13 @@ from facebench.engines import (
 )
 from facebench.engines.sources import load_torch_module, model_size_bytes, onnx_source
 from facebench.probes.latency import LatencyStats, measure_cold_start, measure_latency
-from facebench.probes.memory import RssSampler, cuda_peak, cuda_reset_peak, current_rss
+from facebench.probes.memory import (
+    RssSampler,
+    cuda_peak,
+    cuda_reset_peak,
+    current_rss,
+    trim_heap,
+)
 
 LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "samples")
 
@@ -122,7 +128,8 @@ def run_efficiency(
     """Measure one efficiency cell in this process (see module docstring).
 
     ``progress(done, total)`` is called between steps (cold start, each batch size, compute),
-    never inside a timed loop. Raises :class:`EngineUnavailable` when the configuration cannot run here.
+    never inside a timed loop. Raises :class:`EngineUnavailable` when the configuration cannot
+    run here.
     """
     batch_sizes = sorted(set(int(b) for b in batch_sizes))
     if not batch_sizes or batch_sizes[0] < 1:
@@ -144,6 +151,7 @@ def run_efficiency(
     run_source = onnx_source(source, cache_dir) if cfg.engine == "onnxruntime" else source
     cuda = cfg.device == "cuda"
     gc.collect()
+    trim_heap()
     baseline = current_rss()
     sampler = RssSampler(interval_s=memory_interval_s, baseline_bytes=baseline).start()
     try:
@@ -225,6 +233,8 @@ def run_efficiency(
         "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
                        "batch": batch_sizes[0], "in_process": True},
         "memory": {**(mem.as_dict() if mem else {}),
+                   "note": "in-process: memory freed by earlier work and reused here is not "
+                           "counted in the delta; run_efficiency_isolated gives a clean baseline",
                    "cuda": {"total": cuda_total, "per_batch": per_batch_cuda} if cuda_total else
                    ("not measured: ONNX Runtime allocates outside torch's allocator"
                     if cuda else None)},

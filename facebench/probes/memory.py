@@ -25,6 +25,18 @@ from typing import Any
 import psutil
 
 
+def trim_heap() -> bool:
+    """Return freed heap memory to the OS (glibc ``malloc_trim(0)``) so that a baseline taken
+    next is not inflated by memory earlier work freed but kept resident; False where unsupported.
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def current_rss(pid: int | None = None) -> int:
     """RSS in bytes of ``pid`` (default: this process)."""
     return int(psutil.Process(pid or os.getpid()).memory_info().rss)

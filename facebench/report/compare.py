@@ -13,8 +13,9 @@ When is a change "significant" (larger than its noise)? First rule that applies 
    impostor pairs; precision: accepted pairs; accuracy, FtA rate: all pairs): the same
    ``2·SE`` rule with the binomial SE √(p(1−p)/n) of each run. EER uses the SE of
    (FAR + FRR)/2 and AUC the Hanley–McNeil SE.
-4. Latency, throughput and compute rate with ``details.latency`` samples for the batch in both
-   runs: Mann–Whitney U (two-sided) p < 0.01 **and** a relative change > 5 %.
+4. Latency statistics (not the std), throughput and compute rate (at
+   ``details.rate.metric_batch``) with ``details.latency`` samples for the batch in both runs:
+   Mann–Whitney U (two-sided) p < 0.01 **and** a relative change of the metric itself > 5 %.
 5. Deterministic properties (params, GMAC, GFLOPs, model size, pair/image counts): any change.
 6. Anything else (cold start, memory, counts, thresholds, F1): noise unknown -> ``None``.
 
@@ -43,7 +44,7 @@ _LOWER = re.compile(
 )
 _EXACT = re.compile(r"^(params|gmac|gflops|model_size_bytes|pairs|images)$")
 _BATCH = re.compile(r"^(?:latency\.b(\d+)\.(?!samples$|std_ms$)|throughput\.b(\d+)$)")
-_BATCH1 = re.compile(r"^(latency\.p\d+_ms|gflops_per_s|pct_of_peak)$")
+_BATCH1 = re.compile(r"^latency\.p\d+_ms$")
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,14 @@ def _samples(cell: dict[str, Any], batch: str) -> list[float]:
     return [v for v in (number(x) for x in lat.get("samples_ms") or []) if v is not None]
 
 
-def _latency_batch(metric: str) -> str | None:
+def _latency_batch(metric: str, cell: dict[str, Any]) -> str | None:
+    """The batch whose samples a metric derives from (compute rates: ``details.rate``)."""
     m = _BATCH.match(metric)
     if m:
         return m.group(1) or m.group(2)
+    if metric in ("gflops_per_s", "pct_of_peak"):
+        rate = (cell.get("details") or {}).get("rate") or {}
+        return str(rate.get("metric_batch") or 1)
     return "1" if _BATCH1.match(metric) else None
 
 
@@ -165,7 +170,7 @@ def _verdict(metric: str, cur: dict[str, Any], base: dict[str, Any], c: float, b
     se_c, se_b = _rate_se(metric, c, cm), _rate_se(metric, b, bm)
     if se_c is not None and se_b is not None:
         return _two_se(se_c, se_b, diff, "binomial" if metric not in ("auc", "eer") else metric)
-    batch = _latency_batch(metric)
+    batch = _latency_batch(metric, cur)
     if batch is not None:
         xs, ys = _samples(cur, batch), _samples(base, batch)
         if len(xs) >= 3 and len(ys) >= 3:

@@ -20,7 +20,7 @@ import matplotlib
 import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from facebench.report.fmt import number
 from facebench.report.summary import PARETO_LATENCY, ok_cells, pareto_points, protocols
@@ -38,6 +38,7 @@ RC = {
     "legend.framealpha": 0.85,
 }
 PALETTE = matplotlib.colormaps["tab10"].colors
+MARKERS = "osD^vP*X"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ def _svg(fig: MplFigure) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:60] or "_"
+
+
+def _log_axis(ax: Any, axis: str) -> None:
+    """Log scale with plain tick labels (the default ones need mathtext, which is off)."""
+    getattr(ax, f"set_{axis}scale")("log")
+    a = getattr(ax, f"{axis}axis")
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    a.set_minor_formatter(NullFormatter())
 
 
 def _label(cell: dict[str, Any]) -> str:
@@ -125,7 +134,7 @@ def roc_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
                     ax.plot([max(fa, far[pos].min())], [t], "o", color=color, ms=5,
                             mfc=color if row.get("supported") else "white")
         n_imp = _n_impostor(cells)
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
         low = min(lows) if lows else 1e-4
         ax.set_xlim(low / 1.5, 1.0)
         if n_imp:
@@ -179,7 +188,7 @@ def det_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
         ax.set_xlabel("FMR (false match rate)")
         ax.set_ylabel("FNMR (false non-match rate)")
         ax.set_title(title)
-        ax.legend(loc="upper right")
+        ax.legend(loc="lower left")
         return Figure(name, title, caption, svg=_svg(fig))
 
 
@@ -226,15 +235,18 @@ def scores_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
             ax.stairs(g[1], g[0], fill=True, alpha=0.45, color="tab:blue", label="genuine")
             t = cv_threshold(cell)
             if t is not None:
-                ax.axvline(t, color="k", lw=1.2, label=f"CV threshold {t:.3f}")
+                ax.axvline(t, color="k", lw=1.2, label="CV threshold (median of folds)")
             te = number((cell.get("metrics") or {}).get("eer_threshold"))
             if te is not None:
-                ax.axvline(te, color="k", lw=1, ls="--", label=f"EER threshold {te:.3f}")
-            ax.set_title(_label(cell), fontsize=9)
+                ax.axvline(te, color="k", lw=1, ls="--", label="EER threshold")
+            shown = " ".join(f"{k} {v:.3f}" for k, v in (("t_CV", t), ("t_EER", te))
+                             if v is not None)
+            ax.set_title(f"{_label(cell)}\n{shown}", fontsize=8)
             ax.set_xlabel("cosine score")
-            ax.legend(loc="upper left", fontsize=7)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=7)
         fig.suptitle(title)
         return Figure(name, title, caption, svg=_svg(fig))
 
@@ -255,20 +267,21 @@ def pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
         front = sorted((p for p in points if p.on_front), key=lambda p: p.latency_ms)
         ax.step([p.latency_ms for p in front], [p.accuracy * 100 for p in front], where="post",
                 color="0.3", lw=1, ls="--", label="Pareto front")
+        devices = sorted({p.device for p in points})
         for p in points:
             color = colors.get(p.model, "0.4")
-            ax.plot([p.latency_ms], [p.accuracy * 100], "o", ms=8, color=color,
-                    mfc=color if p.on_front else "white", mew=1.5)
-            ax.annotate(p.label, (p.latency_ms, p.accuracy * 100), textcoords="offset points",
-                        xytext=(6, 4), fontsize=8)
+            marker = MARKERS[devices.index(p.device) % len(MARKERS)]
+            ax.plot([p.latency_ms], [p.accuracy * 100], marker, ms=8, color=color, mew=1.5,
+                    mfc=color if p.on_front else "white",
+                    label=f"{p.model} · {p.device}" + ("" if p.on_front else " (dominated)"))
         lat = [p.latency_ms for p in points]
         if min(lat) > 0 and max(lat) / min(lat) > 10:
-            ax.set_xscale("log")
-        ax.margins(0.2)
+            _log_axis(ax, "x")
+        ax.margins(0.15)
         ax.set_xlabel("latency p50, batch 1 (ms)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(title)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=7)
         return Figure(name, title, caption, svg=_svg(fig))
 
 
@@ -307,7 +320,7 @@ def latency_figure(results: dict[str, Any], name: str) -> Figure:
         ax.set_yticks(range(1, len(rows) + 1), [_label(c) for c, _ in rows])
         allx = np.concatenate([xs for _, xs in rows])
         if allx.min() > 0 and allx.max() / allx.min() > 20:
-            ax.set_xscale("log")
+            _log_axis(ax, "x")
         ax.set_xlabel("latency (ms)")
         ax.set_title(title)
         return Figure(name, title, caption, svg=_svg(fig))
@@ -346,7 +359,7 @@ def history_figure(entries: list[dict[str, Any]], kinds: dict[str, str], name: s
                         label=cid)
             ax.set_ylabel(ylabel)
             ax.set_xticks(range(len(entries)), ticks, fontsize=7)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=2)
         fig.suptitle(title)
         return Figure(name, title, caption, svg=_svg(fig))
 

@@ -19,7 +19,9 @@ _PERCENT = re.compile(
     r"^(accuracy|accuracy_std|precision|recall|specificity|f1|eer|fta_rate|tar@far=[^_]+"
     r"|far_achieved@far=[^_]+)(_ci_low|_ci_high)?$"
 )
-_COUNT = re.compile(r"^(tp|fp|tn|fn|pairs|images|fta_images|fta_pairs|params|latency\..*\.samples)$")
+_COUNT = re.compile(
+    r"^(tp|fp|tn|fn|pairs|images|fta_images|fta_pairs|params|latency\..*\.samples)$"
+)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 

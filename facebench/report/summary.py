@@ -6,12 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebench.environment import BUSY_LOAD_PER_CORE, is_busy
 from facebench.report.fmt import number
-
-#: A machine counts as busy when its 1-minute load before the run exceeds this share of its
-#: logical cores, or after the run exceeds all of them (the run itself adds up to its threads).
-BUSY_LOAD_BEFORE = 0.5
-BUSY_LOAD_AFTER = 1.0
 
 #: Latency used for the Pareto front: batch-1 median.
 PARETO_LATENCY = "latency.p50_ms"
@@ -118,8 +114,9 @@ def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
     if cells[0].get("kind") == "verification":
         tars = [(f"tar@far={k}", f"TAR @ FAR = {k}", 1) for k in tar_targets(cells)]
         specs = VERIFICATION_BEST[:5] + tars + VERIFICATION_BEST[5:]
-        cells_for = {
-            m: [c for c in cells if not m.startswith("tar@") or tar_supported(c, m[8:]) is not False]
+        cells_for = {  # an unsupported TAR@FAR (N_imp × FAR < 10) wins nothing
+            m: [c for c in cells
+                if not m.startswith("tar@far=") or tar_supported(c, m[8:]) is not False]
             for m, _, _ in specs
         }
     else:
@@ -150,7 +147,7 @@ def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
         if key in seen or latency is None or acc is None:
             continue
         seen.add(key)
-        points.append(ParetoPoint(f"{key[0]}@{key[1]}", key[0], key[1], acc, latency))
+        points.append(ParetoPoint(f"{key[0]} ({key[1]})", key[0], key[1], acc, latency))
     for p in points:
         p.dominated_by = [
             q.label for q in points
@@ -160,27 +157,34 @@ def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
     return points
 
 
-def busy_warning(environment: dict[str, Any]) -> str | None:
-    """A sentence when the machine was busy during the run (explicit flag or high load)."""
-    env = environment or {}
-    cores = number(env.get("logical_cores")) or 1
-    before = [number(x) for x in env.get("load_avg_before") or []]
-    after = [number(x) for x in env.get("load_avg_after") or []]
+def busy_warning(results: dict[str, Any]) -> str | None:
+    """A sentence when the machine was busy: the runner's flags (``environment.busy``, each
+    efficiency cell's ``details.busy``), else :func:`facebench.environment.is_busy` applied to
+    the load before the run (the load after it includes the run itself)."""
+    env = results.get("environment") or {}
     reasons = []
-    if env.get("busy"):
-        reasons.append("the runner flagged the machine as busy")
-    if before and before[0] is not None and before[0] > BUSY_LOAD_BEFORE * cores:
-        reasons.append(f"1-minute load before the run was {before[0]:.2f} on {cores:g} cores")
-    if after and after[0] is not None and after[0] > BUSY_LOAD_AFTER * cores:
-        reasons.append(f"1-minute load after the run was {after[0]:.2f} on {cores:g} cores")
+    if "busy" in env:
+        busy = bool(env["busy"])
+        rule = env.get("busy_rule") or f"1-min load of other work > {BUSY_LOAD_PER_CORE} × cores"
+    else:
+        before = env.get("load_avg_before") or env.get("load_avg")
+        cores = int(number(env.get("cores_used")) or number(env.get("logical_cores")) or 1)
+        busy = bool(is_busy(before, None, cores))
+        rule = f"1-min load {before[0]:.2f} before the run on {cores} cores" if busy else ""
+    if busy:
+        reasons.append(f"at the start ({rule})")
+    cells = [str(c.get("id")) for c in ok_cells(results, "efficiency")
+             if (c.get("details") or {}).get("busy")]
+    if cells:
+        reasons.append("while measuring " + ", ".join(cells))
     if not reasons:
         return None
-    return ("The machine was busy during this run (" + "; ".join(reasons) + "): latency, "
-            "throughput and memory numbers may be inflated and are not comparable with quiet runs.")
+    return ("The machine was busy " + "; ".join(reasons) + ": latency, throughput and memory "
+            "numbers may be inflated and are not comparable with quiet runs.")
 
 
 def history_entry(results: dict[str, Any]) -> dict[str, Any]:
-    """A run reduced to a history point: ``{run_id, started, commit, metrics: {cell_id: {...}}}``."""
+    """A run as a history point: ``{run_id, started, commit, metrics: {cell_id: {...}}}``."""
     run = results.get("run") or {}
     return {
         "run_id": run.get("id"),

@@ -7,6 +7,7 @@ stay raw (unescaped): each template escapes for its own format.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ from facebench.report.summary import (
 )
 
 MAX_FTA_LISTED = 500
+#: FtA rate above which the summary warns that a model's numbers rest on rejected pairs.
+FTA_WARN = 0.01
+#: Metrics whose significant changes are listed up front (all deltas stay in the full table).
+HEADLINE = re.compile(
+    r"^(accuracy|precision|recall|specificity|f1|auc|eer|fta_rate|tar@far=[^_]+|params|gflops"
+    r"|model_size_bytes|cold_start_ms|latency\.p(50|99)_ms|throughput\.b\d+"
+    r"|memory\.peak_rss_bytes)$"
+)
 
 DELTA_MARK = {"better": "▲", "worse": "▼", "changed": "●", "noise": "≈", "unknown": "?"}
 
@@ -257,6 +266,12 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"protocol": protocol, "kind": kind, "bests": bests,
                                  "counts": ", ".join(f"{n} {s}" for s, n in status.items() if n)}
         if kind == "verification":
+            entry["warnings"] = [
+                f"{c.get('model')} ({c.get('device')}) found no face in "
+                f"{fmt.pct(c['metrics']['fta_rate'], 1)} % of pairs; those pairs count as "
+                "rejects, so its rates say more about detection than recognition."
+                for c in cells if c.get("status") == "ok"
+                and (fmt.number((c.get("metrics") or {}).get("fta_rate")) or 0) > FTA_WARN]
             points = pareto_points(results, protocol)
             entry["front"] = [f"{p.label} ({fmt.pct(p.accuracy)} %, {fmt.ms(p.latency_ms)} ms)"
                               for p in sorted(points, key=lambda p: p.latency_ms) if p.on_front]
@@ -281,10 +296,17 @@ def failures(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _fta_text(entry: Any) -> str:
+    """An FtA entry: ``{"image": path, "reason": why}`` (or a bare path)."""
+    if isinstance(entry, dict):
+        return f"{entry.get('image') or entry.get('path')} — {entry.get('reason') or 'no reason'}"
+    return str(entry)
+
+
 def fta_lists(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for c in ok_cells(results, "verification"):
-        images = [str(p) for p in (c.get("details") or {}).get("fta_images_list") or []]
+        images = [_fta_text(p) for p in (c.get("details") or {}).get("fta_images_list") or []]
         if images:
             out.append({"id": str(c.get("id")), "count": len(images),
                         "images": images[:MAX_FTA_LISTED],
@@ -300,6 +322,10 @@ def _settings(c: dict[str, Any]) -> str:
     if c.get("kind") == "verification":
         picked["cv_threshold_median"] = cv_threshold(c)
     return json.dumps(picked, sort_keys=True, default=str)
+
+
+def _loads(values: Any) -> str:
+    return ", ".join(fmt.fixed(v) for v in values) if isinstance(values, list) else fmt.NA
 
 
 def reproducibility(results: dict[str, Any]) -> dict[str, Any]:
@@ -320,8 +346,8 @@ def reproducibility(results: dict[str, Any]) -> dict[str, Any]:
         ("Cores", f"{env.get('physical_cores')} physical / {env.get('logical_cores')} logical"),
         ("Memory", f"{mem / 2**30:.1f} GiB" if mem else None),
         ("OS", env.get("os")), ("Python", env.get("python")),
-        ("Load average before / after", f"{env.get('load_avg_before')} / "
-                                        f"{env.get('load_avg_after')}"),
+        ("Load average (1, 5, 15 min) before / after",
+         f"{_loads(env.get('load_avg_before'))} / {_loads(env.get('load_avg_after'))}"),
     ]
     flags = env.get("cpu_flags")
     if flags:
@@ -356,8 +382,8 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
     cols = [Column("Cell", False), Column("Metric", False), Column("Baseline"),
             Column("Current"), Column("Δ"), Column("Verdict", False), Column("Noise test", False)]
     marked = [d for d in comparison.deltas if d.significant]
-    changed = Table("baseline-changes", "Changes larger than their noise", cols,
-                    [row(d) for d in marked])
+    changed = Table("baseline-changes", "Headline changes larger than their noise", cols,
+                    [row(d) for d in marked if HEADLINE.match(d.metric)])
     every = Table("baseline-all", "Every shared metric", cols,
                   [row(d) for d in comparison.deltas])
     machine = {True: "same machine fingerprint",
@@ -366,7 +392,7 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
                None: "machine fingerprint unknown"}[comparison.same_machine]
     return {
         "run_id": str(run.get("id")), "started": str(run.get("started")),
-        "commit": str((run.get("git") or {}).get("commit") or "unknown"),
+        "commit": str((run.get("git") or {}).get("commit") or "unknown")[:12],
         "machine": machine, "same_machine": comparison.same_machine,
         "changes": changed, "all": every, "n_marked": len(marked),
         "n_better": sum(d.better is True for d in marked),
@@ -391,7 +417,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "run_id": str(run.get("id") or ""),
         "started": str(run.get("started") or ""),
         "commit": str((run.get("git") or {}).get("commit") or "unknown")[:12],
-        "busy": busy_warning(results.get("environment") or {}),
+        "busy": busy_warning(results),
         "summary": summary(results),
         "verification": [t for t in vtables if t.rows],
         "efficiency": efficiency_tables(results, deltas),

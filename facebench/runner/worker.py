@@ -41,20 +41,37 @@ def skip_reason(cell: Cell) -> str | None:
         if m.optional and path is not None and not Path(path).exists():
             return f"model file not found (optional model): {path}"
     p = cell.protocol
-    if p.kind == "verification" and p.optional:
-        for path in (p.dataset.pairs, p.dataset.images, p.detector.model):
-            if path is None:
-                continue
-            if not Path(path).exists():
-                if path != p.detector.model and p.dataset.kind == "lfw_pairs":
+    if p.kind != "efficiency" and p.optional:
+        from facebench.datasets.pairs import required_inputs
+
+        for _, path, _ in required_inputs(p.dataset):
+            if not path.exists():
+                if p.dataset.kind == "lfw_pairs":
                     return LFW_HOWTO.format(path=path)
-                return f"not found (optional protocol): {path}"
+                return f"dataset not found (optional protocol): {path}"
+        if p.detector.model is not None and not p.detector.model.exists():
+            return f"detector model not found (optional protocol): {p.detector.model}"
     if m.source == "dlib":
         return None
     from facebench.engines import check_available
     from facebench.pipeline.context import engine_parts
 
     return check_available(engine_parts(m, cell.device)[1])
+
+
+def _pipeline(kind: str) -> Any:
+    """The function that runs a cell of this protocol kind (imported on demand)."""
+    if kind == "verification":
+        from facebench.pipeline.verification import run_verification
+
+        return run_verification
+    if kind == "identification":
+        from facebench.pipeline.identification import run_identification
+
+        return run_identification
+    from facebench.pipeline.efficiency import run_efficiency_cell
+
+    return run_efficiency_cell
 
 
 def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
@@ -70,15 +87,7 @@ def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any
         if reason:
             rec.update(status="skipped", reason=reason)
         else:
-            if cell.kind == "verification":
-                from facebench.pipeline.verification import run_verification
-
-                out = run_verification(cell, ctx)
-            else:
-                from facebench.pipeline.efficiency import run_efficiency_cell
-
-                out = run_efficiency_cell(cell, ctx)
-            rec.update(status="ok", **out)
+            rec.update(status="ok", **_pipeline(cell.kind)(cell, ctx))
     except Exception as exc:  # one broken cell never stops the run
         from facebench.engines import EngineUnavailable
 

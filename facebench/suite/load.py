@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from facebench.datasets.pairs import required_inputs
 from facebench.suite.schema import Suite, reference_problems
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -102,10 +103,10 @@ def _file_problems(suite: Suite) -> list[str]:
         need(f"models[{i}].path", m.path, m.optional)
         need(f"models[{i}].weights", m.weights, m.optional)
     for i, p in enumerate(suite.protocols):
-        if p.kind != "verification":
+        if p.kind == "efficiency":
             continue
-        need(f"protocols[{i}].dataset.pairs", p.dataset.pairs, p.optional)
-        need(f"protocols[{i}].dataset.images", p.dataset.images, p.optional, is_dir=True)
+        for name, path, is_dir in required_inputs(p.dataset):
+            need(f"protocols[{i}].dataset.{name}", path, p.optional, is_dir=is_dir)
         need(f"protocols[{i}].detector.model", p.detector.model, p.optional)
     return problems
 

@@ -8,34 +8,28 @@ reported at once with its location.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from facebench.datasets.specs import (
+    IdentityFileDataset,
+    IdentityFolderDataset,
+    InsightfaceBinDataset,
+)
+from facebench.paths import SuitePath
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 
 
-def _resolve(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return path.resolve() if path.is_absolute() else path
-
-
-#: A path resolved against the suite file's folder.
-SuitePath = Annotated[Path, AfterValidator(_resolve)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 
 
@@ -121,26 +115,39 @@ class PairCsvDataset(Strict):
     images: SuitePath
 
 
+DATASET_KINDS = ("lfw_pairs", "pair_csv", "insightface_bin", "identity_folder", "identity_file")
+
+
 def _dataset_kind(value: Any) -> str:
-    kind = value.get("kind", "lfw_pairs") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in ("lfw_pairs", "pair_csv") else "unknown"
+    if isinstance(value, dict):
+        kind = value.get("kind", "lfw_pairs")
+    else:
+        kind = getattr(value, "kind", None)
+    return kind if kind in DATASET_KINDS else "unknown"
 
 
 DatasetSpec = Annotated[
-    Annotated[LfwPairsDataset, Tag("lfw_pairs")] | Annotated[PairCsvDataset, Tag("pair_csv")],
+    Annotated[LfwPairsDataset, Tag("lfw_pairs")]
+    | Annotated[PairCsvDataset, Tag("pair_csv")]
+    | Annotated[InsightfaceBinDataset, Tag("insightface_bin")]
+    | Annotated[IdentityFolderDataset, Tag("identity_folder")]
+    | Annotated[IdentityFileDataset, Tag("identity_file")],
     Discriminator(
         _dataset_kind,
         custom_error_type="dataset_kind",
-        custom_error_message="unknown dataset kind; use 'lfw_pairs' or 'pair_csv'",
+        custom_error_message="unknown dataset kind; use one of " + ", ".join(DATASET_KINDS),
     ),
 ]
 
 
 class DetectorSpec(Strict):
+    """Five-point detector. ``select`` picks one face when several are found; the default,
+    ``closest_to_center``, suits datasets whose subject is centred (LFW, CFP, AgeDB crops)."""
+
     name: Literal["yunet", "retinaface", "none"] = "yunet"
     model: SuitePath | None = None
     score_threshold: float | None = Field(default=None, ge=0, le=1)
-    select: Literal["highest_score", "largest", "closest_to_center"] = "highest_score"
+    select: Literal["highest_score", "largest", "closest_to_center"] = "closest_to_center"
 
     @model_validator(mode="after")
     def _model_needed(self) -> DetectorSpec:
@@ -185,7 +192,29 @@ class EfficiencyProtocol(Strict):
     devices: list[str] | None = None
 
 
-ProtocolSpec = Annotated[VerificationProtocol | EfficiencyProtocol, Field(discriminator="kind")]
+class IdentificationProtocol(Strict):
+    """1:N identification on identity-labelled images: gallery = first image per identity,
+    probes = the rest; rank-k and the CMC curve."""
+
+    id: Id
+    kind: Literal["identification"]
+    dataset: Annotated[IdentityFolderDataset | IdentityFileDataset, Field(discriminator="kind")]
+    detector: DetectorSpec = DetectorSpec(name="none")
+    align_size: int | None = Field(default=None, gt=0)
+    flip: bool = True
+    ranks: list[Annotated[int, Field(gt=0)]] = [1, 5]
+    max_rank: int = Field(default=20, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    workers: int = Field(default=2, ge=1)
+    optional: bool = False
+    models: list[str] | None = None
+    devices: list[str] | None = None
+
+
+ProtocolSpec = Annotated[
+    VerificationProtocol | EfficiencyProtocol | IdentificationProtocol,
+    Field(discriminator="kind"),
+]
 
 
 class ReportOptions(Strict):
@@ -236,7 +265,8 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
             for j, ref in enumerate(refs if isinstance(refs, list) else []):
                 if ref not in ids.get(key, set()):
                     known = ", ".join(sorted(ids.get(key, set()))) or "none"
-                    problems.append(f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: {known}")
+                    problems.append(
+                        f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: {known}")
     return problems
 
 

@@ -13,6 +13,8 @@ from facebench.zoo.iresnet import iresnet
 from facebench.zoo.irse import ir
 from facebench.zoo.mobilefacenet import MobileFaceNet
 
+INPUT = (112, 112)
+
 
 def _preprocess(std: float) -> dict[str, Any]:
     return {"color": "RGB", "mean": 127.5, "std": std, "layout": "NCHW"}
@@ -24,10 +26,10 @@ class ModelInfo:
 
     name: str
     family: str
+    input_size: tuple[int, int]
     embedding_size: int
     description: str
     preprocess: dict[str, Any]
-    input_size: tuple[int, int] = (112, 112)
     aliases: tuple[str, ...] = ()
 
 
@@ -42,18 +44,18 @@ def _register(info: ModelInfo, builder: Callable[..., nn.Module]) -> None:
 
 
 _register(ModelInfo(
-    "mobilefacenet", "mobilefacenet", 128,
+    "mobilefacenet", "mobilefacenet", INPUT, 128,
     "MobileFaceNet (Chen et al. 2018): bottlenecks (1,4,6,2), GDConv head; "
     "(x-127.5)/128 as the original insightface release", _preprocess(128.0)),
     lambda emb, **kw: MobileFaceNet(emb, **kw))
 _register(ModelInfo(
-    "mbf", "mobilefacenet", 512,
+    "mbf", "mobilefacenet", INPUT, 512,
     "insightface arcface_torch 'mbf': MobileFaceNet with doubled channels (scale=2)",
     _preprocess(127.5)),
     lambda emb, **kw: MobileFaceNet(emb, scale=2, **kw))
 for _depth in (18, 34, 50, 100, 200):
     _register(ModelInfo(
-        f"iresnet{_depth}", "iresnet", 512,
+        f"iresnet{_depth}", "iresnet", INPUT, 512,
         f"insightface arcface_torch IResNet-{_depth} (improved pre-activation ResNet)",
         _preprocess(127.5)),
         partial(lambda emb, depth, **kw: iresnet(depth, emb, **kw), depth=_depth))
@@ -61,7 +63,7 @@ for _depth in (50, 100):
     for _se in (False, True):
         _name = f"ir{'_se' if _se else ''}{_depth}"
         _register(ModelInfo(
-            _name, "ir", 512,
+            _name, "ir", INPUT, 512,
             f"InsightFace_Pytorch / face.evoLVe {'IR-SE' if _se else 'IR'}-{_depth} Backbone"
             + (" (SE-LResNet100E-IR)" if _name == "ir_se100" else ""),
             _preprocess(127.5), aliases=("se_lresnet100e_ir",) if _name == "ir_se100" else ()),

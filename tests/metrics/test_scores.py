@@ -117,3 +117,11 @@ def test_empty_and_unknown_files(tmp_path: Path) -> None:
 def test_invalid_table_in_memory() -> None:
     with pytest.raises(ValueError, match="'label'"):
         ScoreTable.from_arrays(np.array(["a"]), np.array([0.1]), np.array([3]))
+
+
+@pytest.mark.skipif(not parquet_available(), reason="pyarrow not installed")
+def test_corrupt_parquet_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not a parquet file")
+    with pytest.raises(ValueError, match=r"broken\.parquet"):
+        read_scores(path)

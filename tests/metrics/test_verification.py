@@ -19,6 +19,7 @@ from facebench.metrics import (
     eer,
     far_key,
     kfold_accuracy,
+    roc_auc,
     roc_curve,
     tar_at_far,
 )
@@ -75,6 +76,7 @@ def test_roc_matches_sklearn(seed: int, dtype) -> None:
     np.testing.assert_allclose(roc.tar, tpr, rtol=0, atol=1e-15)
     assert auc(roc.far, roc.tar) == pytest.approx(skm.auc(fpr, tpr), abs=1e-12)
     assert auc(roc.far, roc.tar) == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-12)
+    assert roc_auc(roc) == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-12)
 
 
 def test_roc_continuous_scores_match_sklearn() -> None:
@@ -171,6 +173,36 @@ def test_tar_at_far_hand_worked() -> None:
     assert r.threshold == pytest.approx(0.99) and r.threshold > 0.99
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reported_thresholds_reproduce_tar_and_far(dtype) -> None:
+    """Applying threshold@far with s >= t gives back exactly the reported TAR and FAR."""
+    rng = np.random.default_rng(8)
+    labels = (rng.random(20_000) < 0.1).astype(int)
+    scores = rng.normal(labels * 2.0, 1.0).astype(dtype)
+    labels[np.argmax(scores)] = 0  # top score is an impostor: tiny targets reject everything
+    m = compute_verification_metrics(scores, labels).metrics
+    n_gen, n_imp = np.count_nonzero(labels == 1), np.count_nonzero(labels == 0)
+    for x in ("1e-1", "1e-2", "1e-3", "1e-4", "1e-5", "1e-6"):
+        c = confusion_at(scores, labels, m[f"threshold@far={x}"])
+        assert c.tp / n_gen == m[f"tar@far={x}"] and c.fp / n_imp == m[f"far_achieved@far={x}"]
+        assert c.fp / n_imp <= float(x)
+    assert m["tar@far=1e-6"] == 0.0
+    c = confusion_at(scores, labels, m["eer_threshold"])
+    assert m["eer"] == pytest.approx((c.fp / n_imp + c.fn / n_gen) / 2)
+
+
+def test_float32_scores_and_their_float64_copy_give_identical_metrics() -> None:
+    """A score file stores float32 scores as float64: recomputing must reproduce every value."""
+    rng = np.random.default_rng(12)
+    labels = (rng.random(3000) < 0.5).astype(int)
+    scores = rng.normal(labels * 1.5, 1.0).astype(np.float32)
+    labels[np.argmax(scores)] = 0  # reject-all threshold for the tiny targets
+    folds = np.arange(3000) % 10
+    a = compute_verification_metrics(scores, labels, folds)
+    b = compute_verification_metrics(scores.astype(np.float64), labels, folds)
+    assert a.metrics == b.metrics and a.details == b.details
+
+
 def test_supported_flag_boundary() -> None:
     s = np.linspace(0, 1, 101)
     y = np.r_[np.zeros(100, int), 1]  # N_imp = 100
@@ -206,6 +238,22 @@ def test_fta_pairs_always_rejected_and_counted() -> None:
     # FtA scores are never threshold candidates, even if not NaN
     s2 = np.where(fta, 5.0, s)
     assert best_threshold(s2, y, fta) == best_threshold(s, y, fta)
+
+
+def test_all_fta_rejects_everything() -> None:
+    s = np.full(6, np.nan)
+    y = np.array([1, 0, 1, 0, 1, 0])
+    fta = np.ones(6, dtype=bool)
+    assert best_threshold(s, y, fta) == np.inf
+    res = compute_verification_metrics(s, y, np.array([0, 0, 1, 1, 2, 2]), fta, bootstrap=20)
+    m = res.metrics
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (0, 0, 3, 3)
+    assert m["accuracy"] == 0.5 and m["precision"] is None and m["fta_rate"] == 1.0
+    assert m["auc"] == 0.0 and m["eer"] is None and m["tar@far=1e-1"] == 0.0
+    assert m["accuracy_ci_low"] == m["accuracy_ci_high"] == 0.5
+    assert all(f["threshold"] is None for f in res.details["folds"])
+    json.dumps(res.metrics, allow_nan=False)
+    json.dumps(res.details, allow_nan=False)
 
 
 def test_fta_roc_is_sklearn_roc_scaled_by_attainable_fraction() -> None:

@@ -208,3 +208,11 @@ def test_load_torchscript(tmp_path: Path) -> None:
     (tmp_path / "bad.ts").write_bytes((tmp_path / "mfn.ts").read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"bad\.ts: cannot read"):
         load_torchscript(tmp_path / "bad.ts")
+
+
+def test_non_strict_still_refuses_a_checkpoint_that_matches_nothing(mfn_ckpt: Path) -> None:
+    model = get_model("iresnet18")
+    before = _snapshot(model)
+    with pytest.raises(WeightsError, match="no key matched. Nothing was loaded"):
+        load_weights(model, mfn_ckpt, strict=False)
+    assert _unchanged(model, before)

@@ -1,0 +1,20 @@
+"""Suite path fields: relative paths resolve against the suite file's folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, ValidationInfo
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path.resolve() if path.is_absolute() else path
+
+
+#: A path resolved against ``context["base_dir"]`` (the suite file's folder) when validated.
+SuitePath = Annotated[Path, AfterValidator(_resolve)]
