@@ -1,6 +1,6 @@
 """Landmark agreement of RetinaFace (MobileNet-0.25) and YuNet on every LFW image of pairs.txt.
 
-For each image both detectors run at their default thresholds (RetinaFace 0.5, YuNet 0.6); one
+For each image both detectors run at their default thresholds (RetinaFace 0.9, YuNet 0.6); one
 face per detector is picked by ``--policy`` (default ``highest_score``; ``closest_to_center`` is
 reported alongside). The per-image gap is the mean over the five points of the distance between
 the two detectors' points, divided by the inter-ocular distance of RetinaFace's points. Reported:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent
+from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent, metric_kind
 from facebench.gates.stats import MIN_SAMPLES, SampleComparison, compare_samples, sample_source
 
 Status = Literal["pass", "fail", "error", "skip"]
@@ -20,9 +20,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
 }
-_EFFICIENCY_EXACT = frozenset(
-    {"params", "gmac", "gflops", "model_size_bytes", "cold_start_ms", "gflops_per_s", "pct_of_peak"}
-)
 
 
 @dataclass
@@ -63,13 +60,6 @@ class GateOutcome:
             "stats": self.stats,
             "warnings": list(self.warnings),
         }
-
-
-def metric_kind(metric: str) -> Literal["verification", "efficiency"]:
-    """Which cell kind reports a metric name (per docs/results.md)."""
-    if metric in _EFFICIENCY_EXACT or machine_dependent(metric):
-        return "efficiency"
-    return "verification"
 
 
 def _num(v: Any) -> float | None:

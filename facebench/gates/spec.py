@@ -68,6 +68,8 @@ _HIGHER_PREFIX = ("throughput.", "tar@")
 #: Metrics that depend on the machine; a baseline from another machine makes them incomparable.
 _MACHINE_PREFIX = ("latency.", "throughput.", "memory.")
 _MACHINE_EXACT = frozenset({"cold_start_ms", "gflops_per_s", "pct_of_peak"})
+#: Efficiency metrics that do not depend on the machine.
+_COST_EXACT = frozenset({"params", "gmac", "gflops", "model_size_bytes"})
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RHS_ABS = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
@@ -89,6 +91,13 @@ def infer_direction(metric: str) -> Direction | None:
     if base in _HIGHER_EXACT or base.startswith(_HIGHER_PREFIX):
         return "higher"
     return None
+
+
+def metric_kind(metric: str) -> Literal["verification", "efficiency"]:
+    """Which cell kind reports a metric name (per docs/results.md)."""
+    if metric in _COST_EXACT or machine_dependent(metric):
+        return "efficiency"
+    return "verification"
 
 
 def machine_dependent(metric: str) -> bool:

@@ -184,11 +184,12 @@ def run_row(results: dict[str, Any], results_path: str | None) -> dict[str, Any]
     run = results.get("run") or {}
     git = run.get("git") or {}
     cells = results.get("cells") or []
+    recorded = datetime.now(UTC).isoformat(timespec="microseconds")
     return {
         "run_id": str(run["id"]),
         "suite": suite_name(results),
         "suite_sha256": run.get("suite_sha256"),
-        "started": _utc(run.get("started")),
+        "started": _utc(run.get("started")) or recorded,  # never NULL: it orders "latest"
         "finished": _utc(run.get("finished")),
         "git_commit": git.get("commit"),
         "git_branch": git.get("branch"),
@@ -199,7 +200,7 @@ def run_row(results: dict[str, Any], results_path: str | None) -> dict[str, Any]
         "schema_version": results.get("schema_version"),
         "n_cells": len(cells),
         "n_failed": sum(1 for c in cells if c.get("status") == "failed"),
-        "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "recorded_at": recorded,
     }
 
 
@@ -287,7 +288,7 @@ class HistoryStore:
                 if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
                     return run_id
                 conn.execute(insert(runs), row)
-                body = json.dumps(results, separators=(",", ":"), allow_nan=False)
+                body = json.dumps(results, separators=(",", ":"))
                 conn.execute(insert(results_json), {"run_id": run_id, "body": body})
                 rows = metric_rows(results)
                 if rows:
@@ -411,4 +412,6 @@ class HistoryStore:
 
 def is_path_ref(ref: str) -> bool:
     """Whether a baseline reference is a filesystem path (exists, or looks like one)."""
+    if ref == "latest" or ref.startswith("latest:"):
+        return False
     return Path(ref).exists() or "/" in ref or ref.endswith(".json")

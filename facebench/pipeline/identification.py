@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from facebench.pipeline.context import CellContext
-from facebench.pipeline.verification import embed_dataset, make_embedder
+from facebench.pipeline.embeddings import embed_images
 from facebench.plan import Cell
 
 
@@ -18,21 +18,20 @@ def run_identification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     proto = cell.protocol
     ids = load_spec_identities(proto.dataset)
     t0 = time.perf_counter()
-    infer, engine_info = make_embedder(cell, ctx)
-    emb, valid, record, fta = embed_dataset(cell, ids.images, ids.root, ctx, infer)
+    e = embed_images(cell, ids.images, ids.root, ctx)
     gallery, probes = gallery_probe_split(ids)
-    res = identification_metrics(emb, ids, gallery, probes, ranks=tuple(proto.ranks),
-                                 max_rank=proto.max_rank, valid=valid)
+    res = identification_metrics(e.emb, ids, gallery, probes, ranks=tuple(proto.ranks),
+                                 max_rank=proto.max_rank, valid=e.valid)
     metrics = dict(res.metrics)
-    metrics.update(fta_images=len(fta), images=len(ids.images))
+    metrics.update(fta_images=len(e.fta), images=len(ids.images))
     details = {
         "cmc": [float(x) for x in res.curve],
-        "fta_images_list": fta,
-        "acquire": record,
+        "fta_images_list": e.fta,
+        "acquire": e.acquire,
         "preprocess": cell.model.preprocess.model_dump(mode="json"),
         "flip": proto.flip,
-        "engine": engine_info,
-        "timings_s": {"total": round(time.perf_counter() - t0, 3)},
+        "engine": e.engine,
+        "timings_s": {**e.timings_s, "total": round(time.perf_counter() - t0, 3)},
     }
     dataset = {"name": ids.name, "root": str(ids.root), "images": len(ids.images),
                "identities": len(ids.identities), "sha256": ids.checksum,

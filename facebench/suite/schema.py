@@ -170,7 +170,9 @@ class VerificationProtocol(Strict):
     fta_policy: Literal["reject"] = "reject"
     far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [1e-1, 1e-2, 1e-3, 1e-4]
     bootstrap: int = Field(default=0, ge=0)
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    cache_embeddings: bool = Field(
+        default=True, description="Reuse embeddings of identical work (model, data, settings).")
     workers: int = Field(default=2, ge=1, description="Detection/alignment processes.")
     optional: bool = Field(
         default=False, description="When the dataset is missing, skip with a note, not an error."
@@ -204,7 +206,8 @@ class IdentificationProtocol(Strict):
     flip: bool = True
     ranks: list[Annotated[int, Field(gt=0)]] = [1, 5]
     max_rank: int = Field(default=20, gt=0)
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    cache_embeddings: bool = True
     workers: int = Field(default=2, ge=1)
     optional: bool = False
     models: list[str] | None = None

@@ -56,48 +56,29 @@ def pg_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="facebench-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
+    data = root / "data"
     run = lambda cmd: subprocess.run(  # noqa: E731
-        _as_db_user(cmd), check=True, capture_output=True, text=True, timeout=120
-    )
-    run(
-        [
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]
-    )
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    run(
-        [
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-o",
-            opts,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]
+        _as_db_user(cmd), capture_output=True, text=True, timeout=120
     )
     try:
+        init = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+        res = run([*init, "--no-sync", "-E", "UTF8", "--locale=C"])
+        if res.returncode != 0:
+            pytest.fail(f"initdb failed: {res.stderr}")
+        for _attempt in range(3):  # a free port can be taken between probing and binding
+            port = _free_port()
+            opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+            ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts]
+            res = run([*ctl, "-w", "-t", "60", "start"])
+            if res.returncode == 0:
+                break
+        else:
+            log = (root / "log").read_text() if (root / "log").exists() else ""
+            pytest.fail(f"pg_ctl start failed: {res.stderr}\n{log[-2000:]}")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(
-            _as_db_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-            capture_output=True,
-            timeout=60,
-        )
+        if (data / "postmaster.pid").exists():
+            run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
 
 

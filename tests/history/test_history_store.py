@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from facebench.history import BaselineNotFound, HistoryStore, history_command, resolve_url
 from facebench.history.store import metrics, runs
 
-T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+T0 = datetime(2025, 11, 28, 1, 0, tzinfo=UTC)  # in the past: an undated run is newest
 
 
 def variant(
@@ -49,6 +49,7 @@ def _seed(store: HistoryStore, base: dict[str, Any]) -> None:
         variant(base, "20261128T012000Z-bbbb03", 20, commit="c3" + "0" * 38, machine="f" * 64)
     )
     store.record(variant(base, "20261128T013000Z-bbbb04", 30, suite="nightly"))
+    store.record(variant(base, "20261128T014000Z-cccc05", 40, branch="feat/x", suite="nightly"))
 
 
 def test_record_is_idempotent_and_lists_newest_first(db_url: str, real_results: dict) -> None:
@@ -60,6 +61,7 @@ def test_record_is_idempotent_and_lists_newest_first(db_url: str, real_results: 
         )
         ids = [r.run_id for r in store.list_runs()]
         assert ids == [
+            "20261128T014000Z-cccc05",
             "20261128T013000Z-bbbb04",
             "20261128T012000Z-bbbb03",
             "20261128T011000Z-aaaa02",
@@ -73,18 +75,24 @@ def test_record_is_idempotent_and_lists_newest_first(db_url: str, real_results: 
         assert [r.run_id[-2:] for r in store.list_runs(machine="fff")] == ["03"]
         assert len(store.list_runs(limit=2)) == 2
         info = store.list_runs(commit="c1")[0]
-        assert info.started == "2026-11-28T01:00:00.000000+00:00" and info.n_cells == 1
+        assert info.started == "2025-11-28T01:00:00.000000+00:00" and info.n_cells == 1
         assert info.fingerprint == real_results["environment"]["fingerprint"]
         with store.engine.connect() as conn:
             n = conn.execute(select(func.count()).select_from(metrics)).scalar_one()
-        assert n == 4 * len(real_results["cells"][0]["metrics"])
+        assert n == 5 * len(real_results["cells"][0]["metrics"])
+        # a run without a start time still orders (by when it was recorded), never as NULL
+        undated = variant(real_results, "undated")
+        undated["run"]["started"] = None
+        store.record(undated)
+        assert store.list_runs(limit=1)[0].run_id == "undated"
 
 
 def test_resolve_refs(db_url: str, real_results: dict, tmp_path: Path) -> None:
     with HistoryStore(db_url) as store:
         _seed(store, real_results)
         rid = lambda ref, **kw: store.resolve(ref, **kw)["run"]["id"]  # noqa: E731
-        assert rid("latest") == "20261128T013000Z-bbbb04"
+        assert rid("latest") == "20261128T014000Z-cccc05"
+        assert rid("latest:feat/x") == "20261128T014000Z-cccc05"  # a branch with a slash
         assert rid("latest", suite="ci-smoke") == "20261128T012000Z-bbbb03"
         assert rid("latest:main", suite="ci-smoke") == "20261128T012000Z-bbbb03"
         assert rid("latest:main", suite="ci-smoke", exclude="20261128T012000Z-bbbb03") == (

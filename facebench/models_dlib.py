@@ -1,0 +1,521 @@
+"""dlib's pretrained ResNet face descriptor with its own preprocessing path.
+
+Model: ``dlib_face_recognition_resnet_model_v1.dat`` (29 conv layers, 128-d output; Davis King,
+2017; published LFW accuracy 99.38 %), with the files of the ``face_recognition_models`` package
+unless the suite gives the ResNet file as the model's ``path``. Per image:
+
+1. decode (:func:`facebench.images.decode_image`) → RGB;
+2. dlib's HOG detector (``get_frontal_face_detector``) at upsample 0; when it finds nothing, once
+   more at upsample 1 (2× image, finds faces down to ~40 px); still nothing → failure to acquire;
+   several faces → one by the protocol's ``detector.select`` (``closest_to_center`` for LFW);
+3. dlib's 5-point landmarks (``shape_predictor_5_face_landmarks.dat``);
+4. ``dlib.get_face_chip(rgb, shape, size=150, padding=0.25)`` → 150×150 chip (dlib's own
+   similarity alignment; not the ArcFace 112×112 template);
+5. ``compute_face_descriptor(chip, num_jitters)``; with the protocol's ``flip`` the descriptor of
+   the mirrored chip is added before L2 normalization (dlib's published protocol: no flip).
+
+Work runs in a process pool (one dlib model set per process: dlib's CPU network is
+single-threaded, links no BLAS, and holds the GIL, so threads do not help). Results stream in
+input order and are cached per image content under ``cache_dir/dlib/<key>/`` where ``key`` hashes
+the dlib version, both model files' SHA-256 and every setting above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_VERSION = 1
+EMBEDDING_SIZE = 128
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+UPSAMPLE = (0, 1)
+RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
+PUBLISHED_LFW_ACCURACY = 0.9938
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+def dlib_unavailable(device: str = "cpu") -> str | None:
+    """Why dlib models cannot run here (``None`` when they can)."""
+    try:
+        import dlib
+        import face_recognition_models  # noqa: F401
+    except ImportError as exc:
+        return (f"dlib model needs the 'dlib' extra ({exc.name} missing): "
+                "pip install 'facebench[dlib]'")
+    if device == "cuda" and not dlib.DLIB_USE_CUDA:
+        return "this dlib build has no CUDA support (dlib-bin is CPU-only)"
+    return None
+
+
+def default_model_dir() -> Path:
+    """The ``models/`` folder of the ``face_recognition_models`` package."""
+    import face_recognition_models
+
+    return Path(face_recognition_models.face_recognition_model_location()).parent
+
+
+@cache
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DlibConfig:
+    """Everything that determines a descriptor (all of it goes into the cache key)."""
+
+    resnet: Path
+    landmarks: Path
+    flip: bool = False
+    select: str = "closest_to_center"
+    num_jitters: int = 0
+    chip_size: int = CHIP_SIZE
+    padding: float = CHIP_PADDING
+    upsample: tuple[int, ...] = UPSAMPLE
+
+    @classmethod
+    def default(cls, resnet: Path | None = None, **kw: Any) -> DlibConfig:
+        models = default_model_dir()
+        return cls(resnet=Path(resnet or models / RESNET_FILE),
+                   landmarks=models / LANDMARKS_FILE, **kw)
+
+    def settings(self) -> dict[str, Any]:
+        """The record of this configuration, with model file hashes."""
+        import dlib
+
+        return {
+            "dlib_version": dlib.__version__,
+            "detector": {"name": "dlib_hog", "upsample": list(self.upsample),
+                         "select": self.select},
+            "landmarks": {"file": self.landmarks.name, "sha256": file_sha256(self.landmarks),
+                          "points": 5},
+            "resnet": {"file": self.resnet.name, "sha256": file_sha256(self.resnet)},
+            "chip": {"size": self.chip_size, "padding": self.padding,
+                     "estimator": "dlib.get_face_chip (5-point similarity)"},
+            "num_jitters": self.num_jitters,
+            "flip": self.flip,
+        }
+
+    def key(self) -> str:
+        blob = json.dumps({"v": CACHE_VERSION, **self.settings()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_from_cell(cell: Any, **overrides: Any) -> DlibConfig:
+    """The :class:`DlibConfig` of a verification cell (model ``path`` = ResNet file override)."""
+    m = cell.model
+    if m.embedding_size not in (None, EMBEDDING_SIZE):
+        raise ValueError(f"model {m.id!r}: dlib's ResNet gives {EMBEDDING_SIZE}-d descriptors, "
+                         f"not embedding_size={m.embedding_size}")
+    kw: dict[str, Any] = {"flip": cell.protocol.flip, "select": cell.protocol.detector.select}
+    kw.update(overrides)
+    return DlibConfig.default(m.path, **kw)
+
+
+def preprocess_record(cfg: DlibConfig) -> dict[str, Any]:
+    """What replaces the Preprocess record for a dlib model (for results)."""
+    return {"color": "RGB", "input_size": [cfg.chip_size, cfg.chip_size], "layout": "HWC uint8",
+            "scaling": "inside dlib (input_rgb_image_sized: (x - mean_rgb) / 256)",
+            "alignment": f"dlib.get_face_chip(size={cfg.chip_size}, padding={cfg.padding})"}
+
+
+def dlib_engine_info(cell: Any) -> dict[str, Any]:
+    """Engine record of a dlib cell (the ``engine`` of verification details)."""
+    cfg = config_from_cell(cell)
+    return {"engine": "dlib", "device": "cpu", "threads": {"intra_op": 1, "inter_op": 1},
+            "workers": cell.protocol.workers, **cfg.settings()}
+
+
+# ---- worker side -----------------------------------------------------------------------------
+
+
+@dataclass
+class DlibFace:
+    """One image's outcome: raw descriptors (1 or 2 rows with flip) or an FtA reason."""
+
+    index: int
+    desc: np.ndarray | None
+    reason: str | None = None
+    upsample: int | None = None
+    faces: int = 0  # detections at the chosen upsample level
+    cached: bool = False
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(cfg: DlibConfig, cache_root: Path | None) -> None:
+    import dlib
+
+    _STATE.clear()
+    _STATE.update(cfg=cfg, cache=cache_root, detector=dlib.get_frontal_face_detector(),
+                  predictor=dlib.shape_predictor(str(cfg.landmarks)),
+                  net=dlib.face_recognition_model_v1(str(cfg.resnet)))
+
+
+def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy: str) -> Any:
+    from facebench.detect.base import Detection, select_face
+
+    dets = [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32),
+                      float(s), np.zeros((0, 2), np.float32)) for r, s in zip(rects, scores,
+                                                                               strict=True)]
+    best = select_face(dets, shape, policy)  # type: ignore[arg-type]
+    return rects[dets.index(best)]
+
+
+def describe_rgb(rgb: np.ndarray, cfg: DlibConfig, detector: Any, predictor: Any,
+                 net: Any) -> tuple[np.ndarray | None, int | None, int]:
+    """Raw descriptor rows of the selected face in an RGB image; ``(None, None, 0)`` if none."""
+    import dlib
+
+    for up in cfg.upsample:
+        rects, scores, _ = detector.run(rgb, up, 0.0)
+        if len(rects):
+            break
+    else:
+        return None, None, 0
+    rect = _select(rects, scores, rgb.shape, cfg.select)
+    shape = predictor(rgb, rect)
+    chip = dlib.get_face_chip(rgb, shape, size=cfg.chip_size, padding=cfg.padding)
+    chips = [chip, np.ascontiguousarray(chip[:, ::-1])] if cfg.flip else [chip]
+    rows = [np.asarray(net.compute_face_descriptor(c, cfg.num_jitters), np.float64)
+            for c in chips]
+    return np.stack(rows), up, len(rects)
+
+
+def _compute(index: int, path: Path, data: bytes) -> DlibFace:
+    from facebench.images import ImageError, decode_image
+
+    cfg: DlibConfig = _STATE["cfg"]
+    try:
+        bgr = decode_image(data, str(path))
+    except ImageError as exc:
+        return DlibFace(index, None, reason=f"bad image: {exc.reason}")
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    desc, up, n = describe_rgb(rgb, cfg, _STATE["detector"], _STATE["predictor"], _STATE["net"])
+    if desc is None:
+        ups = " and ".join(str(u) for u in cfg.upsample)
+        return DlibFace(index, None, reason=f"no face detected (dlib HOG, upsample {ups})")
+    return DlibFace(index, desc, upsample=up, faces=n)
+
+
+def _one(index: int, path: Path) -> DlibFace:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return DlibFace(index, None, reason=f"unreadable: {exc.strerror or exc}")
+    root: Path | None = _STATE["cache"]
+    entry = None
+    if root is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        entry = root / digest[:2] / f"{digest}.npz"
+        if entry.is_file():
+            try:
+                with np.load(entry, allow_pickle=False) as z:
+                    reason = str(z["reason"]) or None
+                    return DlibFace(index, None if reason else z["desc"], reason,
+                                    int(z["upsample"]) if not reason else None,
+                                    int(z["faces"]), cached=True)
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is recomputed
+    face = _compute(index, path, data)
+    if entry is not None:
+        _store(entry, face)
+    return face
+
+
+def _store(entry: Path, face: DlibFace) -> None:
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, desc=face.desc if face.desc is not None else np.zeros((0, 128)),
+                     reason=np.str_(face.reason or ""), faces=np.int32(face.faces),
+                     upsample=np.int32(-1 if face.upsample is None else face.upsample))
+        os.replace(tmp, entry)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only or full cache never fails the run
+
+
+def _work(job: tuple[int, list[Path]]) -> list[DlibFace]:
+    start, paths = job
+    return [_one(start + i, p) for i, p in enumerate(paths)]
+
+
+# ---- driver side -----------------------------------------------------------------------------
+
+
+def describe_images(paths: Sequence[Path], cfg: DlibConfig, cache_dir: Path | None = None,
+                    workers: int = 2, chunk: int = 8) -> tuple[Iterator[DlibFace], dict[str, Any]]:
+    """Stream a :class:`DlibFace` per path, in order; returns the iterator and the settings
+    record. ``cache_dir`` is the facebench cache root (entries go under ``dlib/<key>/``)."""
+    settings = cfg.settings()
+    root = None
+    if cache_dir is not None:
+        root = Path(cache_dir) / "dlib" / cfg.key()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            root = None
+    record = {**settings, "cache": str(root) if root else None, "workers": workers,
+              "preprocess": preprocess_record(cfg)}
+    jobs = [(i, list(paths[i:i + chunk])) for i in range(0, len(paths), chunk)]
+
+    def stream() -> Iterator[DlibFace]:
+        if workers <= 1:
+            _init_worker(cfg, root)
+            for job in jobs:
+                yield from _work(job)
+            return
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, root)) as pool:
+            for faces in pool.imap(_work, jobs):
+                yield from faces
+
+    return stream(), record
+
+
+def embed_dataset_dlib(cell: Any, pairs: Any, ctx: Any, *, config: DlibConfig | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[dict]]:
+    """Same contract as :func:`facebench.pipeline.verification.embed_dataset`: L2-normalized
+    float32 descriptors ``(n, 128)`` with NaN rows for FtA images, the valid mask, the
+    acquisition record and the FtA list ``[{"image", "reason"}]``."""
+    from facebench.pipeline.verification import _rel
+
+    cfg = config or config_from_cell(cell)
+    n = len(pairs.images)
+    faces, record = describe_images(pairs.images, cfg, ctx.cache_dir, cell.protocol.workers)
+    emb = np.full((n, EMBEDDING_SIZE), np.nan, dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    fta: list[dict] = []
+    cached = upsampled = multi = 0
+    for done, face in enumerate(faces, 1):
+        cached += face.cached
+        if face.desc is None:
+            fta.append({"image": _rel(pairs, face.index), "reason": face.reason})
+        else:
+            raw = face.desc.sum(axis=0)
+            emb[face.index] = (raw / np.linalg.norm(raw)).astype(np.float32)
+            valid[face.index] = True
+            upsampled += face.upsample not in (None, cfg.upsample[0])
+            multi += face.faces > 1
+        ctx.progress("images", done, n)
+    if not valid.any():
+        raise RuntimeError(f"no face acquired in any of the {n} images; check the image root")
+    record.update(cache_hits=cached, acquired=int(valid.sum()), upsampled=upsampled,
+                  multiple_faces=multi)
+    return emb, valid, record, fta
+
+
+# ---- cost ------------------------------------------------------------------------------------
+
+
+def _dlib_int(data: bytes, pos: int) -> tuple[int, int]:
+    """One integer in dlib's serialization (size byte, then little-endian bytes)."""
+    head = data[pos]
+    size = head & 0x0F
+    value = int.from_bytes(data[pos + 1:pos + 1 + size], "little")
+    return (-value if head & 0x80 else value), pos + 1 + size
+
+
+def _tensor_at(data: bytes, pos: int) -> int | None:
+    """Element count of a dlib tensor serialized at ``pos`` (version 2 header), else None."""
+    try:
+        version, p = _dlib_int(data, pos)
+        if version != 2:
+            return None
+        dims = []
+        for _ in range(4):
+            v, p = _dlib_int(data, p)
+            dims.append(v)
+    except IndexError:
+        return None
+    if min(dims) < 1:
+        return None
+    count = int(np.prod(dims))
+    return count if p + 4 * count <= len(data) else None
+
+
+def count_params(path: Path) -> dict[str, int]:
+    """Σ numel of the learnable tensors stored in a dlib network file (``con_``, ``affine_``,
+    ``fc_`` layers), read from the file itself: ``{"con_": n, "affine_": n, "fc_": n, "total"}``."""
+    data = Path(path).read_bytes()
+    out: dict[str, int] = {}
+    for tag in ("con_", "affine_", "fc_"):
+        name = tag.encode()
+        total, pos = 0, data.find(name)
+        while pos >= 0:
+            for off in range(pos + len(name), pos + len(name) + 48):
+                count = _tensor_at(data, off)
+                if count is not None:
+                    total += count
+                    break
+            pos = data.find(name, pos + 1)
+        out[tag] = total
+    out["total"] = sum(out.values())
+    return out
+
+
+def count_macs(size: int = CHIP_SIZE) -> dict[str, Any]:
+    """Multiply-accumulates of one descriptor, walked from the published network definition
+    (dlib ``dnn_face_recognition_ex.cpp``): conv + fc only, dlib's padding rule (stride 1 →
+    same, else 0) and ``add_prev``'s max-size zero-padded sum."""
+    macs = params = 0
+    c, h = 3, size
+
+    def conv(cout: int, k: int, stride: int) -> None:
+        nonlocal macs, params, c, h
+        pad = k // 2 if stride == 1 else 0
+        h = (h + 2 * pad - k) // stride + 1
+        macs += h * h * cout * c * k * k
+        params += cout * c * k * k + cout + 2 * cout  # weights, bias, affine gamma/beta
+        c = cout
+
+    def block(n: int, down: bool) -> None:
+        nonlocal c, h
+        cin, hin = c, h
+        conv(n, 3, 2 if down else 1)
+        conv(n, 3, 1)
+        if down:
+            c, h = max(cin, n), max(h, (hin - 2) // 2 + 1)  # avg_pool 2×2/2 shortcut
+
+    conv(32, 7, 2)
+    h = (h - 3) // 2 + 1  # max_pool 3×3/2
+    for n, reps in ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1)):
+        for r in range(reps):
+            block(n, down=(r == 0 and n != 32))
+    macs += c * EMBEDDING_SIZE  # fc_no_bias after global average pooling
+    params += c * EMBEDDING_SIZE
+    return {"macs": macs, "params": params, "input": [size, size, 3],
+            "skipped": ["affine", "relu", "add_prev", "avg_pool", "max_pool"]}
+
+
+def run_efficiency_dlib(
+    model_path: Path | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    warmup: int = 10,
+    min_iters: int = 50,
+    min_seconds: float = 2.0,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    max_seconds: float | None = None,
+    num_jitters: int = 0,
+    memory_interval_s: float = 0.01,
+) -> dict[str, Any]:
+    """Descriptor cost per 150×150 chip, with the metric names of
+    :func:`facebench.probes.efficiency.metric_names`. Batch B = one
+    ``compute_face_descriptor(list of B chips)`` call. Detection, landmarks and chip extraction
+    are not included (they are the model's preprocessing, ~15–25 ms per 250×250 image)."""
+    import dlib
+
+    from facebench import environment
+    from facebench.probes.efficiency import metric_names
+    from facebench.probes.latency import measure_cold_start, measure_latency
+    from facebench.probes.memory import RssSampler, current_rss
+
+    reason = dlib_unavailable()
+    if reason:
+        from facebench.engines import EngineUnavailable
+
+        raise EngineUnavailable(reason)
+    batch_sizes = sorted({int(b) for b in batch_sizes})
+    path = Path(model_path or default_model_dir() / RESNET_FILE)
+    rng = np.random.default_rng(0)
+    chips = [rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+             for _ in range(batch_sizes[-1])]
+    steps = [0, len(batch_sizes) + 2]
+
+    def say() -> None:
+        if progress is not None:
+            progress(steps[0], steps[1])
+        steps[0] += 1
+
+    class _Net:
+        def __init__(self) -> None:
+            self.net = dlib.face_recognition_model_v1(str(path))
+
+        def infer(self, batch: list[np.ndarray]) -> Any:
+            return self.net.compute_face_descriptor(batch, num_jitters)
+
+    metrics: dict[str, Any] = dict.fromkeys(metric_names(batch_sizes))
+    t_cell = time.monotonic()
+    load_before = environment.load_avg()
+    sampler = RssSampler(interval_s=memory_interval_s, baseline_bytes=current_rss()).start()
+    try:
+        say()
+        engine, cold = measure_cold_start(_Net, chips[:batch_sizes[0]])
+        stats = {}
+        for b in batch_sizes:
+            say()
+            batch = chips[:b]
+            stats[b] = measure_latency(lambda batch=batch: engine.infer(batch), warmup=warmup,
+                                       min_iters=min_iters, min_seconds=min_seconds,
+                                       max_seconds=max_seconds, batch=b)
+    finally:
+        mem = sampler.stop()
+    say()
+    params, comp = count_params(path), count_macs()
+    gmac = comp["macs"] / 1e9
+    metrics.update(params=params["total"], gmac=gmac, gflops=2 * gmac,
+                   model_size_bytes=path.stat().st_size, cold_start_ms=cold.total_ms)
+    for st in stats.values():
+        metrics.update(st.metrics())
+    if 1 in stats:
+        for q in ("p50_ms", "p90_ms", "p99_ms"):
+            metrics[f"latency.{q}"] = getattr(stats[1], q)
+    metrics["memory.peak_rss_bytes"] = mem.peak_rss_bytes
+    metrics["memory.peak_rss_delta_bytes"] = mem.peak_rss_delta_bytes
+    rate = {str(b): 2 * gmac * b / (st.p50_ms / 1e3) for b, st in stats.items()}
+    metrics["gflops_per_s"] = rate[str(batch_sizes[-1])]
+    peak = environment.cpu_peak_gflops(cores=1)
+    if peak:
+        metrics["pct_of_peak"] = 100.0 * metrics["gflops_per_s"] / peak["gflops"]
+    load_after = environment.load_avg()
+    details = {
+        "engine": "dlib",
+        "engine_info": {"dlib_version": dlib.__version__, "cuda": bool(dlib.DLIB_USE_CUDA),
+                        "blas": bool(dlib.DLIB_USE_BLAS), "file": str(path),
+                        "sha256": file_sha256(path)},
+        "threads": {"intra_op": 1, "inter_op": 1},
+        "input": "random uint8 150×150×3 chips (cost does not depend on content)",
+        "num_jitters": num_jitters,
+        "latency": {str(b): {"samples_ms": st.samples_ms, "wall_s": st.wall_s,
+                             "warmup": st.warmup, "timer": st.timer, "capped": st.capped,
+                             "max_ms": st.max_ms} for b, st in stats.items()},
+        "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
+                               "min_iters": min_iters, "min_seconds": min_seconds,
+                               "max_seconds": max_seconds, "warmup": warmup,
+                               "scope": "compute_face_descriptor on 150×150 chips only"},
+        "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
+                       "batch": batch_sizes[0], "in_process": True},
+        "memory": mem.as_dict(),
+        "compute": {"params": params, "params_source": "tensors read from the .dat file",
+                    "macs_source": "analytic walk of the network definition", **comp},
+        "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1], "latency": "p50",
+                 "peak": peak},
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "busy": environment.is_busy(load_before, load_after, environment.cores_used(),
+                                    own_threads=1, duration_s=time.monotonic() - t_cell),
+        "duration_s": time.monotonic() - t_cell,
+    }
+    say()
+    return {"metrics": metrics, "details": details}
+

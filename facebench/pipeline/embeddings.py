@@ -1,0 +1,181 @@
+"""Embeddings of a dataset's images for one cell, with a content-keyed embedding cache.
+
+The first run detects, aligns (crops cached by :mod:`facebench.acquire`) and embeds. The
+embeddings are then cached under a key made of the model's content hash, the engine and
+device, the preprocessing, flip, the detector/alignment settings and the content of every
+image, so a second run of the same suite loads them and builds no model at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facebench.acquire import AcquireConfig, acquire, detector_settings
+from facebench.embed import embed_batch
+from facebench.io import atomic_write_bytes, atomic_write_json, read_json
+from facebench.pipeline.context import CellContext, engine_parts
+from facebench.plan import Cell
+
+EMBED_CACHE_VERSION = 1
+
+
+@dataclass
+class Embedded:
+    """Per-image embeddings (NaN rows where no face was acquired) and how they were made."""
+
+    emb: np.ndarray
+    valid: np.ndarray
+    acquire: dict[str, Any]
+    fta: list[dict[str, Any]]
+    engine: dict[str, Any]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
+    proto, pre = cell.protocol, cell.model.preprocess
+    size = proto.align_size or pre.input_size[0]
+    det = proto.detector
+    options: dict[str, Any] = {}
+    if det.name != "none":
+        options["model"] = det.model
+        if det.score_threshold is not None:
+            options["score_threshold"] = det.score_threshold
+    return AcquireConfig(detector=det.name, detector_options=options, select=det.select,
+                         size=(size, size), cache_dir=ctx.cache_dir)
+
+
+def make_embedder(cell: Cell, ctx: CellContext) -> tuple[Any, dict[str, Any]]:
+    """``infer(batch) -> embeddings`` for the cell's model on its device, and its info."""
+    from facebench.engines import create_engine
+
+    source, cfg = engine_parts(cell.model, cell.device)
+    cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
+    engine = create_engine(source, cfg, cache_dir=cache)
+    return engine.infer, engine.info()
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _model_key(cell: Cell) -> str:
+    from facebench.engines.sources import export_key, file_sha256
+
+    source, cfg = engine_parts(cell.model, cell.device)
+    content = file_sha256(source.path) if source.kind == "onnx" else export_key(source)
+    return json.dumps({"model": content, "engine": cfg.engine, "device": cfg.device,
+                       "fp16": cfg.fp16, "providers": list(cfg.resolved_providers())})
+
+
+def _images_digest(images: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in images:
+        try:
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+        except OSError as exc:
+            h.update(f"unreadable:{p}:{exc.errno}".encode())
+    return h.hexdigest()
+
+
+def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig) -> str:
+    blob = json.dumps({
+        "v": EMBED_CACHE_VERSION,
+        "model": _model_key(cell),
+        "preprocess": cell.model.preprocess.model_dump(mode="json"),
+        "flip": cell.protocol.flip,
+        "acquire": acq.key(detector_settings(acq)),
+        "images": _images_digest(images),
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
+            acq: AcquireConfig) -> Embedded:
+    """Detect/align (streamed from the worker pool) and embed in batches."""
+    proto, pre = cell.protocol, cell.model.preprocess
+    t0 = time.perf_counter()
+    infer, engine_info = make_embedder(cell, ctx)
+    t_model = time.perf_counter() - t0
+    faces, record = acquire(images, acq, workers=proto.workers)
+    n = len(images)
+    emb: np.ndarray | None = None
+    valid = np.zeros(n, dtype=bool)
+    fta: list[dict[str, Any]] = []
+    batch: list[tuple[int, np.ndarray]] = []
+    cached = 0
+
+    def flush() -> None:
+        nonlocal emb
+        if not batch:
+            return
+        out = embed_batch(infer, [c for _, c in batch], pre, proto.flip)
+        if emb is None:
+            emb = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+        idx = [i for i, _ in batch]
+        emb[idx] = out
+        valid[idx] = True
+        batch.clear()
+
+    for done, face in enumerate(faces, start=1):
+        cached += face.cached
+        if face.crop is None:
+            fta.append({"image": _rel(images[face.index], root), "reason": face.reason})
+        else:
+            batch.append((face.index, face.crop))
+            if len(batch) >= proto.batch_size:
+                flush()
+        ctx.progress("images", done, n)
+    flush()
+    if emb is None:
+        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
+                           "settings and the image root")
+    record.update(cache_hits=cached, acquired=int(valid.sum()))
+    t_total = time.perf_counter() - t0
+    timings = {"model_load": round(t_model, 3), "acquire_and_embed": round(t_total - t_model, 3)}
+    return Embedded(emb, valid, record, fta, engine_info, timings)
+
+
+def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -> Embedded:
+    """Embeddings for ``images``, from the embedding cache when this exact work was done."""
+    acq = acquire_config(cell, ctx)
+    use_cache = ctx.cache_dir is not None and getattr(cell.protocol, "cache_embeddings", True)
+    if not use_cache:
+        return compute(cell, images, root, ctx, acq)
+    t0 = time.perf_counter()
+    key = cache_key(cell, images, acq)
+    base = Path(ctx.cache_dir) / "embeddings" / key  # type: ignore[arg-type]
+    arrays, meta = base.with_suffix(".npz"), base.with_suffix(".json")
+    if arrays.is_file() and meta.is_file():
+        try:
+            with np.load(arrays, allow_pickle=False) as z:
+                emb, valid = z["emb"], z["valid"]
+            info = read_json(meta)
+            if emb.shape[0] == len(images):
+                info["acquire"]["embedding_cache"] = {"key": key, "hit": True}
+                ctx.progress("images", len(images), len(images))
+                return Embedded(emb, valid, info["acquire"], info["fta"], info["engine"],
+                                {"cache_load": round(time.perf_counter() - t0, 3)})
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged entry is recomputed
+    out = compute(cell, images, root, ctx, acq)
+    out.acquire["embedding_cache"] = {"key": key, "hit": False}
+    try:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, emb=out.emb, valid=out.valid)
+        atomic_write_bytes(arrays, buf.getvalue())
+        atomic_write_json(meta, {"acquire": out.acquire, "fta": out.fta, "engine": out.engine})
+    except OSError:
+        pass  # a read-only or full cache never fails the run
+    return out
