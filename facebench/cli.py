@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Benchmark face-recognition models: accuracy and cost in one run.")
@@ -23,11 +24,11 @@ def _suite_error(exc: Exception) -> None:
     from facebench.suite import SuiteError
 
     if isinstance(exc, SuiteError):
-        err.print(f"[red]{exc.path}: {len(exc.problems)} problem(s)[/red]")
+        err.print(f"[red]{escape(exc.path)}: {len(exc.problems)} problem(s)[/red]")
         for p in exc.problems:
             err.print(f"  {p}", markup=False, highlight=False)
-    else:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    else:  # the message may hold paths or user text: never read it as rich markup
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -42,7 +43,7 @@ def validate(suite: Annotated[Path, typer.Argument(help="Suite YAML file")]) -> 
     except SuiteError as exc:
         _suite_error(exc)
     cells = plan(s)
-    out.print(f"{suite}: ok — {len(s.models)} model(s) × {len(s.devices)} device(s) × "
+    out.print(f"{escape(str(suite))}: ok — {len(s.models)} model(s) × {len(s.devices)} device(s) × "
               f"{len(s.protocols)} protocol(s) → {len(cells)} cell(s)")
 
 
@@ -67,7 +68,9 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List cells, run nothing")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Skip cells already finished")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Evaluate the suite's gates")] = False,
-    baseline: Annotated[str | None, typer.Option(help="Baseline for --gate/report")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Baseline for --gate (see `gate`)")] = None,
+    junit: Annotated[Path | None, typer.Option(help="With --gate: JUnit XML file")] = None,
+    summary: Annotated[Path | None, typer.Option(help="With --gate: Markdown summary")] = None,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
@@ -84,22 +87,64 @@ def run(
         _suite_error(exc)
     if results is None:
         return
-    _record_history(results, opts.out)
+    out_path = Path(results["run"].get("out_dir") or ".")
+    _record_history(results, out_path / "results.json")
     if gate:
         from facebench.gates import gate_command
 
-        raise typer.Exit(gate_command(results, baseline_ref=baseline))
+        raise typer.Exit(gate_command(results, baseline_ref=baseline, junit=junit,
+                                      summary=summary, record=False))
 
 
-def _record_history(results: dict, out_dir: Path | None) -> None:
+def _record_history(results: dict, results_path: Path) -> None:
+    from facebench.history import HistoryStore
+
     try:
-        from facebench.history import HistoryStore
-    except ImportError:
-        return
-    try:
-        HistoryStore().record(results, out_dir)
+        HistoryStore().record(results, results_path)
     except Exception as exc:  # noqa: BLE001 - history is a convenience, never fatal
-        err.print(f"[yellow]history not recorded:[/yellow] {exc}")
+        err.print(f"[yellow]history not recorded:[/yellow] {escape(str(exc))}")
+
+
+@app.command()
+def gate(
+    results_path: Annotated[Path, typer.Argument(help="results.json or a run's output folder")],
+    baseline: Annotated[str | None, typer.Option(
+        help="latest, latest:BRANCH, a run id, or a results.json/folder")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here")] = None,
+    summary: Annotated[Path | None, typer.Option(
+        help="Append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")] = None,
+    history: Annotated[str | None, typer.Option(help="History database URL")] = None,
+    extra: Annotated[list[str] | None, typer.Option(
+        "--gate", help="An extra gate expression (repeatable)")] = None,
+    on_fingerprint_mismatch: Annotated[str, typer.Option(help="warn or fail")] = "warn",
+) -> None:
+    """Evaluate gates: exit 0 all pass, 1 a gate failed, 2 usage or run errors."""
+    from facebench.gates import gate_command
+
+    if on_fingerprint_mismatch not in ("warn", "fail"):
+        err.print("--on-fingerprint-mismatch must be 'warn' or 'fail'")
+        raise typer.Exit(2)
+    code = gate_command(results_path, baseline_ref=baseline, junit=junit, summary=summary,
+                        history_url=history, extra_gates=extra,
+                        on_fingerprint_mismatch=on_fingerprint_mismatch)  # type: ignore[arg-type]
+    raise typer.Exit(code)
+
+
+@app.command("history")
+def history_cmd(
+    url: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL (default .facebench/history.db or $FACEBENCH_HISTORY)")] = None,
+    suite: Annotated[str | None, typer.Option()] = None,
+    commit: Annotated[str | None, typer.Option()] = None,
+    branch: Annotated[str | None, typer.Option()] = None,
+    machine: Annotated[str | None, typer.Option(help="Machine fingerprint prefix")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recorded runs, filtered by suite, git commit, branch or machine."""
+    from facebench.history import history_command
+
+    raise typer.Exit(history_command(url, suite, commit, branch, machine, limit, as_json))
 
 
 @app.command()
@@ -145,6 +190,80 @@ def metrics(
         return
     for k, v in res.metrics.items():
         out.print(f"{k:28s} {'n/a' if v is None else v}")
+
+
+@app.command()
+def models(
+    count: Annotated[bool, typer.Option(help="Count params and GMAC (fvcore, 1×3×H×W)")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the built-in architectures: params, GMAC, input and embedding size."""
+    from rich.table import Table
+
+    from facebench.zoo import describe, list_models
+
+    rows = []
+    for info in list_models():
+        row = {"name": info.name, "family": info.family,
+               "input": f"{info.input_size[0]}×{info.input_size[1]}",
+               "embedding": info.embedding_size, "description": info.description}
+        if count:
+            d = describe(info.name)
+            row.update(params=d["params"], gmac=round(d["gmac"], 3))
+        rows.append(row)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table("name", "params", "GMAC", "input", "embedding", "description")
+    for r in rows:
+        table.add_row(r["name"], f"{r.get('params', 0):,}" if count else "-",
+                      str(r.get("gmac", "-")), r["input"], str(r["embedding"]), r["description"])
+    out.print(table)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Zoo architecture (see `facebench models`)")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx file")],
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint to load first")] = None,
+    embedding_size: Annotated[int | None, typer.Option()] = None,
+    input_size: Annotated[int, typer.Option(help="Square input side")] = 112,
+) -> None:
+    """Export a zoo model to ONNX (opset 17, dynamic batch) with a torch-parity check."""
+    from facebench.zoo import get_model
+    from facebench.zoo.export import export_onnx
+    from facebench.zoo.weights import load_weights
+
+    try:
+        net = get_model(model, embedding_size)
+        if weights is not None:
+            load_weights(net, weights)
+        parity = export_onnx(net, onnx, input_size=(input_size, input_size))
+    except (KeyError, ValueError, OSError) as exc:
+        _suite_error(exc)
+    out.print(f"{onnx}: opset {parity['opset']}, dynamic batch; max |Δ| on normalized "
+              f"embeddings vs torch = {parity['max_abs_diff']:.2e} "
+              f"({'ok' if parity['ok'] else 'FAILED'}, tolerance {parity['tolerance']})")
+    sys.stdout.write(json.dumps({k: str(v) if isinstance(v, Path) else v
+                                 for k, v in parity.items()}) + "\n")
+
+
+@app.command()
+def align(
+    suite: Annotated[Path, typer.Argument(help="Suite YAML file")],
+    only: Annotated[list[str] | None, typer.Option(help="Protocol ids (repeatable)")] = None,
+    workers: Annotated[int, typer.Option(help="Detection processes")] = 2,
+) -> None:
+    """Precompute the landmark/aligned-crop cache for a suite's datasets."""
+    from facebench.suite import SuiteError, load_suite
+    from facebench.warm import warm_alignment_cache
+
+    try:
+        s = load_suite(suite)
+    except SuiteError as exc:
+        _suite_error(exc)
+    for line in warm_alignment_cache(s, only, workers):
+        out.print(line)
 
 
 def main() -> None:

@@ -142,6 +142,12 @@ class Gate(BaseModel):
     )
     name: str | None = None
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """JSON Schema: the mapping form, or a compact string."""
+        compact = {"type": "string", "description": "compact form, e.g. 'lfw.accuracy >= 0.985'"}
+        return {"anyOf": [compact, handler(core_schema)]}
+
     @model_validator(mode="before")
     @classmethod
     def _from_string(cls, data: Any) -> Any:

@@ -347,7 +347,8 @@ def reproducibility(results: dict[str, Any]) -> dict[str, Any]:
         ("Memory", f"{mem / 2**30:.1f} GiB" if mem else None),
         ("OS", env.get("os")), ("Python", env.get("python")),
         ("Load average (1, 5, 15 min) before / after",
-         f"{_loads(env.get('load_avg_before'))} / {_loads(env.get('load_avg_after'))}"),
+         f"{_loads(env.get('load_avg_before') or env.get('load_avg'))} / "
+         f"{_loads(env.get('load_avg_after'))}"),
     ]
     flags = env.get("cpu_flags")
     if flags:

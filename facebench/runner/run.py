@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facebench.io import read_json
@@ -34,8 +38,22 @@ def default_out(suite: Suite) -> Path:
     return Path("runs") / suite.name
 
 
+#: Free space a run needs at least in its output folder (results, scores, reports, figures).
+MIN_FREE_BYTES = 8 * 2**20
+
+
 def check_writable(out: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
+    """Fail before any work when the output folder cannot be written or has no room; nothing is
+    created when it fails on a file in the way or a disk without room."""
+    if out.exists() and not out.is_dir():
+        raise OSError(f"output folder {out} is a file, not a folder; choose another with --out")
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None:
+        free = shutil.disk_usage(existing).free
+        if free < MIN_FREE_BYTES:
+            raise OSError(f"output folder {out} has only {free // 1024} KiB free, a run needs at "
+                          f"least {MIN_FREE_BYTES // 2**20} MiB; free some space or choose "
+                          "another with --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".facebench-write-test"
@@ -44,6 +62,15 @@ def check_writable(out: Path) -> None:
     except OSError as exc:
         raise OSError(f"output folder {out} is not writable ({exc.strerror or exc}); "
                       "choose another with --out") from None
+
+
+def sweep_stale(out: Path) -> None:
+    """Remove what a killed run leaves behind: half-written temp files of atomic writes
+    (``.NAME.*.tmp``) and job files of cells (``.job.*.json``). Results are never touched."""
+    for folder in (out, out / "figures", *(out / "cells").glob("*/")):
+        for pattern in (".*.tmp", ".job.*.json"):
+            for stale in folder.glob(pattern):
+                stale.unlink(missing_ok=True)
 
 
 def environment(threads: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,6 +99,7 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
         raise ValueError(f"--only {opts.only} matches no cell of suite {suite.name!r}")
     out = (opts.out or default_out(suite)).resolve()
     check_writable(out)
+    sweep_stale(out)
     text = Path(suite_path).read_text(encoding="utf-8")
     previous = _previous(out) if opts.resume else None
     if previous is not None:
@@ -80,6 +108,7 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
     else:
         results = new_results(run_header(Path(suite_path).resolve(), text, sys.argv, git_info()),
                               suite.model_dump(mode="json"), environment())
+    results["run"]["out_dir"] = str(out)
     order = {c.id: i for i, c in enumerate(cells)}
     by_id: dict[str, dict] = {c["id"]: c for c in results["cells"]}
     write_results(out, results)
@@ -95,7 +124,7 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
         extra = rec.get("reason") or (rec.get("error") or {}).get("message") or ""
         console.print(f"[{style}]{status:>7}[/{style}] {rec['id']} "
-                      f"{'(resumed)' if rec.get('resumed') else ''} {extra[:160]}")
+                      f"{'(resumed)' if rec.get('resumed') else ''} {escape(extra[:160])}")
 
     with _progress(console, opts.progress) as bar:
         cells_task = bar.add_task("cells", total=len(cells))
@@ -114,14 +143,12 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
                         progress=on_progress)
     results["run"]["finished"] = now()
-    try:
-        results["environment"]["load_avg_after"] = list(__import__("os").getloadavg())
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        results["environment"]["load_avg_after"] = list(os.getloadavg())
     write_results(out, results)
     if opts.report:
         render(out, results, console)
-    console.print(f"results: {out / 'results.json'}")
+    console.print(f"results: {escape(str(out / 'results.json'))}")
     return results
 
 
@@ -157,9 +184,10 @@ def render(out: Path, results: dict[str, Any], console: Console,
 
         paths = render_report(results, out, baseline=baseline)
         for p in paths.values():
-            console.print(f"report: {p}")
+            console.print(f"report: {escape(str(p))}")
     except Exception as exc:  # noqa: BLE001 - results are already safe on disk
-        console.print(f"[red]report rendering failed:[/red] {type(exc).__name__}: {exc}")
+        console.print(f"[red]report rendering failed:[/red] {type(exc).__name__}: "
+                      f"{escape(str(exc))}")
 
 
 def read_cell(out: Path, slug: str) -> dict[str, Any]:

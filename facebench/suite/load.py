@@ -77,6 +77,10 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
             msg = "required field is missing"
         elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
             msg += " (use one of the documented kinds)"
+        elif e["type"] == "too_short" and not e.get("input"):
+            need = (e.get("ctx") or {}).get("min_length", 1)
+            msg = (f"is empty; list at least {need} entry (a suite runs every model × device × "
+                   "protocol, so an empty list leaves nothing to run)")
         got = e.get("input")
         hint = ""
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
@@ -134,12 +138,23 @@ def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) 
         raise SuiteError(path, ["(suite): expected a mapping with models, devices, protocols"])
     problems: list[str] = []
     data = interpolate(raw, dict(os.environ if env is None else env), (), problems)
+    # A field whose variable is unset is reported once, not again as "file not found" etc.
+    unset = {p.partition(": ")[0] for p in problems}
     problems += reference_problems(data)
     try:
         suite = Suite.model_validate(data, context={"base_dir": path.resolve().parent})
     except ValidationError as err:
-        raise SuiteError(path, problems + _pydantic_problems(err)) from None
-    problems += _file_problems(suite)
+        raise SuiteError(path, problems + _besides(_pydantic_problems(err), unset)) from None
+    problems += _besides(_file_problems(suite), unset)
     if problems:
         raise SuiteError(path, problems)
     return suite
+
+
+def _besides(problems: list[str], locations: set[str]) -> list[str]:
+    """``problems`` minus those at (or inside) one of ``locations``."""
+    def inside(loc: str) -> bool:
+        return any(loc == x or loc.startswith((f"{x}.", f"{x}[")) for x in locations)
+
+    return [p for p in problems if not inside(p.partition(": ")[0])]
+

@@ -25,6 +25,7 @@ from facebench.datasets.specs import (
     IdentityFolderDataset,
     InsightfaceBinDataset,
 )
+from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
@@ -233,7 +234,8 @@ class Suite(Strict):
     models: list[ModelSpec] = Field(min_length=1)
     devices: list[DeviceSpec] = Field(min_length=1)
     protocols: list[ProtocolSpec] = Field(min_length=1)
-    gates: list[Any] = []
+    gates: list[Gate] = Field(
+        default=[], description="CI thresholds, e.g. 'lfw.accuracy >= 0.985' (docs/ci.md).")
     report: ReportOptions = ReportOptions()
     cache_dir: SuitePath | None = Field(
         default=None, description="Alignment/export cache; default $FACEBENCH_CACHE or ~/.cache."

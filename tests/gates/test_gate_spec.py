@@ -144,3 +144,10 @@ def test_embedded_in_suite_schema() -> None:
     assert error_lines(info.value)[0].startswith(
         "gates[2]: cannot parse 'accuracy >>= 1': expected"
     )
+
+
+def test_json_schema_accepts_both_forms() -> None:
+    gate = Suite.model_json_schema()["$defs"]["Gate"]
+    string, mapping = gate["anyOf"]
+    assert string["type"] == "string" and mapping["additionalProperties"] is False
+    assert {"metric", "op", "value", "max_regression", "max_drop"} <= set(mapping["properties"])
