@@ -132,15 +132,8 @@ def config_from_cell(cell: Any, **overrides: Any) -> DlibConfig:
 def preprocess_record(cfg: DlibConfig) -> dict[str, Any]:
     """What replaces the Preprocess record for a dlib model (for results)."""
     return {"color": "RGB", "input_size": [cfg.chip_size, cfg.chip_size], "layout": "HWC uint8",
-            "scaling": "inside dlib (input_rgb_image_sized: (x - mean_rgb) / 256)",
+            "scaling": "inside dlib: (x - (122.782, 117.001, 104.298)) / 256 per RGB channel",
             "alignment": f"dlib.get_face_chip(size={cfg.chip_size}, padding={cfg.padding})"}
-
-
-def dlib_engine_info(cell: Any) -> dict[str, Any]:
-    """Engine record of a dlib cell (the ``engine`` of verification details)."""
-    cfg = config_from_cell(cell)
-    return {"engine": "dlib", "device": "cpu", "threads": {"intra_op": 1, "inter_op": 1},
-            "workers": cell.protocol.workers, **cfg.settings()}
 
 
 # ---- worker side -----------------------------------------------------------------------------
@@ -162,12 +155,20 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(cfg: DlibConfig, cache_root: Path | None) -> None:
-    import dlib
-
     _STATE.clear()
-    _STATE.update(cfg=cfg, cache=cache_root, detector=dlib.get_frontal_face_detector(),
-                  predictor=dlib.shape_predictor(str(cfg.landmarks)),
-                  net=dlib.face_recognition_model_v1(str(cfg.resnet)))
+    _STATE.update(cfg=cfg, cache=cache_root)
+
+
+def _models() -> tuple[Any, Any, Any]:
+    """This process's detector, landmark predictor and network (loaded on first cache miss)."""
+    if "net" not in _STATE:
+        import dlib
+
+        cfg: DlibConfig = _STATE["cfg"]
+        _STATE.update(detector=dlib.get_frontal_face_detector(),
+                      predictor=dlib.shape_predictor(str(cfg.landmarks)),
+                      net=dlib.face_recognition_model_v1(str(cfg.resnet)))
+    return _STATE["detector"], _STATE["predictor"], _STATE["net"]
 
 
 def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy: str) -> Any:
@@ -177,7 +178,7 @@ def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy:
                       float(s), np.zeros((0, 2), np.float32)) for r, s in zip(rects, scores,
                                                                                strict=True)]
     best = select_face(dets, shape, policy)  # type: ignore[arg-type]
-    return rects[dets.index(best)]
+    return rects[next(i for i, d in enumerate(dets) if d is best)]
 
 
 def describe_rgb(rgb: np.ndarray, cfg: DlibConfig, detector: Any, predictor: Any,
@@ -209,7 +210,7 @@ def _compute(index: int, path: Path, data: bytes) -> DlibFace:
     except ImageError as exc:
         return DlibFace(index, None, reason=f"bad image: {exc.reason}")
     rgb = np.ascontiguousarray(bgr[..., ::-1])
-    desc, up, n = describe_rgb(rgb, cfg, _STATE["detector"], _STATE["predictor"], _STATE["net"])
+    desc, up, n = describe_rgb(rgb, cfg, *_models())
     if desc is None:
         ups = " and ".join(str(u) for u in cfg.upsample)
         return DlibFace(index, None, reason=f"no face detected (dlib HOG, upsample {ups})")
@@ -292,26 +293,33 @@ def describe_images(paths: Sequence[Path], cfg: DlibConfig, cache_dir: Path | No
     return stream(), record
 
 
-def embed_dataset_dlib(cell: Any, pairs: Any, ctx: Any, *, config: DlibConfig | None = None,
-                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[dict]]:
-    """Same contract as :func:`facebench.pipeline.verification.embed_dataset`: L2-normalized
-    float32 descriptors ``(n, 128)`` with NaN rows for FtA images, the valid mask, the
-    acquisition record and the FtA list ``[{"image", "reason"}]``."""
-    from facebench.pipeline.verification import _rel
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
+
+def embed_images_dlib(cell: Any, images: Sequence[Path], root: Path, ctx: Any, *,
+                      config: DlibConfig | None = None) -> Any:
+    """dlib counterpart of :func:`facebench.pipeline.embeddings.embed_images`: an ``Embedded``
+    with L2-normalized float32 descriptors ``(n, 128)`` (NaN rows for FtA images)."""
+    from facebench.pipeline.embeddings import Embedded
+
+    t0 = time.perf_counter()
     cfg = config or config_from_cell(cell)
-    n = len(pairs.images)
-    faces, record = describe_images(pairs.images, cfg, ctx.cache_dir, cell.protocol.workers)
+    n = len(images)
+    faces, record = describe_images(images, cfg, ctx.cache_dir, cell.protocol.workers)
     emb = np.full((n, EMBEDDING_SIZE), np.nan, dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
-    fta: list[dict] = []
+    fta: list[dict[str, Any]] = []
     cached = upsampled = multi = 0
     for done, face in enumerate(faces, 1):
         cached += face.cached
         if face.desc is None:
-            fta.append({"image": _rel(pairs, face.index), "reason": face.reason})
+            fta.append({"image": _rel(images[face.index], root), "reason": face.reason})
         else:
-            raw = face.desc.sum(axis=0)
+            raw = face.desc.sum(axis=0)  # flip: e(x) + e(hflip(x)), then normalize
             emb[face.index] = (raw / np.linalg.norm(raw)).astype(np.float32)
             valid[face.index] = True
             upsampled += face.upsample not in (None, cfg.upsample[0])
@@ -321,7 +329,18 @@ def embed_dataset_dlib(cell: Any, pairs: Any, ctx: Any, *, config: DlibConfig | 
         raise RuntimeError(f"no face acquired in any of the {n} images; check the image root")
     record.update(cache_hits=cached, acquired=int(valid.sum()), upsampled=upsampled,
                   multiple_faces=multi)
-    return emb, valid, record, fta
+    engine = {"engine": "dlib", "device": "cpu", "threads": {"intra_op": 1, "inter_op": 1},
+              "workers": cell.protocol.workers, "resnet": record["resnet"]}
+    return Embedded(emb, valid, record, fta, engine,
+                    {"acquire_and_embed": round(time.perf_counter() - t0, 3)})
+
+
+def embed_dataset_dlib(cell: Any, pairs: Any, ctx: Any, *, config: DlibConfig | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[dict]]:
+    """``(emb, valid, record, fta)`` for a :class:`~facebench.datasets.PairSet`'s images (the
+    ``embed_dataset`` contract): descriptors, valid mask, acquisition record, FtA list."""
+    e = embed_images_dlib(cell, pairs.images, pairs.root, ctx, config=config)
+    return e.emb, e.valid, e.acquire, e.fta
 
 
 # ---- cost ------------------------------------------------------------------------------------
@@ -506,8 +525,11 @@ def run_efficiency_dlib(
         "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
                        "batch": batch_sizes[0], "in_process": True},
         "memory": mem.as_dict(),
-        "compute": {"params": params, "params_source": "tensors read from the .dat file",
-                    "macs_source": "analytic walk of the network definition", **comp},
+        "compute": {"params": params["total"], "params_by_layer": params,
+                    "params_source": "tensors read from the .dat file",
+                    "params_analytic": comp["params"], "macs": comp["macs"], "gmac": gmac,
+                    "macs_source": "analytic walk of the network definition",
+                    "input": comp["input"], "skipped": comp["skipped"]},
         "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1], "latency": "p50",
                  "peak": peak},
         "load_avg_before": load_before,

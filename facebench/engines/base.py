@@ -88,10 +88,22 @@ class Engine(Protocol):
         """engine, device, providers actually used, threads, versions, fp16 (JSON-safe)."""
         ...
 
-    def runner(self, batch: np.ndarray) -> tuple[Callable[[], Any], Callable[[], None] | None]:
-        """A zero-argument call that runs ``batch`` (input staged on the device once), and a
-        sync function to call before reading a timer (``None`` when the call is synchronous)."""
-        ...
+
+#: Optional engine method used by the latency probe when present:
+#: ``runner(batch) -> (fn, sync)``, a zero-argument call that runs ``batch`` with the input
+#: staged on the device once, and a sync function for the timer (``None`` when ``fn`` is
+#: synchronous). Without it the probe times ``infer(batch)`` (host to host).
+RunnerFn = Callable[[np.ndarray], tuple[Callable[[], Any], Callable[[], None] | None]]
+
+
+def runner_for(engine: Engine, batch: np.ndarray) -> tuple[Callable[[], Any],
+                                                           Callable[[], None] | None, str]:
+    """``(fn, sync, what)`` to time one inference of ``batch`` on ``engine``."""
+    make = getattr(engine, "runner", None)
+    if make is not None:
+        fn, sync = make(batch)
+        return fn, sync, "runner: input staged once, forward only"
+    return (lambda: engine.infer(batch)), None, "infer: host array in, host embeddings out"
 
 
 def as_batch(batch: np.ndarray) -> np.ndarray:

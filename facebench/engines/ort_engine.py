@@ -53,6 +53,22 @@ def fp16_converter() -> tuple[str, Callable[..., Any]] | None:
         return None
 
 
+def fp16_model_bytes(path: Path) -> tuple[str, bytes]:
+    """``(converter name, serialized model)``: ``path`` converted to fp16 weights and compute
+    with float32 inputs and outputs (``keep_io_types=True``)."""
+    import onnx
+
+    conv = fp16_converter()
+    if conv is None:
+        raise EngineUnavailable("no fp16 converter (pip install onnxconverter-common)")
+    name, convert = conv
+    try:
+        model16 = convert(onnx.load(str(path)), keep_io_types=True)
+    except Exception as exc:
+        raise EngineError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
+    return name, model16.SerializeToString()
+
+
 def _validate(cfg: EngineConfig) -> tuple[ProviderName, ...]:
     providers = cfg.resolved_providers()
     unknown = [p for p in providers if p not in PROVIDERS]
@@ -169,17 +185,8 @@ class OrtEngine:
         self.output_name = outputs[0].name
 
     def _fp16_model_bytes(self) -> bytes:
-        import onnx
-
-        conv = fp16_converter()
-        if conv is None:  # checked in ort_unavailable_reason; kept for direct construction
-            raise EngineUnavailable("no fp16 converter (pip install onnxconverter-common)")
-        self.fp16_converter, convert = conv
-        try:
-            model16 = convert(onnx.load(str(self.model_path)), keep_io_types=True)
-        except Exception as exc:
-            raise EngineError(f"fp16 conversion failed: {type(exc).__name__}: {exc}") from exc
-        return model16.SerializeToString()
+        self.fp16_converter, data = fp16_model_bytes(self.model_path)
+        return data
 
     @property
     def on_gpu(self) -> bool:

@@ -140,8 +140,19 @@ def onnx_source(source: ModelSource, cache_dir: Path | None = None) -> ModelSour
     )
 
 
-def model_size_bytes(source: ModelSource) -> int | None:
-    """Bytes of the model file on disk (ONNX/TorchScript file, or zoo weights); ``None`` for a
-    zoo model without a weights file."""
+def model_size_bytes(source: ModelSource) -> tuple[int | None, str]:
+    """Bytes of the model artifact and what was measured: the ONNX/TorchScript file, the zoo
+    weights file, or, for a zoo model without weights, its state dict as ``torch.save`` writes
+    it (the size its weights file would have)."""
     path = source.weights if source.kind == "zoo" else source.path
-    return Path(path).stat().st_size if path is not None and Path(path).is_file() else None
+    if path is not None and Path(path).is_file():
+        return Path(path).stat().st_size, f"file {Path(path).name}"
+    if source.kind == "zoo":
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(load_torch_module(source).state_dict(), buf)
+        return buf.tell(), "torch.save(state_dict) of the randomly initialized zoo model"
+    return None, "no file"

@@ -18,5 +18,6 @@ def run_efficiency_cell(cell: Cell, ctx: CellContext) -> dict[str, Any]:
         source, cfg, batch_sizes=tuple(batch_sizes), warmup=proto.warmup,
         min_iters=proto.min_iters, min_seconds=proto.min_seconds,
         progress=lambda done, total: ctx.progress("iterations", done, total),
+        cache_dir=ctx.cache_dir / "engines" if ctx.cache_dir else None,
     )
     return {"metrics": out["metrics"], "details": out["details"], "artifacts": {}}

@@ -5,9 +5,11 @@ names of docs/results.md (plus ``memory.cuda_max_allocated_bytes`` / ``..._reser
 CUDA, from shared/docs/metrics.md). Order of work:
 
 1. availability check; ONNX export of torch sources for ONNX Runtime (cached, not timed);
-2. heap trimmed, baseline RSS, then the RSS sampler starts (and CUDA peak counters are reset);
-3. cold start = engine creation + first inference (batch = smallest batch size);
-4. per batch size: staged input, warm-up, timed loop (:func:`measure_latency`);
+2. heap trimmed, baseline RSS, then the RSS sampler starts;
+3. cold start = engine creation + first inference (batch = smallest batch size; includes CUDA
+   context creation when this process has not used CUDA yet, for torch and ORT alike);
+4. per batch size: staged input, (torch CUDA: ``reset_peak_memory_stats``), warm-up, timed loop
+   (:func:`measure_latency`; torch CUDA: CUDA events), max allocated / reserved;
 5. sampler stops; compute counts (``facebench.probes.compute``, optional) run last so that
    they do not disturb the memory numbers.
 
@@ -43,6 +45,7 @@ from facebench.engines import (
     check_available,
     create_engine,
 )
+from facebench.engines.base import runner_for
 from facebench.engines.sources import load_torch_module, model_size_bytes, onnx_source
 from facebench.probes.latency import LatencyStats, measure_cold_start, measure_latency
 from facebench.probes.memory import (
@@ -82,27 +85,39 @@ def _own_cpu_s() -> float:
     return float(t.user + t.system)
 
 
-def _compute(source: ModelSource, run_source: ModelSource, cfg: EngineConfig) -> dict[str, Any]:
-    """Compute counts via facebench.probes.compute; ``{"skipped": why}`` when impossible."""
+def _compute(source: ModelSource, run_source: ModelSource) -> dict[str, Any]:
+    """Compute counts via facebench.probes.compute; ``{"skipped": why}`` when impossible.
+
+    A model is counted where it is defined: a zoo/TorchScript source on its torch module (so
+    every engine of the same model reports the same params and GMAC; an ONNX export folds BN and
+    counts lower), an ONNX source on its graph. If the torch count fails and an ONNX export
+    exists, that is counted instead (``counted_on`` says which)."""
     shape = (1, 3, *source.input_size)
     try:
         from facebench.probes import compute
     except ImportError as exc:
         return {"skipped": f"facebench.probes.compute not importable: {exc}"}
+    if source.kind == "onnx":
+        try:
+            return {**compute.count_onnx(source.path, shape), "counted_on": "onnx"}
+        except Exception as exc:  # counters are best effort; record why
+            return {"skipped": f"{type(exc).__name__}: {exc}"}
     try:
-        if cfg.engine == "onnxruntime":
-            return dict(compute.count_onnx(run_source.path, shape))
-        return dict(compute.count_torch(load_torch_module(source), shape))
-    except Exception as exc:  # counters are best effort; record why
-        out: dict[str, Any] = {"skipped": f"{type(exc).__name__}: {exc}"}
-        if cfg.engine != "onnxruntime":
-            try:
-                module = load_torch_module(source)
-                out["params"] = int(sum(p.numel() for p in module.parameters()))
-                out["params_source"] = "sum of parameter numel (counter failed)"
-            except Exception:
-                pass
-        return out
+        module = load_torch_module(source)
+    except Exception as exc:
+        return {"skipped": f"{type(exc).__name__}: {exc}"}
+    try:
+        return {**compute.count_torch(module, shape), "counted_on": "torch"}
+    except Exception as exc:
+        why = f"torch count failed: {type(exc).__name__}: {exc}"
+    if run_source.kind == "onnx" and run_source.path is not None:
+        try:
+            return {**compute.count_onnx(run_source.path, shape), "counted_on": "onnx export",
+                    "note": why}
+        except Exception as exc:
+            why += f"; onnx count failed: {type(exc).__name__}: {exc}"
+    return {"skipped": why, "params": int(sum(p.numel() for p in module.parameters())),
+            "params_source": "sum of parameter numel (docs/metrics.md definition)"}
 
 
 def _peak(info: dict[str, Any], cfg: EngineConfig) -> dict[str, Any] | None:
@@ -140,6 +155,7 @@ def run_efficiency(
         if progress is not None:
             progress(steps[0], steps[1])
         steps[0] += 1
+
     reason = check_available(cfg, source)
     if reason:
         raise EngineUnavailable(reason)
@@ -154,9 +170,8 @@ def run_efficiency(
     trim_heap()
     baseline = current_rss()
     sampler = RssSampler(interval_s=memory_interval_s, baseline_bytes=baseline).start()
+    torch_cuda = cuda and cfg.engine != "onnxruntime"
     try:
-        if cuda and cfg.engine != "onnxruntime":
-            cuda_reset_peak()
         say()
         first = make_input(batch_sizes[0], source.input_size)
         engine, cold = measure_cold_start(lambda: create_engine(run_source, cfg, cache_dir), first)
@@ -166,32 +181,32 @@ def run_efficiency(
         per_batch_cuda: dict[str, Any] = {}
         for b in batch_sizes:
             say()
-            fn, sync = engine.runner(make_input(b, source.input_size, seed=b))
+            fn, sync, timed = runner_for(engine, make_input(b, source.input_size, seed=b))
             gc.collect()
-            if cuda and cfg.engine != "onnxruntime":
-                import torch
-
-                fn()
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
+            if torch_cuda:
+                cuda_reset_peak()  # weights stay allocated, so they are in the peak
             stats[b] = measure_latency(
                 fn, warmup=warmup, min_iters=min_iters, min_seconds=min_seconds,
-                max_seconds=max_seconds, sync=sync, batch=b,
-                cuda_events=cuda and cfg.engine != "onnxruntime",
+                max_seconds=max_seconds, sync=sync, batch=b, cuda_events=torch_cuda,
             )
-            if cuda and cfg.engine != "onnxruntime":
+            if torch_cuda:
                 per_batch_cuda[str(b)] = cuda_peak()
         wall = time.monotonic() - wall0
         other_cpu = (_cpu_busy_s() - cpu0) - (_own_cpu_s() - own0)
-        cuda_total = cuda_peak() if cuda and cfg.engine != "onnxruntime" else None
+        cuda_total = ({k: max(v[k] for v in per_batch_cuda.values())
+                       for k in ("max_allocated_bytes", "max_reserved_bytes")}
+                      if per_batch_cuda else None)
     finally:
-        mem = sampler.stop() if sampler._proc is not None else None
+        mem = sampler.stop() if sampler.running else None
 
     say()
-    comp = _compute(source, run_source, cfg)
+    comp = _compute(source, run_source)
     for key in ("params", "gmac", "gflops"):
         metrics[key] = comp.get(key)
-    metrics["model_size_bytes"] = model_size_bytes(run_source)
+    try:
+        metrics["model_size_bytes"], size_source = model_size_bytes(run_source)
+    except Exception as exc:  # never lose a cell over its size
+        size_source = f"failed: {type(exc).__name__}: {exc}"
     metrics["cold_start_ms"] = cold.total_ms
     for st in stats.values():
         metrics.update(st.metrics())
@@ -228,6 +243,7 @@ def run_efficiency(
                              "max_ms": st.max_ms}
                     for b, st in stats.items()},
         "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
+                               "timed": timed,
                                "min_iters": min_iters, "min_seconds": min_seconds,
                                "max_seconds": max_seconds, "warmup": warmup},
         "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
@@ -239,6 +255,7 @@ def run_efficiency(
                    ("not measured: ONNX Runtime allocates outside torch's allocator"
                     if cuda else None)},
         "compute": comp,
+        "model_size": size_source,
         "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1],
                  "latency": "p50", "peak": peak},
         "load_avg_before": load_before,

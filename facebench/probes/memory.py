@@ -115,6 +115,11 @@ class RssSampler:
         self._proc: subprocess.Popen[str] | None = None
         self._t0 = 0.0
 
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped."""
+        return self._proc is not None
+
     def start(self, timeout_s: float = 30.0) -> RssSampler:
         """Start the sampler and wait until it has taken its first sample."""
         if self._proc is not None:

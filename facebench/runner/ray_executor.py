@@ -44,6 +44,8 @@ MARKER = ".ray-attempt.json"
 ADDRESS_ENV, NODE_IP_ENV = "FACEBENCH_RAY_ADDRESS", "FACEBENCH_RAY_NODE_IP"
 #: Driver settings forwarded to cell subprocesses (Ray sets OMP_NUM_THREADS in its workers).
 FORWARDED_ENV = ("OMP_NUM_THREADS",)
+#: Ray keeps 127.0.0.1 as the node address only when this is 0 (see :func:`prepare_env`).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 Executor = Callable[..., None]
 
@@ -59,14 +61,9 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise RayNotInstalled(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}"
                               ) from exc
+    if not hasattr(ray, "init"):  # a folder named ray on sys.path, not the package
+        raise RayNotInstalled(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}")
     return ray
-
-
-def _quiet_env() -> None:
-    """No usage statistics; a local instance's raylet kills the subprocesses of dead workers."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
-    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
 
 
 def is_loopback(address: str) -> bool:
@@ -79,20 +76,47 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def resolve_address(address: str | None) -> str | None:
+    """``address``, else ``$RAY_ADDRESS``; ``None`` means a new local instance."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return None if address == "local" else address
+
+
+def prepare_env(address: str | None) -> None:
+    """Environment for Ray, set before it is imported: no usage statistics; a raylet kills the
+    subprocesses of a dead worker; a local or loopback cluster stays on 127.0.0.1 (Ray would
+    otherwise swap 127.0.0.1 for this host's network address and listen on every interface)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
+    if address is None or is_loopback(address):
+        os.environ.setdefault(LOOPBACK_ENV, "0")
+
+
+def _check_loopback(ray: Any) -> None:
+    from ray._private import ray_constants
+
+    if getattr(ray_constants, "ENABLE_RAY_CLUSTER", False):
+        raise RuntimeError(
+            "Ray was imported before facebench could keep this cluster on loopback; set "
+            f"{LOOPBACK_ENV}=0 in the environment (or import facebench's executor first)")
+
+
 @contextmanager
 def ray_session(address: str | None, *, node_ip: str | None = None, num_cpus: int | None = None,
                 resources: dict[str, float] | None = None) -> Iterator[Any]:
     """Connected ``ray`` for the duration: an existing connection, the cluster at ``address``
-    (or ``$RAY_ADDRESS``), else a new local instance on loopback (stopped afterwards)."""
+    (or ``$RAY_ADDRESS``), else a new local instance on 127.0.0.1, stopped afterwards."""
+    address = resolve_address(address)
+    prepare_env(address)
     ray = import_ray()
-    _quiet_env()
     if ray.is_initialized():
         yield ray
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": "warning"}
     temp = None
-    if address in (None, "local"):
+    if address is None:
+        _check_loopback(ray)
         temp = tempfile.mkdtemp(prefix="fbray-", dir=os.environ.get("RAY_TMPDIR", "/tmp"))
         ray.init(address="local", num_cpus=num_cpus, resources=resources or None,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
@@ -100,6 +124,8 @@ def ray_session(address: str | None, *, node_ip: str | None = None, num_cpus: in
     else:
         ip = node_ip or ("127.0.0.1" if is_loopback(address) else None)
         if ip and not address.startswith("ray://"):
+            if ip == "127.0.0.1":
+                _check_loopback(ray)
             common["_node_ip_address"] = ip
         ray.init(address=address, **common)
     try:
@@ -154,6 +180,7 @@ def make_ray_executor(address: str | None = None, *, num_cpus: int | None = None
                       max_retries: int = MAX_RETRIES) -> Executor:
     """An executor with :func:`facebench.runner.local.run_cells`'s signature that runs cells on
     the Ray cluster at ``address`` (``None``: a local instance with ``num_cpus`` CPUs)."""
+    prepare_env(resolve_address(address))
     import_ray()
 
     def run_cells(cells: list[Cell], suite_dump: dict[str, Any], out_dir: Path,

@@ -6,6 +6,7 @@ together as one :class:`SuiteError`, so a user fixes a suite in one pass.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from facebench.datasets.pairs import required_inputs
-from facebench.suite.schema import Suite, reference_problems
+from facebench.suite.schema import DATASET_KINDS, Suite, reference_problems
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -68,11 +69,26 @@ def interpolate(node: Any, env: dict[str, str], where: tuple[Any, ...] = (),
 
 def _pydantic_problems(err: ValidationError) -> list[str]:
     problems = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
-        msg = e["msg"].removeprefix("Value error, ")
+    errors = [(tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)), e)
+              for e in err.errors()]
+    # a misspelt required key is one problem: reported once, at the misspelling
+    missing = [loc for loc, e in errors if e["type"] == "missing" and loc]
+    meant: dict[tuple[Any, ...], str] = {}
+    for loc, e in errors:
         if e["type"] == "extra_forbidden":
+            near = difflib.get_close_matches(
+                str(loc[-1]), [str(m[-1]) for m in missing if m[:-1] == loc[:-1]], n=1)
+            if near:
+                meant[loc] = near[0]
+                missing.remove((*loc[:-1], near[0]))
+    for loc, e in errors:
+        msg = e["msg"].removeprefix("Value error, ")
+        if loc in meant:
+            msg = f"unknown key {loc[-1]!r}; did you mean {meant[loc]!r} (required, missing)?"
+        elif e["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r} (check spelling; see `facebench schema`)"
+        elif e["type"] == "missing" and loc not in missing:
+            continue
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -89,7 +105,8 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
     return problems
 
 
-_UNION_TAGS = {"lfw_pairs", "pair_csv", "verification", "efficiency"}
+#: Tags pydantic puts in the location of a tagged-union member; a user never writes them.
+_UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS}
 
 
 def _file_problems(suite: Suite) -> list[str]:

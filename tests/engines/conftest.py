@@ -108,3 +108,11 @@ def fake_zoo(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     monkeypatch.setitem(sys.modules, "facebench.zoo.export",
                         _module("facebench.zoo.export", export_onnx=export_onnx))
     return calls
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Any:
+    """Engines set torch's (process-wide) intra-op threads; put them back after each test."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from facebench.engines import EngineConfig, ModelSource, create_engine
+from facebench.engines.ort_engine import fp16_model_bytes
 from facebench.probes.latency import measure_latency
 
 
@@ -69,3 +70,22 @@ def test_thread_ratio_is_reported(mfn: ModelSource, batch8: np.ndarray,
     print(f"ORT b8 p50: 1 thread {np.median(p50[1]):.2f} ms, 2 threads "
           f"{np.median(p50[2]):.2f} ms, ratio {ratio:.3f}")
     assert all(v > 0 for v in p50[1] + p50[2])
+
+
+def test_fp16_conversion_keeps_float32_io(mfn: ModelSource, batch8: np.ndarray) -> None:
+    """The model the CUDA provider gets for fp16=True (run here on CPU, which has fp16 kernels
+    or casts): fp16 weights, float32 input/output, embeddings that agree with fp32."""
+    import onnx
+
+    name, data = fp16_model_bytes(mfn.path)
+    model = onnx.load_from_string(data)
+    float_io = onnx.TensorProto.FLOAT
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [float_io]
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [float_io]
+    kinds = {t.data_type for t in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in kinds and onnx.TensorProto.FLOAT not in kinds
+    half = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(str(mfn.path), providers=["CPUExecutionProvider"])
+    a, b = half.run(None, {"input": batch8})[0], full.run(None, {"input": batch8})[0]
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.999, (name, cos)

@@ -92,3 +92,25 @@ def test_torch_compile_failure_is_clear() -> None:
     engine = TorchEngine(Broken(), EngineConfig(engine="torch_compile"))
     with pytest.raises(EngineError, match="torch.compile failed on input"):
         engine.compile_now((32, 32))
+
+
+def test_efficiency_counts_the_source_model_on_every_engine(tmp_path: Path, fake_zoo: dict,
+                                                            small_factory) -> None:
+    """params/GMAC belong to the model, not the engine: the torch module is counted for both the
+    torch cell and the ONNX Runtime cell (whose BN-folded export would count fewer)."""
+    from facebench.probes.efficiency import run_efficiency
+
+    pytest.importorskip("fvcore")  # the torch counter (a declared dependency)
+    src = ModelSource(kind="zoo", arch="small", embedding_size=32, input_size=(32, 32))
+    fast = {"warmup": 1, "min_iters": 3, "min_seconds": 0.0, "cache_dir": tmp_path}
+    cells = {e: run_efficiency(src, EngineConfig(engine=e, intra_op_threads=1), **fast)
+             for e in ("torch", "onnxruntime")}
+    want = sum(p.numel() for p in small_factory().parameters())
+    for cell in cells.values():
+        assert cell["metrics"]["params"] == want
+        assert cell["details"]["compute"]["counted_on"] == "torch"
+    assert cells["torch"]["metrics"]["gmac"] == cells["onnxruntime"]["metrics"]["gmac"] > 0
+    assert cells["onnxruntime"]["metrics"]["model_size_bytes"] > 0  # the exported file
+    size = cells["torch"]["metrics"]["model_size_bytes"]  # random init: its state dict
+    assert 4 * want < size < 4 * want + 50_000
+    assert "state_dict" in cells["torch"]["details"]["model_size"]

@@ -23,6 +23,8 @@ def documented_names(batch_sizes: tuple[int, ...]) -> set[str]:
     names: set[str] = set()
     prefix = ""
     for tok in re.findall(r"`([^`]+)`", section):
+        if tok.startswith("details."):  # a pointer into details, not a metric
+            continue
         if tok.startswith("."):
             tok = prefix + tok
         elif "." in tok:

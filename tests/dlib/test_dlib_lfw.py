@@ -1,0 +1,80 @@
+"""dlib's ResNet on real LFW: accuracy on a fixed 200-pair subset (20 per fold, all 10 folds)
+through facebench's metrics, and the ``embed_dataset`` contract."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebench.datasets import load_pairs
+from facebench.datasets.pairs import PairSet, build
+from facebench.embed import cosine_scores
+from facebench.metrics import compute_verification_metrics
+from facebench.models_dlib import embed_dataset_dlib, embed_images_dlib
+from facebench.pipeline.context import CellContext
+from facebench.plan import Cell
+
+pytestmark = pytest.mark.slow
+PER_FOLD = 10  # genuine and impostor pairs taken from the start of each fold
+
+
+def subset(pairs: PairSet, per_fold: int = PER_FOLD) -> PairSet:
+    """The first ``per_fold`` genuine and ``per_fold`` impostor pairs of every fold."""
+    rows = []
+    for fold in np.unique(pairs.folds):
+        for label in (1, 0):
+            idx = np.flatnonzero((pairs.folds == fold) & (pairs.labels == label))[:per_fold]
+            rows += [(pairs.images[pairs.left[i]], pairs.images[pairs.right[i]], label,
+                      int(fold)) for i in idx]
+    return build("lfw-subset", pairs.root, rows, checksum="subset")
+
+
+def test_subset_accuracy_and_contract(dlib_cell: Cell,
+                                      make_ctx: Callable[[Path | None], CellContext],
+                                      tmp_path: Path) -> None:
+    pairs = subset(load_pairs(dlib_cell.protocol.dataset))
+    assert pairs.n_pairs == 200 and len(np.unique(pairs.folds)) == 10
+    t0 = time.perf_counter()
+    emb, valid, record, fta = embed_dataset_dlib(dlib_cell, pairs, make_ctx(tmp_path / "c"))
+    took = time.perf_counter() - t0
+    n = len(pairs.images)
+    assert emb.shape == (n, 128) and emb.dtype == np.float32 and valid.shape == (n,)
+    assert np.array_equal(valid, ~np.isnan(emb).any(axis=1))
+    np.testing.assert_allclose(np.linalg.norm(emb[valid], axis=1), 1.0, atol=1e-5)
+    assert record["acquired"] + len(fta) == n == int(valid.sum()) + len(fta)
+    assert all(f["reason"] and not Path(f["image"]).is_absolute() for f in fta)
+    assert record["resnet"]["sha256"] and record["flip"] is False
+    scores, fta_pairs = cosine_scores(emb, pairs.left, pairs.right, valid)
+    res = compute_verification_metrics(scores, pairs.labels.astype(np.int64),
+                                       folds=pairs.folds.astype(np.int64), fta=fta_pairs)
+    assert res.metrics["accuracy"] >= 0.98, (res.metrics["accuracy"], fta)
+    # a second run reads every descriptor from the cache and gives the same numbers
+    again = embed_dataset_dlib(dlib_cell, pairs, make_ctx(tmp_path / "c"))
+    assert again[2]["cache_hits"] == n and np.array_equal(again[0], emb, equal_nan=True)
+    print(f"{n} images in {took:.1f} s; accuracy {res.metrics['accuracy']:.4f}")
+
+
+def test_fta_accounting_and_determinism(dlib_cell: Cell, lfw_dir: Path, tmp_path: Path,
+                                        make_ctx: Callable[[Path | None], CellContext],
+                                        with_protocol: Callable[..., Cell]) -> None:
+    root = lfw_dir / "images"
+    images = [root / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+              root / "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg",  # HOG finds no face
+              tmp_path / "empty.jpg",
+              root / "Aaron_Peirsol/Aaron_Peirsol_0002.jpg"]
+    images[2].write_bytes(b"")
+    one = with_protocol(dlib_cell, workers=1)
+    a = embed_images_dlib(one, images, root, make_ctx(None))
+    b = embed_images_dlib(dlib_cell, images, root, make_ctx(tmp_path / "cache"))
+    assert np.array_equal(a.emb, b.emb, equal_nan=True) and a.valid.tolist() == [1, 0, 0, 1]
+    reasons = {f["image"]: f["reason"] for f in a.fta}
+    assert reasons["Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"].startswith("no face detected")
+    assert reasons[str(images[2])].startswith("bad image")
+    assert float(a.emb[0] @ a.emb[3]) > 0.9  # same person
+    flip = embed_images_dlib(with_protocol(one, flip=True), images[:1], root, make_ctx(None))
+    assert abs(np.linalg.norm(flip.emb[0]) - 1) < 1e-5 and not np.array_equal(flip.emb[0],
+                                                                              a.emb[0])

@@ -1,0 +1,1 @@
+"""Fault injection: bad input gets a clear error, faults lose nothing, data never runs code."""
