@@ -151,10 +151,12 @@ def history_cmd(
 def report(
     results_dir: Annotated[Path, typer.Argument(help="Output folder of a run")],
     baseline: Annotated[Path | None, typer.Option(help="Another run's folder")] = None,
+    with_history: Annotated[bool, typer.Option(
+        "--with-history", help="Plot metric trends from the history database")] = False,
 ) -> None:
     """Re-render report.html and report.md from results.json alone."""
     from facebench.results import load_results
-    from facebench.runner.run import render
+    from facebench.runner.run import history_of, render
 
     try:
         results = load_results(results_dir)
@@ -162,7 +164,8 @@ def report(
     except (FileNotFoundError, ValueError) as exc:
         _suite_error(exc)
     target = results_dir if results_dir.is_dir() else results_dir.parent
-    render(target, results, err, baseline=base)
+    history = history_of(results) if with_history else None
+    render(target, results, err, baseline=base, history=history)
 
 
 @app.command()

@@ -13,10 +13,12 @@ Without a shared filesystem the node works in a private folder and ships the cel
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -102,6 +104,34 @@ def _check_loopback(ray: Any) -> None:
             f"{LOOPBACK_ENV}=0 in the environment (or import facebench's executor first)")
 
 
+def sigchld_ignored() -> bool:
+    """Whether this process ignores SIGCHLD (Linux; Ray's processes do), which makes every
+    child's exit status read as 0."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGCHLD - 1) & 1)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return False
+
+
+@contextmanager
+def child_exit_status() -> Iterator[None]:
+    """Children's exit statuses are readable inside (SIGCHLD back to default, then restored)."""
+    ignored = sigchld_ignored()
+    if ignored:
+        with contextlib.suppress(ValueError):  # not the main thread: leave it
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if ignored:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
 @contextmanager
 def ray_session(address: str | None, *, node_ip: str | None = None, num_cpus: int | None = None,
                 resources: dict[str, float] | None = None) -> Iterator[Any]:
@@ -115,6 +145,7 @@ def ray_session(address: str | None, *, node_ip: str | None = None, num_cpus: in
         return
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": "warning"}
     temp = None
+    ignored_before = sigchld_ignored()
     if address is None:
         _check_loopback(ray)
         temp = tempfile.mkdtemp(prefix="fbray-", dir=os.environ.get("RAY_TMPDIR", "/tmp"))
@@ -134,6 +165,9 @@ def ray_session(address: str | None, *, node_ip: str | None = None, num_cpus: in
         ray.shutdown()
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+        if not ignored_before and sigchld_ignored():  # Ray leaves SIGCHLD ignored
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 # ---- resources -------------------------------------------------------------------------------
@@ -309,7 +343,8 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
         os.environ[ADDRESS_ENV] = ray.get_runtime_context().gcs_address
         os.environ[NODE_IP_ENV] = node["ip"]
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        rec = run_in_subprocess(cell, suite_dump, out, cache, timeout_s, lambda *_: None)
+        with child_exit_status():
+            rec = run_in_subprocess(cell, suite_dump, out, cache, timeout_s, lambda *_: None)
         rec["node"] = {**node, "attempt": attempt}
     atomic_write_json(cell_dir / "result.json", rec)
     if shared:

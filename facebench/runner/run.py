@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facebench.io import read_json
 from facebench.plan import Cell, plan
 from facebench.results import load_results, new_results, now, run_header, write_results
 from facebench.suite import Suite, load_suite
@@ -73,7 +72,7 @@ def sweep_stale(out: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
-def environment(threads: dict[str, Any] | None = None) -> dict[str, Any]:
+def environment() -> dict[str, Any]:
     from facebench.environment import fingerprint
 
     return fingerprint()
@@ -146,6 +145,10 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())
     write_results(out, results)
+    try:
+        write_interop(out, results)
+    except Exception as exc:  # noqa: BLE001 - an export never loses the results
+        console.print(f"[yellow]pytest-benchmark export failed:[/yellow] {exc}")
     if opts.report:
         render(out, results, console)
     console.print(f"results: {escape(str(out / 'results.json'))}")
@@ -176,13 +179,34 @@ def _progress(console: Console, enabled: bool) -> Progress:
                     TimeElapsedColumn(), console=console, disable=not enabled, transient=True)
 
 
+def write_interop(out: Path, results: dict[str, Any]) -> Path | None:
+    """``pytest-benchmark.json`` beside the results (for pytest-benchmark compare and
+    github-action-benchmark) when the run has efficiency cells."""
+    from facebench.io import atomic_write_json
+    from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
+
+    data = to_pytest_benchmark_json(results)
+    if not data.get("benchmarks"):
+        return None
+    return atomic_write_json(out / "pytest-benchmark.json", data)
+
+
+def history_of(results: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
+    """Earlier runs of the same suite from the history database, oldest first."""
+    from facebench.history import HistoryStore
+
+    store = HistoryStore()
+    runs = store.list_runs(suite=results["suite"]["name"], limit=limit)
+    return [store.results(r.run_id) for r in reversed(runs)]
+
+
 def render(out: Path, results: dict[str, Any], console: Console,
-           baseline: dict | None = None) -> None:
+           baseline: dict | None = None, history: list[dict] | None = None) -> None:
     """Render report.html / report.md; a report failure never loses the results."""
     try:
         from facebench.report import render_report
 
-        paths = render_report(results, out, baseline=baseline)
+        paths = render_report(results, out, baseline=baseline, history=history)
         for p in paths.values():
             console.print(f"report: {escape(str(p))}")
     except Exception as exc:  # noqa: BLE001 - results are already safe on disk
@@ -190,5 +214,3 @@ def render(out: Path, results: dict[str, Any], console: Console,
                       f"{escape(str(exc))}")
 
 
-def read_cell(out: Path, slug: str) -> dict[str, Any]:
-    return read_json(out / "cells" / slug / "result.json")

@@ -1,24 +1,34 @@
 """Fixtures of the fault-injection tests, and the count of their cases at the end of a session
-(``fault-injection cases: N passed``)."""
+(``fault-injection cases: N passed``).
+
+Most cases check the outcome of a real ``facebench run``. Those runs (:func:`kit.scenario`)
+start together in the background when the first case of the session begins, a few at a time
+($FACEBENCH_FAULTS_PARALLEL, default 3), so that the tree finishes in minutes on two shared
+cores; each case then waits for the run it checks."""
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .kit import LFW, facebench, lfw_rows, model, suite, verification, write_pair_csv, write_suite
+from .kit import SCENARIOS, Ctx, make_lfw100
 
 HERE = Path(__file__).resolve().parent
 _CASES: set[str] = set()
+_MODULES: set[str] = set()
 _OUTCOMES: dict[str, str] = {}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _CASES.update(i.nodeid for i in session.items if HERE in Path(i.path).resolve().parents)
+    for item in session.items:
+        if HERE in Path(item.path).resolve().parents:
+            _CASES.add(item.nodeid)
+            _MODULES.add(item.module.__name__)  # type: ignore[attr-defined]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -62,35 +72,38 @@ def fb_env(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             "PYTHONWARNINGS": "ignore"}
 
 
-@dataclass(frozen=True)
-class Run:
-    """A finished ``facebench run``: its output folder and wall time."""
+class Background:
+    """Scenario runs in worker threads (each run is its own ``facebench`` process tree)."""
 
-    out: Path
-    seconds: float
+    def __init__(self, parallel: int, make_ctx: Callable[[str], Ctx]) -> None:
+        self.pool = ThreadPoolExecutor(parallel, thread_name_prefix="scenario")
+        self.make_ctx = make_ctx
+        self.jobs: dict[str, Future[Any]] = {}
 
+    def start(self, name: str) -> Future[Any]:
+        if name not in self.jobs:
+            self.jobs[name] = self.pool.submit(SCENARIOS[name].fn, self.make_ctx(name))
+        return self.jobs[name]
 
-@pytest.fixture(scope="session")
-def lfw100(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real LFW subset: 100 pairs of View 2 (folds 1-2: 25 genuine + 25 impostor each), and
-    a suite of two verification cells over it (flip and no flip); returns the suite file."""
-    d = tmp_path_factory.mktemp("lfw100")
-    pairs = write_pair_csv(d / "pairs.csv", lfw_rows(25, 2))
-    images = LFW / "images"
-    write_suite(d / "suite.yaml", suite("lfw100", [model("mfn")], [
-        verification("flip", pairs, images, flip=True),
-        verification("noflip", pairs, images, flip=False),
-    ]))
-    return d / "suite.yaml"
+    def result(self, name: str) -> Any:
+        return self.start(name).result()
 
 
 @pytest.fixture(scope="session")
-def reference_run(lfw100: Path, fb_env: dict[str, str],
-                  tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """An uninterrupted run of ``lfw100`` with a cold alignment cache of its own."""
-    d = tmp_path_factory.mktemp("reference")
-    env = {**fb_env, "FACEBENCH_CACHE": str(d / "cache")}
-    t0 = time.perf_counter()
-    res = facebench(["run", str(lfw100), "--out", str(d / "out"), "--no-progress"], env, d)
-    assert res.returncode == 0, res.stderr
-    return Run(d / "out", time.perf_counter() - t0)
+def background(fb_env: dict[str, str], shared: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """Starts every selected module's scenarios at once, longest first."""
+    lfw100 = make_lfw100(tmp_path_factory.mktemp("lfw100"))
+    bg = Background(int(os.environ.get("FACEBENCH_FAULTS_PARALLEL", "3")),
+                    lambda name: Ctx(tmp_path_factory.mktemp(name.rpartition(".")[2]), fb_env,
+                                     lfw100))
+    wanted = [s for s in SCENARIOS.values() if s.module in _MODULES]
+    for s in sorted(wanted, key=lambda s: s.order):
+        bg.start(s.name)
+    yield bg
+    bg.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_scenarios(background: Background) -> None:
+    """Start the background runs with the first fault-injection case of the session."""

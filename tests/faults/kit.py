@@ -7,14 +7,54 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a scenario gets: a fresh folder, the CLI environment, the LFW-100 suite file."""
+
+    dir: Path
+    env: dict[str, str]
+    lfw100: Path
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    modules: tuple[str, ...]  # test modules (file stems) whose cases check it
+    order: int
+    fn: Callable[[Ctx], Any]
+
+
+#: Every scenario by name (``module.function``); conftest runs them in the background.
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(order: int, modules: tuple[str, ...] = ()
+             ) -> Callable[[Callable[[Ctx], Any]], Callable[[Ctx], Any]]:
+    """Register a function that prepares and runs ``facebench`` for the cases of ``modules``
+    (default: the module defining it); lower ``order`` starts first (longest runs first)."""
+    def register(fn: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
+        name = scenario_name(fn)
+        SCENARIOS[name] = Scenario(name, modules or (fn.__module__.rpartition(".")[2],), order,
+                                   fn)
+        return fn
+
+    return register
+
+
+def scenario_name(fn: Callable[[Ctx], Any]) -> str:
+    return f"{fn.__module__}.{fn.__name__}"
 
 
 def shared_dir() -> Path:
@@ -102,6 +142,42 @@ def write_pair_csv(path: Path, rows: Iterable[tuple[str, str, int, int]]) -> Pat
     text = "path1,path2,label,fold\n" + "".join(f"{a},{b},{y},{f}\n" for a, b, y, f in rows)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def make_lfw100(d: Path) -> Path:
+    """A real LFW subset: 100 pairs of View 2 (folds 1-2: 25 genuine + 25 impostor each), and
+    a suite of two verification cells over it (flip and no flip); returns the suite file."""
+    pairs = write_pair_csv(d / "pairs.csv", lfw_rows(25, 2))
+    return write_suite(d / "suite.yaml", suite("lfw100", [model("mfn")], [
+        verification("flip", pairs, LFW / "images", flip=True),
+        verification("noflip", pairs, LFW / "images", flip=False),
+    ]))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished ``facebench run``: its output folder and wall time."""
+
+    out: Path
+    seconds: float
+
+
+@scenario(order=1, modules=("test_determinism", "test_kill_resume"))
+def reference(ctx: Ctx) -> Run:
+    """An uninterrupted run of the LFW-100 suite with a cold alignment cache of its own."""
+    env = {**ctx.env, "FACEBENCH_CACHE": str(ctx.dir / "cache")}
+    t0 = time.perf_counter()
+    out = run_suite(ctx, ctx.lfw100, env=env)
+    return Run(out, time.perf_counter() - t0)
+
+
+def run_suite(ctx: Ctx, suite_file: Path, *extra: str, out: str = "out",
+              env: dict[str, str] | None = None) -> Path:
+    """``facebench run SUITE --out DIR/out`` expected to succeed; returns the output folder."""
+    res = facebench(["run", str(suite_file), "--out", str(ctx.dir / out), "--no-progress",
+                     *extra], env or ctx.env, ctx.dir)
+    assert res.returncode == 0, res.stderr
+    return ctx.dir / out
 
 
 # ---- tiny bad ONNX models (input ``input`` [N,3,112,112] → ``embeddings``) --------------------
@@ -197,7 +273,7 @@ def unparsable_json(out: Path) -> list[str]:
 
 
 #: Details of a verification cell that describe this run, not its result.
-VOLATILE_DETAILS = ("timings_s", "throughput_images_per_s")
+VOLATILE_DETAILS = ("timings_s", "throughput_images_per_s", "images_per_s")
 VOLATILE_ACQUIRE = ("cache", "cache_hits")
 
 

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
+from typing import Any
 
 import pytest
 from markupsafe import escape
 
+from .conftest import Background
 from .kit import (
     LFW,
+    Ctx,
     cells_by_id,
     facebench,
     lfw_rows,
     model,
+    scenario,
+    scenario_name,
     suite,
     verification,
     write_pair_csv,
@@ -46,9 +50,9 @@ class Scan(HTMLParser):
         self.attrs += [name for name, _ in attrs]
 
 
-@pytest.fixture(scope="module")
-def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("escaping")
+@scenario(order=5)
+def escaping(ctx: Ctx) -> dict[str, Any]:
+    d = ctx.dir
     bad = d / "m[" / MODEL_FILE
     bad.parent.mkdir()
     bad.write_bytes(b"not an onnx model")
@@ -58,9 +62,14 @@ def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dic
         [verification("lfw", pairs, LFW / "images")],
         description=DESCRIPTION, report={"title": TITLE}))
     res = facebench(["run", str(d / "suite.yaml"), "--out", str(d / "out"), "--no-progress"],
-                    fb_env, d)
+                    ctx.env, d)
     assert res.returncode == 0, res.stderr
-    return {"out": d / "out", "bad": bad, "stderr": res.stderr}  # type: ignore[dict-item]
+    return {"out": d / "out", "bad": bad, "stderr": res.stderr}
+
+
+@pytest.fixture(scope="module")
+def run(background: Background) -> dict[str, Any]:
+    return background.result(scenario_name(escaping))
 
 
 def test_the_payloads_reach_the_results(run: dict) -> None:

@@ -15,12 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .conftest import Background
 from .kit import (
     LFW,
+    Ctx,
     cells_by_id,
-    facebench,
     lfw_rows,
     model,
+    run_suite,
+    scenario,
+    scenario_name,
     suite,
     verification,
     write_pair_csv,
@@ -58,9 +62,9 @@ def huge_png(path: Path, side: int = 10_001) -> None:
                      + chunk(b"IEND", b""))
 
 
-@pytest.fixture(scope="module")
-def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("images")
+@scenario(order=7)
+def broken_images(ctx: Ctx) -> Path:
+    d = ctx.dir
     root = d / "images"
     real = lfw_rows(3, 2)  # 12 real pairs, both labels in both folds
     for a, b, _, _ in real:
@@ -87,10 +91,12 @@ def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Pat
     write_pair_csv(d / "pairs.csv", real + extra)
     write_suite(d / "suite.yaml", suite("images", [model("mfn")],
                                         [verification("csv", d / "pairs.csv", root)]))
-    res = facebench(["run", str(d / "suite.yaml"), "--out", str(d / "out"), "--no-progress"],
-                    fb_env, d)
-    assert res.returncode == 0, res.stderr
-    return d / "out"
+    return run_suite(ctx, d / "suite.yaml")
+
+
+@pytest.fixture(scope="module")
+def run(background: Background) -> Path:
+    return background.result(scenario_name(broken_images))
 
 
 def test_every_broken_image_is_an_fta_with_its_reason(run: Path) -> None:

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import Background
 from .kit import (
     LFW,
+    Ctx,
     cells_by_id,
-    facebench,
     inf_model,
     lfw_rows,
     model,
     nan_model,
     raising_model,
+    run_suite,
+    scenario,
+    scenario_name,
     suite,
     verification,
     write_pair_csv,
@@ -26,9 +30,9 @@ from .kit import (
 PAIRS = lfw_rows(3, 2)  # 12 real LFW pairs
 
 
-@pytest.fixture(scope="module")
-def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("models")
+@scenario(order=3)
+def bad_models(ctx: Ctx) -> Path:
+    d = ctx.dir
     models = [model("mfn"),
               model("raises", raising_model(d / "raises.onnx")),
               model("nan", nan_model(d / "nan.onnx")),
@@ -37,10 +41,12 @@ def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Pat
     write_pair_csv(d / "pairs.csv", PAIRS)
     write_suite(d / "suite.yaml", suite("models", models, [
         verification("lfw", d / "pairs.csv", LFW / "images")]))
-    res = facebench(["run", str(d / "suite.yaml"), "--out", str(d / "out"), "--no-progress"],
-                    fb_env, d)
-    assert res.returncode == 0, res.stderr
-    return d / "out"
+    return run_suite(ctx, d / "suite.yaml")
+
+
+@pytest.fixture(scope="module")
+def run(background: Background) -> Path:
+    return background.result(scenario_name(bad_models))
 
 
 def test_the_good_model_completes(run: Path) -> None:

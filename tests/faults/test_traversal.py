@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import Background
 from .kit import (
     LFW,
+    Ctx,
     cells_by_id,
-    facebench,
     lfw_rows,
     model,
+    run_suite,
+    scenario,
+    scenario_name,
     suite,
     verification,
     write_pair_csv,
@@ -22,9 +26,9 @@ from .kit import (
 )
 
 
-@pytest.fixture(scope="module")
-def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("traversal")
+@scenario(order=6)
+def traversal(ctx: Ctx) -> dict[str, Path]:
+    d = ctx.dir
     root = d / "images"
     a, b, _, _ = lfw_rows(1, 1)[0]
     for rel in (a, b):
@@ -42,10 +46,12 @@ def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dic
                  ("dotdot", "absolute", "symlink")]
     protocols.append(verification("lfw", files["lfw"], root, kind="lfw_pairs", detector=False))
     write_suite(d / "suite.yaml", suite("traversal", [model("mfn")], protocols))
-    res = facebench(["run", str(d / "suite.yaml"), "--out", str(d / "out"), "--no-progress"],
-                    fb_env, d)
-    assert res.returncode == 0, res.stderr
-    return {"out": d / "out", "root": root, **files}
+    return {"out": run_suite(ctx, d / "suite.yaml"), "root": root, **files}
+
+
+@pytest.fixture(scope="module")
+def run(background: Background) -> dict[str, Path]:
+    return background.result(scenario_name(traversal))
 
 
 CASES = {

@@ -14,14 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import Background
 from .kit import (
     LFW,
+    Ctx,
     cells_by_id,
-    facebench,
     facebench_many,
     lfw_rows,
     lines,
     model,
+    run_suite,
+    scenario,
+    scenario_name,
     suite,
     verification,
     write_pair_csv,
@@ -62,9 +66,9 @@ def evil_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("untrusted")
+@scenario(order=4)
+def untrusted(ctx: Ctx) -> dict[str, Path]:
+    d = ctx.dir
     paths = {"dir": d, "bin": evil_bin(d / "lfw.bin", d / "PWNED-bin"),
              "pth": evil_checkpoint(d / "backbone.pth", d / "PWNED-pth")}
     write_pair_csv(d / "pairs.csv", lfw_rows(1, 2))
@@ -77,11 +81,13 @@ def run(fb_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dic
         verification("real", d / "pairs.csv", LFW / "images", detector=False,
                      models=["zoo-evil"]),
     ]))
-    res = facebench(["run", str(d / "suite.yaml"), "--out", str(d / "out"), "--no-progress"],
-                    fb_env, d)
-    assert res.returncode == 0, res.stderr
-    paths["out"] = d / "out"
+    paths["out"] = run_suite(ctx, d / "suite.yaml")
     return paths
+
+
+@pytest.fixture(scope="module")
+def run(background: Background) -> dict[str, Path]:
+    return background.result(scenario_name(untrusted))
 
 
 def test_the_payloads_are_live(tmp_path: Path) -> None:

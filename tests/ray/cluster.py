@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -135,19 +134,17 @@ class LoopbackCluster:
         return out
 
     def stop(self) -> None:
-        for h in self.helpers:
-            if h.poll() is None:
-                h.send_signal(signal.SIGTERM)
-        for h in self.helpers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                h.wait(timeout=15)
+        """Stop every process of the cluster (by PID) and remove its temp folder."""
         procs = self.processes()
         for p in procs:
             with contextlib.suppress(psutil.Error):
                 p.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        _, alive = psutil.wait_procs(procs, timeout=5)
         for p in alive:
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        psutil.wait_procs(alive, timeout=10)
+        psutil.wait_procs(alive, timeout=5)
+        for h in self.helpers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                h.wait(timeout=5)
         shutil.rmtree(self.temp, ignore_errors=True)
