@@ -91,43 +91,36 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     return decode_image(data, name)
 
 
-def _acquire_one(cfg: AcquireConfig, cache: Path | None, index: int, path: Path) -> Face:
+def _lookup(cache: Path | None, data: bytes) -> tuple[Path | None, Face | None]:
+    """The cache entry path for these bytes and, when present and readable, its face."""
+    if cache is None:
+        return None, None
+    digest = hashlib.sha256(data).hexdigest()
+    entry = cache / digest[:2] / f"{digest}.npz"
+    if not entry.is_file():
+        return entry, None
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
-    entry = None
-    if cache is not None:
-        digest = hashlib.sha256(data).hexdigest()
-        entry = cache / digest[:2] / f"{digest}.npz"
-        if entry.is_file():
-            try:
-                with np.load(entry, allow_pickle=False) as z:
-                    reason = str(z["reason"]) or None
-                    crop = z["crop"] if reason is None else None
-                    lm = z["landmarks"] if reason is None else None
-                    score = float(z["score"]) if reason is None else None
-                return Face(index, crop, lm, score, reason, cached=True)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged entry is recomputed
-    face = _compute(cfg, index, path, data)
-    if entry is not None:
-        _store(entry, face)
-    return face
+        with np.load(entry, allow_pickle=False) as z:
+            reason = str(z["reason"]) or None
+            if reason is not None:
+                return entry, Face(-1, None, reason=reason, cached=True)
+            return entry, Face(-1, z["crop"], z["landmarks"], float(z["score"]), cached=True)
+    except (OSError, ValueError, KeyError):
+        return entry, None  # a damaged entry is recomputed
 
 
-def _compute(cfg: AcquireConfig, index: int, path: Path, data: bytes) -> Face:
+def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
+    """Detections per image; one batched forward when the detector supports it."""
+    det = _detector()
+    if len(images) > 1 and hasattr(det, "detect_batch"):
+        return det.detect_batch(images)
+    return [det.detect(im) for im in images]
+
+
+def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any]) -> Face:
     from facebench.detect import select_face
-    from facebench.images import ImageError
 
-    try:
-        image = _decode(data, str(path))
-    except ImageError as exc:
-        return Face(index, None, reason=f"bad image: {exc.reason}")
-    if cfg.detector == "none":
-        crop = cv2.resize(image, cfg.size, interpolation=cv2.INTER_AREA)
-        return Face(index, crop)
-    det = select_face(_detector().detect(image), image.shape, cfg.select)  # type: ignore[arg-type]
+    det = select_face(dets, image.shape, cfg.select)  # type: ignore[arg-type]
     if det is None:
         return Face(index, None, reason="no face detected")
     try:
@@ -135,6 +128,48 @@ def _compute(cfg: AcquireConfig, index: int, path: Path, data: bytes) -> Face:
     except ValueError as exc:
         return Face(index, None, reason=str(exc))
     return Face(index, crop, det.landmarks, det.score)
+
+
+def acquire_chunk(cfg: AcquireConfig, cache: Path | None, start: int,
+                  paths: list[Path]) -> list[Face]:
+    """Faces for consecutive images ``start, start+1, …``: cache hits are returned as stored;
+    the rest are read once, decoded from memory, detected together, aligned and cached."""
+    from facebench.images import ImageError
+
+    faces: list[Face | None] = [None] * len(paths)
+    todo: list[tuple[int, Path | None, np.ndarray]] = []
+    for i, path in enumerate(paths):
+        index = start + i
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
+            continue
+        entry, hit = _lookup(cache, data)
+        if hit is not None:
+            hit.index = index
+            faces[i] = hit
+            continue
+        try:
+            image = _decode(data, str(path))
+        except ImageError as exc:
+            faces[i] = Face(index, None, reason=f"bad image: {exc.reason}")
+        else:
+            if cfg.detector == "none":
+                crop = cv2.resize(image, cfg.size, interpolation=cv2.INTER_AREA)
+                faces[i] = Face(index, crop)
+            else:
+                todo.append((i, entry, image))
+                continue
+        if entry is not None:
+            _store(entry, faces[i])  # type: ignore[arg-type]
+    if todo:
+        detections = _detect_all([image for _, _, image in todo])
+        for (i, entry, image), dets in zip(todo, detections, strict=True):
+            faces[i] = _finish(cfg, start + i, image, dets)
+            if entry is not None:
+                _store(entry, faces[i])  # type: ignore[arg-type]
+    return faces  # type: ignore[return-value]
 
 
 def _store(entry: Path, face: Face) -> None:
@@ -157,9 +192,7 @@ def _store(entry: Path, face: Face) -> None:
 
 def _work(job: tuple[int, list[Path]]) -> list[Face]:
     start, paths = job
-    cfg: AcquireConfig = _STATE["cfg"]
-    cache = _STATE.get("cache")
-    return [_acquire_one(cfg, cache, start + i, p) for i, p in enumerate(paths)]
+    return acquire_chunk(_STATE["cfg"], _STATE.get("cache"), start, paths)
 
 
 def _init_with_cache(cfg: AcquireConfig, cache: Path | None) -> None:

@@ -351,6 +351,9 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
         return {"record": rec, "files": None}
     files = _pack(cell_dir, rec)
     shutil.rmtree(cell_dir, ignore_errors=True)
+    for empty in (out / "cells", out):  # other cells of this run may still be there
+        with contextlib.suppress(OSError):
+            empty.rmdir()
     return {"record": rec, "files": files}
 
 

@@ -28,7 +28,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         if HERE in Path(item.path).resolve().parents:
             _CASES.add(item.nodeid)
-            _MODULES.add(item.module.__name__)  # type: ignore[attr-defined]
+            _MODULES.add(Path(item.path).stem)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -97,7 +97,7 @@ def background(fb_env: dict[str, str], shared: Path,
     bg = Background(int(os.environ.get("FACEBENCH_FAULTS_PARALLEL", "3")),
                     lambda name: Ctx(tmp_path_factory.mktemp(name.rpartition(".")[2]), fb_env,
                                      lfw100))
-    wanted = [s for s in SCENARIOS.values() if s.module in _MODULES]
+    wanted = [s for s in SCENARIOS.values() if _MODULES.intersection(s.modules)]
     for s in sorted(wanted, key=lambda s: s.order):
         bg.start(s.name)
     yield bg

@@ -3,16 +3,17 @@ own — give byte-identical scores and identical verification metrics (real LFW 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .conftest import Run
-from .kit import assert_same_results, facebench
+from .conftest import Background
+from .kit import Ctx, Run, assert_same_results, reference, run_suite, scenario, scenario_name
 
 
-def test_two_runs_are_identical(lfw100: Path, reference_run: Run, fb_env: dict[str, str],
-                                tmp_path: Path) -> None:
-    env = {**fb_env, "FACEBENCH_CACHE": str(tmp_path / "cache")}
-    res = facebench(["run", str(lfw100), "--out", str(tmp_path / "out"), "--no-progress"],
-                    env, tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert_same_results(tmp_path / "out", reference_run.out)
+@scenario(order=2)
+def second_run(ctx: Ctx) -> Run:
+    out = run_suite(ctx, ctx.lfw100, env={**ctx.env, "FACEBENCH_CACHE": str(ctx.dir / "cache")})
+    return Run(out, 0.0)
+
+
+def test_two_runs_are_identical(background: Background) -> None:
+    first = background.result(scenario_name(reference))
+    second = background.result(scenario_name(second_run))
+    assert_same_results(second.out, first.out)

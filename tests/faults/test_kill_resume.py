@@ -19,8 +19,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .conftest import Run
-from .kit import assert_same_results, cells_by_id, leftovers, results, unparsable_json
+import pytest
+
+from .conftest import Background
+from .kit import (
+    Ctx,
+    assert_same_results,
+    cells_by_id,
+    leftovers,
+    reference,
+    results,
+    scenario,
+    scenario_name,
+    unparsable_json,
+)
 
 SEED = 20240917
 KILLS = 10
@@ -28,11 +40,11 @@ CELLS = {"flip": "mfn__cpu__flip", "noflip": "mfn__cpu__noflip"}
 #: (phase that arms the kill, shortest and longest delay after it, in seconds)
 POINTS = [
     ("start", 0.0, 1.5),
-    ("cell:flip", 0.2, 3.0),
-    ("cell:flip", 0.2, 3.0),
+    ("cell:flip", 0.2, 2.5),
+    ("cell:flip", 0.2, 2.5),
     ("done:flip", 0.0, 0.3),
-    ("cell:noflip", 0.2, 3.0),
-    ("cell:noflip", 0.2, 3.0),
+    ("cell:noflip", 0.2, 2.5),
+    ("cell:noflip", 0.2, 2.5),
     ("done:noflip", 0.0, 0.3),
     ("done:noflip", 0.3, 2.0),  # rendering the report
     ("start", 0.0, 2.0),  # a resume with every cell finished
@@ -107,21 +119,30 @@ def check_whole(out: Path) -> None:
             assert len(scores.read_text().splitlines()) == 1 + 100
 
 
-def test_kill_9_at_random_points_then_resume(lfw100: Path, reference_run: Run,
-                                             fb_env: dict[str, str], tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Chain:
+    out: Path
+    kills: list[str]
+    stale: int  # temp/job files the kills left behind (swept by the next run)
+
+
+@scenario(order=0)
+def kill_chain(ctx: Ctx) -> Chain:
+    """Kill at every point in turn, each time on a ``--resume`` of the run killed before,
+    then let a last ``--resume`` finish; every file is checked after every kill."""
     rng = random.Random(SEED)
-    out = tmp_path / "out"
-    env = {**fb_env, "FACEBENCH_CACHE": str(tmp_path / "cache")}
+    out = ctx.dir / "out"
+    env = {**ctx.env, "FACEBENCH_CACHE": str(ctx.dir / "cache")}
     points = list(POINTS)
     kills: list[str] = []
-    stale_seen = 0
+    stale = 0
     while len(kills) < KILLS:
         assert points or len(kills) + 5 > KILLS, "too many runs finished before their kill"
-        phase, lo, hi = points.pop(0) if points else ("start", 0.0, reference_run.seconds)
+        phase, lo, hi = points.pop(0) if points else ("start", 0.0, 10.0)
         delay = rng.uniform(lo, hi)
         group = len(kills) % 2 == 0  # alternate: the process group, the parent alone
         logs = {k: mtime(out / "cells" / s / "stderr.log") for k, s in CELLS.items()}
-        a = start(lfw100, out, env, tmp_path, resume=out.exists())
+        a = start(ctx.lfw100, out, env, ctx.dir, resume=out.exists())
         while not armed(a, phase, out, logs) and a.proc.poll() is None:
             time.sleep(0.01)
         time.sleep(delay)
@@ -137,12 +158,30 @@ def test_kill_9_at_random_points_then_resume(lfw100: Path, reference_run: Run,
         wait_group_gone(a.proc.pid)
         kills.append(f"{'group' if group else 'parent'} at {phase}+{delay:.2f}s")
         check_whole(out)
-        stale_seen += len(leftovers(out))
-    a = start(lfw100, out, env, tmp_path, resume=True)
-    assert a.proc.wait(timeout=600) == 0, a.stderr
-    print(f"{len(kills)} kills: {kills}; temp/job files left by kills: {stale_seen}")
-    check_whole(out)
-    assert leftovers(out) == []  # swept by the resumed runs
-    assert [c["status"] for c in cells_by_id(out).values()] == ["ok", "ok"]
-    assert (out / "report.html").is_file() and (out / "report.md").is_file()
-    assert_same_results(out, reference_run.out)
+        stale += len(leftovers(out))
+    a = start(ctx.lfw100, out, env, ctx.dir, resume=True)
+    assert a.proc.wait(timeout=900) == 0, a.stderr
+    return Chain(out, kills, stale)
+
+
+@pytest.fixture(scope="module")
+def chain(background: Background) -> Chain:
+    return background.result(scenario_name(kill_chain))
+
+
+def test_ten_kills_happened(chain: Chain) -> None:
+    print(f"{len(chain.kills)} kills: {chain.kills}; temp/job files they left: {chain.stale}")
+    assert len(chain.kills) >= KILLS
+    assert {k.split()[0] for k in chain.kills} == {"group", "parent"}
+
+
+def test_nothing_corrupt_or_partial_after_resume(chain: Chain) -> None:
+    check_whole(chain.out)
+    assert leftovers(chain.out) == []  # what the kills left was swept by the next run
+    assert [c["status"] for c in cells_by_id(chain.out).values()] == ["ok", "ok"]
+    assert (chain.out / "report.html").is_file() and (chain.out / "report.md").is_file()
+
+
+def test_resumed_results_equal_an_uninterrupted_run(chain: Chain,
+                                                     background: Background) -> None:
+    assert_same_results(chain.out, background.result(scenario_name(reference)).out)

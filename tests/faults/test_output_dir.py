@@ -13,19 +13,23 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from .conftest import Background
 from .kit import (
     LFW,
-    cells_by_id,
+    Ctx,
     facebench,
     leftovers,
     lfw_rows,
     lines,
     model,
     results,
+    scenario,
+    scenario_name,
     suite,
     unparsable_json,
     verification,
@@ -49,13 +53,19 @@ def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+SLUG = "mfn__cpu__lfw"
+
+
+def small_suite(d: Path) -> Path:
     """A one-cell suite over 8 real LFW pairs."""
-    d = tmp_path_factory.mktemp("small")
     write_pair_csv(d / "pairs.csv", lfw_rows(2, 2))
     return write_suite(d / "suite.yaml", suite("small", [model("mfn")], [
         verification("lfw", d / "pairs.csv", LFW / "images")]))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_suite(tmp_path_factory.mktemp("small"))
 
 
 def run_into(out: Path, small: Path, env: dict[str, str], cwd: Path) -> list[str]:
@@ -110,33 +120,58 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def test_disk_fills_during_the_run(small: Path, fb_env: dict[str, str], tmp_path: Path) -> None:
-    with tmpfs(tmp_path / "disk", "12m") as disk:
+@dataclass
+class Filled:
+    """What a run did when its disk filled up, and what ``--resume`` did after."""
+
+    out: Path
+    returncode: int
+    stderr: str
+    bad_json: list[str]
+    leftovers: list[str]
+    kept: list[str]  # statuses in results.json after the failure
+    resumed: subprocess.CompletedProcess[str] | None = None
+    statuses: list[str] = field(default_factory=list)
+    bad_json_after: list[str] = field(default_factory=list)
+    leftovers_after: list[str] = field(default_factory=list)
+
+
+@scenario(order=8)
+def disk_fills(ctx: Ctx) -> Filled:
+    small = small_suite(ctx.dir)
+    with tmpfs(ctx.dir / "disk", "12m") as disk:
         out = disk / "out"
-        slug = "mfn__cpu__lfw"
         proc = subprocess.Popen([sys.executable, "-m", "facebench.cli", "run", str(small),
-                                 "--out", str(out), "--no-progress"], cwd=tmp_path, env=fb_env,
+                                 "--out", str(out), "--no-progress"], cwd=ctx.dir, env=ctx.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not (out / "cells" / slug / "stderr.log").exists():  # the cell's worker started
-            assert proc.poll() is None and time.monotonic() < deadline
+        deadline = time.monotonic() + 300
+        while not (out / "cells" / SLUG / "stderr.log").exists():  # the cell's worker started
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         filler = fill(disk)
-        stdout, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 2, stderr
-        # which write meets the full disk first depends on what the failed writes freed
-        written = rf"({re.escape(f'cells/{slug}/')}result\.json|results\.json|results\.csv)"
-        assert re.fullmatch(rf"error: \[Errno 28\] cannot write {re.escape(str(out))}/{written}: "
-                            "No space left on device", lines(stderr)[-1]), stderr
-        assert unparsable_json(out) == [] and leftovers(out) == []
-        kept = results(out)["cells"]  # the last whole version
-        assert kept == [] or [c["status"] for c in kept] == ["failed"]
+        _, stderr = proc.communicate(timeout=600)
+        got = Filled(out, proc.returncode, stderr, unparsable_json(out), leftovers(out),
+                     [c["status"] for c in results(out)["cells"]])
         filler.unlink()
-        res = facebench(["run", str(small), "--out", str(out), "--resume", "--no-progress"],
-                        fb_env, tmp_path)
-        assert res.returncode == 0, res.stderr
-        assert cells_by_id(out)["mfn@cpu@lfw"]["status"] == "ok"
-        assert unparsable_json(out) == [] and leftovers(out) == []
+        got.resumed = facebench(["run", str(small), "--out", str(out), "--resume",
+                                 "--no-progress"], ctx.env, ctx.dir)
+        got.statuses = [c["status"] for c in results(out)["cells"]]
+        got.bad_json_after, got.leftovers_after = unparsable_json(out), leftovers(out)
+    return got
+
+
+def test_disk_fills_during_the_run(background: Background) -> None:
+    got: Filled = background.result(scenario_name(disk_fills))
+    assert got.returncode == 2, got.stderr
+    # which write meets the full disk first depends on what the failed writes freed
+    written = rf"({re.escape(f'cells/{SLUG}/')}result\.json|results\.json|results\.csv)"
+    assert re.fullmatch(rf"error: \[Errno 28\] cannot write {re.escape(str(got.out))}/"
+                        rf"{written}: No space left on device", lines(got.stderr)[-1]), got.stderr
+    assert got.bad_json == [] and got.leftovers == []
+    assert got.kept in ([], ["failed"])  # results.json: the last whole version
+    assert got.resumed is not None and got.resumed.returncode == 0, got.resumed
+    assert got.statuses == ["ok"]
+    assert got.bad_json_after == [] and got.leftovers_after == []
 
 
 @contextmanager

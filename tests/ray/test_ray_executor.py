@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -168,7 +170,7 @@ def test_retried_task_returns_a_finished_cell_without_rerunning(cluster: Loopbac
     dump = suite.model_dump(mode="json")
     out = tmp_path / "out"
     out.mkdir()
-    token = "0123456789abcdef"
+    token, other = secrets.token_hex(8), secrets.token_hex(8)
     (out / f".ray-probe-{token}").write_text(token)  # this node shares our filesystem
     with ray_session(cluster.address) as ray:
         task = ray.remote(cell_task).options(num_cpus=1, resources={"cpu-box": 1})
@@ -178,7 +180,7 @@ def test_retried_task_returns_a_finished_cell_without_rerunning(cluster: Loopbac
         again = ray.get(task.remote(cell, dump, str(out), str(ray_cache), None, token, {}))
         # Another run (new token) on a node that cannot see our folder: files come back.
         private = ray.get(task.remote(cell, dump, str(tmp_path / "elsewhere"), str(ray_cache),
-                                      None, "fedcba9876543210", {}))
+                                      None, other, {}))
     assert first["files"] is None and first["record"]["status"] == "ok"
     assert again["record"]["started"] == first["record"]["started"]
     assert again["record"]["node"] == first["record"]["node"]
@@ -186,6 +188,7 @@ def test_retried_task_returns_a_finished_cell_without_rerunning(cluster: Loopbac
     assert private["record"]["status"] == "ok"
     assert set(private["files"]) >= {"result.json", "stderr.log"}
     assert not (tmp_path / "elsewhere" / "cells").exists()
+    assert not (Path(tempfile.gettempdir()) / "facebench-ray" / other).exists()  # cleaned up
 
 
 def test_resume_after_the_driver_is_killed(cluster: LoopbackCluster, shared: Path,
