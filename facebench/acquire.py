@@ -21,6 +21,9 @@ import cv2
 import numpy as np
 
 from facebench.align import ESTIMATOR, align_face
+from facebench.paths import default_cache_dir
+
+__all__ = ["AcquireConfig", "Face", "acquire", "acquire_chunk", "default_cache_dir"]
 
 CACHE_VERSION = 1
 
@@ -50,13 +53,6 @@ class AcquireConfig:
                            "settings": detector_settings, "select": self.select,
                            "size": list(self.size), "estimator": ESTIMATOR}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("FACEBENCH_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facebench"
 
 
 # ---- worker side -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,3 +19,11 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 #: A path resolved against ``context["base_dir"]`` (the suite file's folder) when validated.
 SuitePath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def default_cache_dir() -> Path:
+    """``$FACEBENCH_CACHE``, else ``$XDG_CACHE_HOME/facebench`` or ``~/.cache/facebench``."""
+    env = os.environ.get("FACEBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facebench"

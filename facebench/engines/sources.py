@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facebench.engines.base import EngineUnavailable, ModelSource
+from facebench.paths import default_cache_dir
 
 OPSET = 17
 
@@ -29,14 +30,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    """``$FACEBENCH_CACHE``, else ``$XDG_CACHE_HOME/facebench`` or ``~/.cache/facebench``."""
-    env = os.environ.get("FACEBENCH_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facebench"
 
 
 def _require_file(path: Path | None, what: str) -> Path:

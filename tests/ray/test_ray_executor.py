@@ -4,6 +4,7 @@ offer different device labels. Cells are real (trained MobileFaceNet, LFW pairs,
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import secrets
 import signal
@@ -68,19 +69,28 @@ def local_results(shared: Path, lfw_subset: Path, ray_cache: Path,
 def test_local_ray_instance_equals_local_executor(shared: Path, lfw_subset: Path,
                                                   ray_cache: Path, local_results: dict,
                                                   tmp_path: Path) -> None:
-    suite = write_suite(tmp_path / "suite.yaml", shared, ray_cache, [{"id": "cpu"}],
-                        [efficiency(), verification(shared, lfw_subset)])
+    from facebench.plan import plan
+    from facebench.runner.ray_executor import make_ray_executor
+    from facebench.suite import load_suite
+
+    suite = load_suite(write_suite(tmp_path / "suite.yaml", shared, ray_cache, [{"id": "cpu"}],
+                                   [efficiency(), verification(shared, lfw_subset)]))
     out = tmp_path / "out"
-    results = run(suite, out, address=None)  # a new local instance on 127.0.0.1
+    records: list[dict[str, Any]] = []
+    executor = make_ray_executor(None, num_cpus=2)  # a new local instance on 127.0.0.1
+    executor(plan(suite), suite.model_dump(mode="json"), out, suite.cache_dir, resume=False,
+             timeout_s=None, on_cell_done=records.append)
     ref = cells_by_protocol(local_results)
-    got = cells_by_protocol(results)
+    got = {r["protocol"]: r for r in records}
     assert set(got) == {"eff", "lfw"}
     for proto, cell in got.items():
         assert_same_metrics(cell, ref[proto])
         assert cell["node"]["node_id"] and cell["node"]["attempt"] == 1
+        assert cell["node"]["ip"] == "127.0.0.1"
         assert read_json(out / "cells" / cell["slug"] / "result.json")["node"] == cell["node"]
     ref_scores = local_results["out"] / ref["lfw"]["artifacts"]["scores"]
     assert (out / got["lfw"]["artifacts"]["scores"]).read_bytes() == ref_scores.read_bytes()
+    assert not list(out.glob(".ray-probe-*"))
 
 
 def test_cells_run_on_the_node_with_their_label(cluster: LoopbackCluster, shared: Path,
@@ -196,7 +206,7 @@ def test_resume_after_the_driver_is_killed(cluster: LoopbackCluster, shared: Pat
     devices = [{"id": "cpu-box", "label": "cpu-box"}, {"id": "edge-orin", "label": "edge-orin"}]
     suite = write_suite(tmp_path / "suite.yaml", shared, ray_cache, devices,
                         [efficiency(id="fast", devices=["cpu-box"]),
-                         efficiency(id="slow", min_seconds=4.0, devices=["edge-orin"])])
+                         efficiency(id="slow", min_seconds=5.0, devices=["edge-orin"])])
     out = tmp_path / "out"
     driver = subprocess.Popen(
         [sys.executable, "-m", "facebench.cli", "run", str(suite), "--out", str(out),
@@ -231,3 +241,34 @@ def test_resume_after_the_driver_is_killed(cluster: LoopbackCluster, shared: Pat
     assert by_id["mfn@edge-orin@slow"]["status"] == "ok"
     assert not by_id["mfn@edge-orin@slow"].get("resumed")
     assert not _worker_children(out / "cells" / "mfn__edge-orin__slow")
+
+
+def _listening(procs: list[psutil.Process]) -> list[tuple[str, str, int]]:
+    found = []
+    for p in procs:
+        try:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.append((p.name(), c.laddr.ip, c.laddr.port))
+        except psutil.Error:
+            pass
+    return found
+
+
+def _loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback
+
+
+def test_local_instance_listens_on_loopback_only() -> None:
+    from facebench.runner.ray_executor import ray_session
+
+    with ray_session(None, num_cpus=1) as ray:
+        assert ray.get(ray.remote(lambda: 1).remote()) == 1
+        ours = psutil.Process().children(recursive=True)
+        listening = _listening(ours)
+    assert listening and all(_loopback(ip) for _, ip, _ in listening), listening
+
+
+def test_cluster_listens_on_loopback_only(cluster: LoopbackCluster) -> None:
+    listening = _listening(cluster.processes())
+    assert listening and all(_loopback(ip) for _, ip, _ in listening), listening
