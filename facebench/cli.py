@@ -244,7 +244,7 @@ def export(
         parity = export_onnx(net, onnx, input_size=(input_size, input_size))
     except (KeyError, ValueError, OSError) as exc:
         _suite_error(exc)
-    out.print(f"{onnx}: opset {parity['opset']}, dynamic batch; max |Δ| on normalized "
+    out.print(f"{escape(str(onnx))}: opset {parity['opset']}, dynamic batch; max |Δ| on normalized "
               f"embeddings vs torch = {parity['max_abs_diff']:.2e} "
               f"({'ok' if parity['ok'] else 'FAILED'}, tolerance {parity['tolerance']})")
     sys.stdout.write(json.dumps({k: str(v) if isinstance(v, Path) else v

@@ -102,6 +102,10 @@ def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig) -> str:
 def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
             acq: AcquireConfig) -> Embedded:
     """Detect/align (streamed from the worker pool) and embed in batches."""
+    if getattr(cell.protocol, "shard_size", None):
+        from facebench.runner.shards import compute_sharded
+
+        return compute_sharded(cell, images, root, ctx, acq, cell.protocol.shard_size)
     proto, pre = cell.protocol, cell.model.preprocess
     t0 = time.perf_counter()
     infer, engine_info = make_embedder(cell, ctx)

@@ -148,7 +148,7 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
     try:
         write_interop(out, results)
     except Exception as exc:  # noqa: BLE001 - an export never loses the results
-        console.print(f"[yellow]pytest-benchmark export failed:[/yellow] {exc}")
+        console.print(f"[yellow]pytest-benchmark export failed:[/yellow] {escape(str(exc))}")
     if opts.report:
         render(out, results, console)
     console.print(f"results: {escape(str(out / 'results.json'))}")

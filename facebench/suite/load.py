@@ -41,13 +41,26 @@ def _loc(parts: tuple[Any, ...]) -> str:
 
 
 def interpolate(node: Any, env: dict[str, str], where: tuple[Any, ...] = (),
-                problems: list[str] | None = None) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+                problems: list[str] | None = None, seen: dict[int, Any] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree.
+
+    A node reached again through a YAML alias is interpolated once and stays shared, so the
+    work is linear in the file (nested aliases would otherwise expand exponentially)."""
     problems = problems if problems is not None else []
-    if isinstance(node, dict):
-        return {k: interpolate(v, env, (*where, k), problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [interpolate(v, env, (*where, i), problems) for i, v in enumerate(node)]
+    seen = seen if seen is not None else {}
+    if isinstance(node, dict | list):
+        if id(node) in seen:
+            return seen[id(node)]
+        if isinstance(node, dict):
+            mapping: dict[Any, Any] = {}
+            seen[id(node)] = mapping
+            mapping.update({k: interpolate(v, env, (*where, k), problems, seen)
+                            for k, v in node.items()})
+            return mapping
+        items: list[Any] = []
+        seen[id(node)] = items
+        items.extend(interpolate(v, env, (*where, i), problems, seen) for i, v in enumerate(node))
+        return items
     if not isinstance(node, str):
         return node
 

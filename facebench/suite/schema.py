@@ -174,6 +174,9 @@ class VerificationProtocol(Strict):
     batch_size: int = Field(default=32, gt=0)
     cache_embeddings: bool = Field(
         default=True, description="Reuse embeddings of identical work (model, data, settings).")
+    shard_size: int | None = Field(
+        default=None, gt=0, description="Embed in shards of this many images (Ray tasks under "
+        "--executor ray); the embeddings are those of an unsharded run.")
     workers: int = Field(default=2, ge=1, description="Detection/alignment processes.")
     optional: bool = Field(
         default=False, description="When the dataset is missing, skip with a note, not an error."

@@ -55,11 +55,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for outcome in _OUTCOMES.values():
         counts[outcome] = counts.get(outcome, 0) + 1
     order = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
-    text = ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))
-    not_run = len(_CASES) - len(_OUTCOMES)
-    if not_run:
-        text += f", {not_run} not run"
-    terminalreporter.write_sep("=", f"fault-injection cases: {text or 'none run'}")
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    if len(_CASES) > len(_OUTCOMES):
+        parts.append(f"{len(_CASES) - len(_OUTCOMES)} not run")
+    terminalreporter.write_sep("=", f"fault-injection cases: {', '.join(parts)}")
 
 
 @pytest.fixture(scope="session")

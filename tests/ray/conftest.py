@@ -19,23 +19,37 @@ from tests.ray.cluster import LoopbackCluster, ray_env
 
 os.environ.update(ray_env())
 
-_SPEC = importlib.util.find_spec("ray")
-#: A real Ray (not the namespace package ``tests/ray`` seen through ``sys.path``).
-HAVE_RAY = _SPEC is not None and _SPEC.origin is not None
+
+
+def _have_ray() -> bool:
+    """A real Ray is importable (not the namespace package ``tests/ray`` on ``sys.path``)."""
+    try:
+        spec = importlib.util.find_spec("ray")
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None
+
+
+HAVE_RAY = _have_ray()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ray: needs Ray (pip install 'facebench[ray]')")
 
 
-@pytest.fixture(autouse=True)
-def _need_ray(request: pytest.FixtureRequest) -> None:
-    """Ray tests skip outside CI when Ray is missing; in CI a missing Ray fails them."""
-    if request.node.get_closest_marker("ray") is None or HAVE_RAY:
+def require_ray() -> None:
+    """Skip outside CI when Ray is missing; in CI a missing Ray is a failure."""
+    if HAVE_RAY:
         return
     if os.environ.get("CI"):
         pytest.fail("Ray is required in CI: pip install 'facebench[ray]'")
     pytest.skip("Ray is not installed: pip install 'facebench[ray]'")
+
+
+@pytest.fixture(autouse=True)
+def _need_ray(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("ray") is not None:
+        require_ray()
 
 
 @pytest.fixture(scope="session")
@@ -103,8 +117,7 @@ def efficiency(**extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LoopbackCluster]:
     """Head (1 CPU, resource ``cpu-box``) + worker node (1 CPU, ``edge-orin``) on 127.0.0.1."""
-    if not HAVE_RAY:
-        pytest.skip("Ray is not installed: pip install 'facebench[ray]'")
+    require_ray()
     c = LoopbackCluster(num_cpus=1)
     try:
         c.start_head({"cpu-box": 1})

@@ -91,6 +91,8 @@ def test_local_ray_instance_equals_local_executor(shared: Path, lfw_subset: Path
     ref_scores = local_results["out"] / ref["lfw"]["artifacts"]["scores"]
     assert (out / got["lfw"]["artifacts"]["scores"]).read_bytes() == ref_scores.read_bytes()
     assert not list(out.glob(".ray-probe-*"))
+    # Ray ignores SIGCHLD in its driver; the session restores it, so exit statuses still work.
+    assert subprocess.run([sys.executable, "-c", "raise SystemExit(3)"]).returncode == 3
 
 
 def test_cells_run_on_the_node_with_their_label(cluster: LoopbackCluster, shared: Path,
