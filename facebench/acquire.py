@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,16 +61,13 @@ class AcquireConfig:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(cfg: AcquireConfig) -> None:
-    cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+def _init_worker(cfg: AcquireConfig, pool: bool) -> None:
+    """Per-process state. A pool worker runs one thread (the pool is the parallelism); inline
+    (``workers=1``) the cell's own thread settings are left alone."""
     _STATE.clear()
-    _STATE["cfg"] = cfg
+    _STATE.update(cfg=cfg, pool=pool)
+    if pool:
+        cv2.setNumThreads(1)
 
 
 def _detector() -> Any:
@@ -77,7 +75,13 @@ def _detector() -> Any:
         from facebench.detect import create_detector
 
         cfg: AcquireConfig = _STATE["cfg"]
-        _STATE["detector"] = create_detector(cfg.detector, **cfg.detector_options)
+        options = dict(cfg.detector_options)
+        if not _STATE["pool"]:
+            options["threads"] = None  # keep the engine's thread count in this process
+        _STATE["detector"] = create_detector(cfg.detector, **options)
+        torch = sys.modules.get("torch")  # only a torch detector pays torch's import
+        if torch is not None and _STATE["pool"]:
+            torch.set_num_threads(1)
     return _STATE["detector"]
 
 
@@ -191,8 +195,8 @@ def _work(job: tuple[int, list[Path]]) -> list[Face]:
     return acquire_chunk(_STATE["cfg"], _STATE.get("cache"), start, paths)
 
 
-def _init_with_cache(cfg: AcquireConfig, cache: Path | None) -> None:
-    _init_worker(cfg)
+def _init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool = True) -> None:
+    _init_worker(cfg, pool)
     _STATE["cache"] = cache
 
 
@@ -226,7 +230,7 @@ def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
 
     def stream() -> Iterator[Face]:
         if workers <= 1:
-            _init_with_cache(cfg, cache)
+            _init_with_cache(cfg, cache, pool=False)
             for job in jobs:
                 yield from _work(job)
             return

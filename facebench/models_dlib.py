@@ -6,7 +6,8 @@ unless the suite gives the ResNet file as the model's ``path``. Per image:
 
 1. decode (:func:`facebench.images.decode_image`) → RGB;
 2. dlib's HOG detector (``get_frontal_face_detector``) at upsample 0; when it finds nothing, once
-   more at upsample 1 (2× image, finds faces down to ~40 px); still nothing → failure to acquire;
+   more at upsample 1 (2× image, finds faces down to ~40 px); optionally (``cnn_fallback``, off by
+   default) dlib's MMOD CNN detector at the same levels; still nothing → failure to acquire;
    several faces → one by the protocol's ``detector.select`` (``closest_to_center`` for LFW);
 3. dlib's 5-point landmarks (``shape_predictor_5_face_landmarks.dat``);
 4. ``dlib.get_face_chip(rgb, shape, size=150, padding=0.25)`` → 150×150 chip (dlib's own
@@ -42,6 +43,7 @@ CHIP_PADDING = 0.25
 UPSAMPLE = (0, 1)
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
+CNN_FILE = "mmod_human_face_detector.dat"
 PUBLISHED_LFW_ACCURACY = 0.9938
 
 
@@ -89,21 +91,29 @@ class DlibConfig:
     chip_size: int = CHIP_SIZE
     padding: float = CHIP_PADDING
     upsample: tuple[int, ...] = UPSAMPLE
+    cnn: Path | None = None  # MMOD CNN detector, tried when HOG finds nothing (None: off)
 
     @classmethod
-    def default(cls, resnet: Path | None = None, **kw: Any) -> DlibConfig:
+    def default(cls, resnet: Path | None = None, cnn_fallback: bool = False,
+                **kw: Any) -> DlibConfig:
         models = default_model_dir()
         return cls(resnet=Path(resnet or models / RESNET_FILE),
-                   landmarks=models / LANDMARKS_FILE, **kw)
+                   landmarks=models / LANDMARKS_FILE,
+                   cnn=models / CNN_FILE if cnn_fallback else None, **kw)
 
     def settings(self) -> dict[str, Any]:
         """The record of this configuration, with model file hashes."""
         import dlib
 
+        detector: dict[str, Any] = {"name": "dlib_hog", "upsample": list(self.upsample),
+                                    "select": self.select}
+        if self.cnn is not None:
+            detector["fallback"] = {"name": "dlib_mmod_cnn", "file": self.cnn.name,
+                                    "sha256": file_sha256(self.cnn),
+                                    "upsample": list(self.upsample)}
         return {
             "dlib_version": dlib.__version__,
-            "detector": {"name": "dlib_hog", "upsample": list(self.upsample),
-                         "select": self.select},
+            "detector": detector,
             "landmarks": {"file": self.landmarks.name, "sha256": file_sha256(self.landmarks),
                           "points": 5},
             "resnet": {"file": self.resnet.name, "sha256": file_sha256(self.resnet)},
@@ -149,6 +159,25 @@ class DlibFace:
     upsample: int | None = None
     faces: int = 0  # detections at the chosen upsample level
     cached: bool = False
+    detector: str = "hog"  # or "cnn" (the MMOD fallback found it)
+
+
+@dataclass
+class _Models:
+    """One process's dlib models; the CNN detector is loaded on its first use."""
+
+    cfg: DlibConfig
+    detector: Any
+    predictor: Any
+    net: Any
+    cnn: Any = None
+
+    def cnn_detector(self) -> Any:
+        if self.cnn is None:
+            import dlib
+
+            self.cnn = dlib.cnn_face_detection_model_v1(str(self.cfg.cnn))
+        return self.cnn
 
 
 _STATE: dict[str, Any] = {}
@@ -159,16 +188,20 @@ def _init_worker(cfg: DlibConfig, cache_root: Path | None) -> None:
     _STATE.update(cfg=cfg, cache=cache_root)
 
 
-def _models() -> tuple[Any, Any, Any]:
-    """This process's detector, landmark predictor and network (loaded on first cache miss)."""
-    if "net" not in _STATE:
-        import dlib
+def load_models(cfg: DlibConfig) -> _Models:
+    """HOG detector, landmark predictor and network for ``cfg``."""
+    import dlib
 
-        cfg: DlibConfig = _STATE["cfg"]
-        _STATE.update(detector=dlib.get_frontal_face_detector(),
-                      predictor=dlib.shape_predictor(str(cfg.landmarks)),
-                      net=dlib.face_recognition_model_v1(str(cfg.resnet)))
-    return _STATE["detector"], _STATE["predictor"], _STATE["net"]
+    return _Models(cfg, dlib.get_frontal_face_detector(),
+                   dlib.shape_predictor(str(cfg.landmarks)),
+                   dlib.face_recognition_model_v1(str(cfg.resnet)))
+
+
+def _models() -> _Models:
+    """This process's models (loaded on the first cache miss)."""
+    if "models" not in _STATE:
+        _STATE["models"] = load_models(_STATE["cfg"])
+    return _STATE["models"]
 
 
 def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy: str) -> Any:
@@ -181,40 +214,54 @@ def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy:
     return rects[next(i for i, d in enumerate(dets) if d is best)]
 
 
-def describe_rgb(rgb: np.ndarray, cfg: DlibConfig, detector: Any, predictor: Any,
-                 net: Any) -> tuple[np.ndarray | None, int | None, int]:
-    """Raw descriptor rows of the selected face in an RGB image; ``(None, None, 0)`` if none."""
+def _detect(rgb: np.ndarray, m: _Models) -> tuple[Any, list[float], int, str] | None:
+    """Faces found by HOG at the first upsample level that finds any, else by the CNN."""
     import dlib
 
-    for up in cfg.upsample:
-        rects, scores, _ = detector.run(rgb, up, 0.0)
+    for up in m.cfg.upsample:
+        rects, scores, _ = m.detector.run(rgb, up, 0.0)
         if len(rects):
-            break
-    else:
-        return None, None, 0
+            return rects, list(scores), up, "hog"
+    if m.cfg.cnn is not None:
+        for up in m.cfg.upsample:
+            dets = m.cnn_detector()(rgb, up)
+            if len(dets):
+                return (dlib.rectangles([d.rect for d in dets]),
+                        [d.confidence for d in dets], up, "cnn")
+    return None
+
+
+def describe_rgb(rgb: np.ndarray, m: _Models) -> DlibFace:
+    """Raw descriptor rows (1, or 2 with flip) of the selected face in an RGB image, or a
+    :class:`DlibFace` with ``desc=None`` when no face is found (``index`` is left at -1)."""
+    import dlib
+
+    cfg = m.cfg
+    found = _detect(rgb, m)
+    if found is None:
+        ups = " and ".join(str(u) for u in cfg.upsample)
+        what = "dlib HOG" + (" and MMOD CNN" if cfg.cnn is not None else "")
+        return DlibFace(-1, None, reason=f"no face detected ({what}, upsample {ups})")
+    rects, scores, up, det = found
     rect = _select(rects, scores, rgb.shape, cfg.select)
-    shape = predictor(rgb, rect)
+    shape = m.predictor(rgb, rect)
     chip = dlib.get_face_chip(rgb, shape, size=cfg.chip_size, padding=cfg.padding)
     chips = [chip, np.ascontiguousarray(chip[:, ::-1])] if cfg.flip else [chip]
-    rows = [np.asarray(net.compute_face_descriptor(c, cfg.num_jitters), np.float64)
+    rows = [np.asarray(m.net.compute_face_descriptor(c, cfg.num_jitters), np.float64)
             for c in chips]
-    return np.stack(rows), up, len(rects)
+    return DlibFace(-1, np.stack(rows), upsample=up, faces=len(rects), detector=det)
 
 
 def _compute(index: int, path: Path, data: bytes) -> DlibFace:
     from facebench.images import ImageError, decode_image
 
-    cfg: DlibConfig = _STATE["cfg"]
     try:
         bgr = decode_image(data, str(path))
     except ImageError as exc:
         return DlibFace(index, None, reason=f"bad image: {exc.reason}")
-    rgb = np.ascontiguousarray(bgr[..., ::-1])
-    desc, up, n = describe_rgb(rgb, cfg, *_models())
-    if desc is None:
-        ups = " and ".join(str(u) for u in cfg.upsample)
-        return DlibFace(index, None, reason=f"no face detected (dlib HOG, upsample {ups})")
-    return DlibFace(index, desc, upsample=up, faces=n)
+    face = describe_rgb(np.ascontiguousarray(bgr[..., ::-1]), _models())
+    face.index = index
+    return face
 
 
 def _one(index: int, path: Path) -> DlibFace:
@@ -233,7 +280,8 @@ def _one(index: int, path: Path) -> DlibFace:
                     reason = str(z["reason"]) or None
                     return DlibFace(index, None if reason else z["desc"], reason,
                                     int(z["upsample"]) if not reason else None,
-                                    int(z["faces"]), cached=True)
+                                    int(z["faces"]), cached=True,
+                                    detector=str(z["detector"]) if "detector" in z else "hog")
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is recomputed
     face = _compute(index, path, data)
@@ -249,6 +297,7 @@ def _store(entry: Path, face: DlibFace) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, desc=face.desc if face.desc is not None else np.zeros((0, 128)),
                      reason=np.str_(face.reason or ""), faces=np.int32(face.faces),
+                     detector=np.str_(face.detector),
                      upsample=np.int32(-1 if face.upsample is None else face.upsample))
         os.replace(tmp, entry)
     except OSError:
@@ -313,7 +362,7 @@ def embed_images_dlib(cell: Any, images: Sequence[Path], root: Path, ctx: Any, *
     emb = np.full((n, EMBEDDING_SIZE), np.nan, dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
     fta: list[dict[str, Any]] = []
-    cached = upsampled = multi = 0
+    cached = upsampled = multi = by_cnn = 0
     for done, face in enumerate(faces, 1):
         cached += face.cached
         if face.desc is None:
@@ -324,11 +373,12 @@ def embed_images_dlib(cell: Any, images: Sequence[Path], root: Path, ctx: Any, *
             valid[face.index] = True
             upsampled += face.upsample not in (None, cfg.upsample[0])
             multi += face.faces > 1
+            by_cnn += face.detector == "cnn"
         ctx.progress("images", done, n)
     if not valid.any():
         raise RuntimeError(f"no face acquired in any of the {n} images; check the image root")
     record.update(cache_hits=cached, acquired=int(valid.sum()), upsampled=upsampled,
-                  multiple_faces=multi)
+                  multiple_faces=multi, cnn_fallback=by_cnn)
     engine = {"engine": "dlib", "device": "cpu", "threads": {"intra_op": 1, "inter_op": 1},
               "workers": cell.protocol.workers, "resnet": record["resnet"]}
     return Embedded(emb, valid, record, fta, engine,

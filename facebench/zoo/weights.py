@@ -58,7 +58,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(exc)):
+        # torch < 2.6: "Unsupported global: GLOBAL x.y"; torch >= 2.6: "unsupported GLOBAL x.y"
+        if found := re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(exc), re.I):
             raise WeightsError(
                 f"{path}: holds a pickled Python object ({found[1]}), which weights_only=True "
                 "refuses; in a trusted environment re-save it with "

@@ -14,7 +14,7 @@ from facebench.datasets import load_pairs
 from facebench.datasets.pairs import PairSet, build
 from facebench.embed import cosine_scores
 from facebench.metrics import compute_verification_metrics
-from facebench.models_dlib import embed_dataset_dlib, embed_images_dlib
+from facebench.models_dlib import config_from_cell, embed_dataset_dlib, embed_images_dlib
 from facebench.pipeline.context import CellContext
 from facebench.plan import Cell
 
@@ -65,16 +65,23 @@ def test_fta_accounting_and_determinism(dlib_cell: Cell, lfw_dir: Path, tmp_path
     images = [root / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
               root / "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg",  # HOG finds no face
               tmp_path / "empty.jpg",
-              root / "Aaron_Peirsol/Aaron_Peirsol_0002.jpg"]
+              tmp_path / "missing.jpg",
+              root / "Aaron_Peirsol/Aaron_Peirsol_0003.jpg"]
     images[2].write_bytes(b"")
     one = with_protocol(dlib_cell, workers=1)
     a = embed_images_dlib(one, images, root, make_ctx(None))
     b = embed_images_dlib(dlib_cell, images, root, make_ctx(tmp_path / "cache"))
-    assert np.array_equal(a.emb, b.emb, equal_nan=True) and a.valid.tolist() == [1, 0, 0, 1]
+    assert np.array_equal(a.emb, b.emb, equal_nan=True)
+    assert a.valid.tolist() == [True, False, False, False, True]
+    assert a.acquire["acquired"] + len(a.fta) == len(images)
     reasons = {f["image"]: f["reason"] for f in a.fta}
     assert reasons["Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"].startswith("no face detected")
     assert reasons[str(images[2])].startswith("bad image")
-    assert float(a.emb[0] @ a.emb[3]) > 0.9  # same person
+    assert reasons[str(images[3])].startswith("unreadable")
+    assert float(a.emb[0] @ a.emb[4]) > 0.9  # same person
     flip = embed_images_dlib(with_protocol(one, flip=True), images[:1], root, make_ctx(None))
     assert abs(np.linalg.norm(flip.emb[0]) - 1) < 1e-5 and not np.array_equal(flip.emb[0],
                                                                               a.emb[0])
+    cnn = embed_images_dlib(one, images[1:2], root, make_ctx(None),
+                            config=config_from_cell(one, cnn_fallback=True))
+    assert cnn.valid.all() and cnn.acquire["cnn_fallback"] == 1  # MMOD finds what HOG missed

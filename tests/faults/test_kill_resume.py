@@ -46,7 +46,7 @@ POINTS = [
     ("cell:noflip", 0.2, 2.5),
     ("cell:noflip", 0.2, 2.5),
     ("done:noflip", 0.0, 0.3),
-    ("done:noflip", 0.3, 2.0),  # rendering the report
+    ("after:noflip", 0.1, 1.5),  # every cell finished (or resumed): rendering the report
     ("start", 0.0, 2.0),  # a resume with every cell finished
     ("report", 0.0, 0.2),
 ]
@@ -90,9 +90,9 @@ def armed(a: Attempt, phase: str, out: Path, logs_before: dict[str, int | None])
         return True
     if kind == "cell":  # the cell's worker (re)opened its stderr.log in this attempt
         return mtime(out / "cells" / CELLS[name] / "stderr.log") != logs_before[name]
-    if kind == "done":
-        return any(ln.startswith(f"ok mfn@cpu@{name}") and "(resumed)" not in ln
-                   for ln in a.stderr)
+    if kind in ("done", "after"):  # done: in this attempt; after: or resumed from an earlier
+        return any(ln.startswith(f"ok mfn@cpu@{name}") and
+                   (kind == "after" or "(resumed)" not in ln) for ln in a.stderr)
     return any(ln.startswith("report: ") for ln in a.stderr)
 
 
@@ -136,9 +136,10 @@ def kill_chain(ctx: Ctx) -> Chain:
     points = list(POINTS)
     kills: list[str] = []
     stale = 0
-    while len(kills) < KILLS:
-        assert points or len(kills) + 5 > KILLS, "too many runs finished before their kill"
-        phase, lo, hi = points.pop(0) if points else ("start", 0.0, 10.0)
+    for _ in range(2 * KILLS):  # a run that finishes before its kill point is not a kill
+        if len(kills) == KILLS:
+            break
+        phase, lo, hi = points.pop(0) if points else ("start", 0.0, 1.5)
         delay = rng.uniform(lo, hi)
         group = len(kills) % 2 == 0  # alternate: the process group, the parent alone
         logs = {k: mtime(out / "cells" / s / "stderr.log") for k, s in CELLS.items()}
@@ -159,6 +160,7 @@ def kill_chain(ctx: Ctx) -> Chain:
         kills.append(f"{'group' if group else 'parent'} at {phase}+{delay:.2f}s")
         check_whole(out)
         stale += len(leftovers(out))
+    assert len(kills) == KILLS, kills
     a = start(ctx.lfw100, out, env, ctx.dir, resume=True)
     assert a.proc.wait(timeout=900) == 0, a.stderr
     return Chain(out, kills, stale)

@@ -8,6 +8,7 @@ exact. Every case goes through the CLI app in-process (both commands); a few als
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,9 @@ CASES = [
     case("id_with_html", edit("  - id: mfn", "  - id: <script>alert(1)</script>"),
          "models[0].id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._+-]*$' "
          "(got '<script>alert(1)</script>')"),
+    case("suite_name_with_html", edit("name: faults", "name: <b>faults</b>"),
+         "name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._+-]*$' "
+         "(got '<b>faults</b>')"),
     case("onnx_without_path", edit(f"    path: {MODEL}\n", ""),
          "models[0]: source 'onnx' needs 'path' (the model file)"),
     case("detector_without_model", edit(
@@ -241,6 +245,25 @@ def test_exit_code_2_from_a_real_process(fb_env: dict[str, str], tmp_path: Path)
         assert lines(res.stderr) == [f"{tmp_path / name}.yaml: {len(problems)} problem(s)",
                                      *problems], key
         assert not (tmp_path / name).exists()
+
+
+def test_yaml_alias_bomb_is_refused_in_linear_time(fb_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """Nested YAML aliases (12 levels × 9 = 2.8e11 leaves, from a 1 KB file) are not expanded:
+    the unknown key is reported at once, within a bounded time and memory."""
+    bomb = ["x-anchors:", '  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", '
+            '"lol"]']
+    bomb += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 12)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BASE + "\n".join(bomb) + "\n", encoding="utf-8")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    res = facebench(["validate", str(path)], fb_env, tmp_path, timeout=120, preexec_fn=limit)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert lines(res.stderr) == [f"{path}: 1 problem(s)",
+                                 f"x-anchors: unknown key 'x-anchors' {SCHEMA_HINT}"]
 
 
 def test_only_matching_no_cell(fb_env: dict[str, str], tmp_path: Path) -> None:

@@ -123,11 +123,6 @@ def test_checkpoint_with_code_is_refused_and_runs_nothing(run: dict[str, Path]) 
     (run["dir"] / "PWNED-pth").unlink()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "facebench/zoo/weights.py matches torch < 2.6's 'Unsupported global: GLOBAL x' only; "
-    "torch 2.13 says 'unsupported GLOBAL posix.system', so the refusal is reported as a "
-    "corrupted file and quotes torch's advice to retry with weights_only=False. Patch: "
-    "re.search(r'unsupported (?:global: )?GLOBAL (\\S+)', str(exc), re.I)"))
 def test_checkpoint_refusal_names_the_forbidden_global(run: dict[str, Path]) -> None:
     cell = cells_by_id(run["out"])["zoo-evil@cpu@real"]
     assert cell["error"]["message"] == (
