@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from dataclasses import dataclass
 
 from facebench.suite.schema import (
@@ -34,6 +36,14 @@ class Cell:
     @property
     def kind(self) -> str:
         return self.protocol.kind
+
+    @property
+    def spec_sha256(self) -> str:
+        """Hash of everything that defines this cell's work (model, device, protocol specs):
+        ``--resume`` reuses a finished cell only when it is unchanged."""
+        blob = json.dumps([self.model.model_dump(mode="json"), self.device.model_dump(mode="json"),
+                           self.protocol.model_dump(mode="json")], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:

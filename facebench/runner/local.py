@@ -21,13 +21,15 @@ ProgressFn = Callable[[Cell, str, int, int], None]
 
 
 def finished_record(out_dir: Path, cell: Cell) -> dict[str, Any] | None:
-    """The stored record of a finished (ok or skipped) cell, for ``--resume``."""
+    """The stored record of a finished (ok or skipped) cell, for ``--resume``; ``None`` when
+    the cell's spec changed since (model, device or protocol edited in the suite)."""
     path = out_dir / "cells" / cell.slug / "result.json"
     try:
         rec = read_json(path)
     except (OSError, ValueError):
         return None
-    return rec if rec.get("id") == cell.id and rec.get("status") in ("ok", "skipped") else None
+    same = rec.get("id") == cell.id and rec.get("spec_sha256") == cell.spec_sha256
+    return rec if same and rec.get("status") in ("ok", "skipped") else None
 
 
 def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,

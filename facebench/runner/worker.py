@@ -28,7 +28,8 @@ LFW_HOWTO = (
 def cell_record(cell: Cell) -> dict[str, Any]:
     return {
         "id": cell.id, "slug": cell.slug, "model": cell.model.id, "device": cell.device.id,
-        "protocol": cell.protocol.id, "kind": cell.kind, "status": "pending", "reason": None,
+        "protocol": cell.protocol.id, "kind": cell.kind, "spec_sha256": cell.spec_sha256,
+        "status": "pending", "reason": None,
         "error": None, "started": now(), "duration_s": None, "metrics": {}, "details": {},
         "artifacts": {},
     }

@@ -144,3 +144,12 @@ def test_plan_expands_and_filters(suite_dir: Path) -> None:
     assert ids == ["m@cpu-ort@eff", "m@cpu-torch@eff", "m@cpu-torch@eff2"]
     assert [c.id for c in plan(suite, ["cpu-torch"])] == ids[1:]
     assert [c.id for c in plan(suite, ["*@eff2"])] == ids[2:]
+
+
+def test_cell_spec_hash_tracks_edits(suite_dir: Path) -> None:
+    """--resume keys finished cells on this hash: any edit to a cell's specs changes it."""
+    a = plan(parse_suite(BASE, suite_dir / "suite.yaml", {}))[0]
+    b = plan(parse_suite(BASE, suite_dir / "suite.yaml", {}))[0]
+    edited = BASE.replace("kind: efficiency", "kind: efficiency\n    min_iters: 7")
+    c = plan(parse_suite(edited, suite_dir / "suite.yaml", {}))[0]
+    assert a.spec_sha256 == b.spec_sha256 != c.spec_sha256
