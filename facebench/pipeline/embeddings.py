@@ -151,6 +151,10 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
 
 def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -> Embedded:
     """Embeddings for ``images``, from the embedding cache when this exact work was done."""
+    if cell.model.source == "dlib":  # own detector, chips and per-image descriptor cache
+        from facebench.models_dlib import embed_images_dlib
+
+        return embed_images_dlib(cell, images, root, ctx)
     acq = acquire_config(cell, ctx)
     use_cache = ctx.cache_dir is not None and getattr(cell.protocol, "cache_embeddings", True)
     if not use_cache:

@@ -28,7 +28,8 @@ def run_identification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
         "cmc": [float(x) for x in res.curve],
         "fta_images_list": e.fta,
         "acquire": e.acquire,
-        "preprocess": cell.model.preprocess.model_dump(mode="json"),
+        "preprocess": e.acquire.get("preprocess") if cell.model.source == "dlib"
+        else cell.model.preprocess.model_dump(mode="json"),
         "flip": proto.flip,
         "engine": e.engine,
         "timings_s": {**e.timings_s, "total": round(time.perf_counter() - t0, 3)},

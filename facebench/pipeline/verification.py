@@ -39,7 +39,8 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     details.update({
         "fta_images_list": e.fta,
         "acquire": e.acquire,
-        "preprocess": cell.model.preprocess.model_dump(mode="json"),
+        "preprocess": e.acquire.get("preprocess") if cell.model.source == "dlib"
+        else cell.model.preprocess.model_dump(mode="json"),
         "flip": proto.flip,
         "fta_policy": proto.fta_policy,
         "engine": e.engine,

@@ -52,8 +52,17 @@ def skip_reason(cell: Cell) -> str | None:
                 return f"dataset not found (optional protocol): {path}"
         if p.detector.model is not None and not p.detector.model.exists():
             return f"detector model not found (optional protocol): {p.detector.model}"
+    if p.kind != "efficiency" and p.requires_weights and m.source == "zoo" and m.weights is None:
+        return (f"no trained weights for {m.id!r} (zoo {m.arch}, random init): accuracy would be "
+                "chance; give its checkpoint (see docs/paper.md)")
+    if (m.source == "dlib") != (cell.device.engine == "dlib"):
+        return (f"model {m.id!r} ({m.source}) cannot run on device {cell.device.id!r} "
+                f"(engine {cell.device.engine}): dlib models run only on engine 'dlib', and "
+                "engine 'dlib' runs only dlib models; restrict the protocol's devices")
     if m.source == "dlib":
-        return None
+        from facebench.models_dlib import dlib_unavailable
+
+        return dlib_unavailable(cell.device.device)
     from facebench.engines import check_available
     from facebench.pipeline.context import engine_parts
 

@@ -71,6 +71,12 @@ class ModelSpec(Strict):
     )
     description: str = ""
 
+    @field_validator("path", "weights", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """``weights: ${VAR:-}`` with VAR unset means no file (zoo models: random init)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _source_fields(self) -> ModelSpec:
         if self.source in ("onnx", "torchscript") and self.path is None:
@@ -89,7 +95,7 @@ class DeviceSpec(Strict):
     """An engine on a device, with its thread settings and batch sizes."""
 
     id: Id
-    engine: Literal["torch", "torch_compile", "onnxruntime"]
+    engine: Literal["torch", "torch_compile", "onnxruntime", "dlib"]
     device: Literal["cpu", "cuda"] = "cpu"
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = []
     threads: Threads = Threads()
@@ -178,6 +184,9 @@ class VerificationProtocol(Strict):
         default=None, gt=0, description="Embed in shards of this many images (Ray tasks under "
         "--executor ray); the embeddings are those of an unsharded run.")
     workers: int = Field(default=2, ge=1, description="Detection/alignment processes.")
+    requires_weights: bool = Field(
+        default=False, description="Skip zoo models without trained weights (random init) "
+        "with a note instead of measuring chance-level accuracy.")
     optional: bool = Field(
         default=False, description="When the dataset is missing, skip with a note, not an error."
     )
@@ -213,6 +222,7 @@ class IdentificationProtocol(Strict):
     batch_size: int = Field(default=32, gt=0)
     cache_embeddings: bool = True
     workers: int = Field(default=2, ge=1)
+    requires_weights: bool = False
     optional: bool = False
     models: list[str] | None = None
     devices: list[str] | None = None
