@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import numpy as np
 
 from facebench.align import ESTIMATOR, align_face
 from facebench.paths import default_cache_dir
+from facebench.pool import chunks, ordered_map
 
 __all__ = ["AcquireConfig", "Face", "acquire", "acquire_chunk", "default_cache_dir"]
 
@@ -195,7 +195,7 @@ def _work(job: tuple[int, list[Path]]) -> list[Face]:
     return acquire_chunk(_STATE["cfg"], _STATE.get("cache"), start, paths)
 
 
-def _init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool = True) -> None:
+def _init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool) -> None:
     _init_worker(cfg, pool)
     _STATE["cache"] = cache
 
@@ -226,17 +226,6 @@ def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
             cache = None
     record = {"detector": settings, "select": cfg.select, "size": list(cfg.size),
               "estimator": ESTIMATOR, "cache": str(cache) if cache else None}
-    jobs = [(i, paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
-
-    def stream() -> Iterator[Face]:
-        if workers <= 1:
-            _init_with_cache(cfg, cache, pool=False)
-            for job in jobs:
-                yield from _work(job)
-            return
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_with_cache, initargs=(cfg, cache)) as pool:
-            for faces in pool.imap(_work, jobs):
-                yield from faces
-
-    return stream(), record
+    faces = ordered_map(_work, chunks(paths, chunk), workers, _init_with_cache,
+                        (cfg, cache, True), (cfg, cache, False))
+    return faces, record

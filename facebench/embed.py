@@ -56,3 +56,31 @@ def cosine_scores(emb: np.ndarray, left: np.ndarray, right: np.ndarray,
     scores = np.einsum("ij,ij->i", emb[left], emb[right]).astype(np.float64)
     scores[fta] = np.nan
     return scores, fta
+
+
+class BatchEmbedder:
+    """Collects ``(index, crop)`` as faces stream in and embeds them ``batch_size`` at a time
+    into an ``(n, D)`` array (NaN rows for indices never added)."""
+
+    def __init__(self, n: int, infer: Callable[[np.ndarray], np.ndarray], pre: Preprocess,
+                 flip: bool, batch_size: int) -> None:
+        self.n, self.infer, self.pre, self.flip, self.batch_size = n, infer, pre, flip, batch_size
+        self.emb: np.ndarray | None = None
+        self.valid = np.zeros(n, dtype=bool)
+        self._batch: list[tuple[int, np.ndarray]] = []
+
+    def add(self, index: int, crop: np.ndarray) -> None:
+        self._batch.append((index, crop))
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        out = embed_batch(self.infer, [c for _, c in self._batch], self.pre, self.flip)
+        if self.emb is None:
+            self.emb = np.full((self.n, out.shape[1]), np.nan, dtype=np.float32)
+        idx = [i for i, _ in self._batch]
+        self.emb[idx] = out
+        self.valid[idx] = True
+        self._batch.clear()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from facebench.io import sha256_file
+from facebench.paths import relative_name
+from facebench.pool import chunks, ordered_map
 
 CACHE_VERSION = 1
 EMBEDDING_SIZE = 128
@@ -72,11 +75,8 @@ def default_model_dir() -> Path:
 
 @cache
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a (large, unchanging) model file, once per process."""
+    return sha256_file(path)
 
 
 @dataclass(frozen=True)
@@ -326,27 +326,8 @@ def describe_images(paths: Sequence[Path], cfg: DlibConfig, cache_dir: Path | No
             root = None
     record = {**settings, "cache": str(root) if root else None, "workers": workers,
               "preprocess": preprocess_record(cfg)}
-    jobs = [(i, list(paths[i:i + chunk])) for i in range(0, len(paths), chunk)]
-
-    def stream() -> Iterator[DlibFace]:
-        if workers <= 1:
-            _init_worker(cfg, root)
-            for job in jobs:
-                yield from _work(job)
-            return
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, root)) as pool:
-            for faces in pool.imap(_work, jobs):
-                yield from faces
-
-    return stream(), record
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+    faces = ordered_map(_work, chunks(paths, chunk), workers, _init_worker, (cfg, root))
+    return faces, record
 
 
 def embed_images_dlib(cell: Any, images: Sequence[Path], root: Path, ctx: Any, *,
@@ -366,7 +347,7 @@ def embed_images_dlib(cell: Any, images: Sequence[Path], root: Path, ctx: Any, *
     for done, face in enumerate(faces, 1):
         cached += face.cached
         if face.desc is None:
-            fta.append({"image": _rel(images[face.index], root), "reason": face.reason})
+            fta.append({"image": relative_name(images[face.index], root), "reason": face.reason})
         else:
             raw = face.desc.sum(axis=0)  # flip: e(x) + e(hflip(x)), then normalize
             emb[face.index] = (raw / np.linalg.norm(raw)).astype(np.float32)

@@ -27,3 +27,11 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facebench"
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies below it, else the full path (for listings)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

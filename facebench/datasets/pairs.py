@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from facebench.io import sha256_file
+
+__all__ = ["DatasetError", "PairSet", "build", "confine", "load_pairs", "required_inputs",
+           "sha256_file"]
 
 
 class DatasetError(ValueError):
@@ -56,14 +60,6 @@ def confine(root: Path, relative: str, where: str) -> Path:
     if not resolved.is_relative_to(root.resolve()):
         raise DatasetError(f"{where}: path {relative!r} escapes the image root {root}")
     return root / rel
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], checksum: str,

@@ -18,18 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from facebench.engines.base import EngineUnavailable, ModelSource
+from facebench.io import sha256_file as file_sha256
 from facebench.paths import default_cache_dir
 
 OPSET = 17
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require_file(path: Path | None, what: str) -> Path:

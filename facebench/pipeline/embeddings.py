@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from facebench.acquire import AcquireConfig, acquire, detector_settings
-from facebench.embed import embed_batch
+from facebench.embed import BatchEmbedder
 from facebench.io import atomic_write_bytes, atomic_write_json, read_json
+from facebench.paths import relative_name
 from facebench.pipeline.context import CellContext, engine_parts
 from facebench.plan import Cell
 
@@ -59,13 +60,6 @@ def make_embedder(cell: Cell, ctx: CellContext) -> tuple[Any, dict[str, Any]]:
     cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
     engine = create_engine(source, cfg, cache_dir=cache)
     return engine.infer, engine.info()
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _model_key(cell: Cell) -> str:
@@ -112,34 +106,18 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
     t_model = time.perf_counter() - t0
     faces, record = acquire(images, acq, workers=proto.workers)
     n = len(images)
-    emb: np.ndarray | None = None
-    valid = np.zeros(n, dtype=bool)
+    acc = BatchEmbedder(n, infer, pre, proto.flip, proto.batch_size)
     fta: list[dict[str, Any]] = []
-    batch: list[tuple[int, np.ndarray]] = []
     cached = 0
-
-    def flush() -> None:
-        nonlocal emb
-        if not batch:
-            return
-        out = embed_batch(infer, [c for _, c in batch], pre, proto.flip)
-        if emb is None:
-            emb = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
-        idx = [i for i, _ in batch]
-        emb[idx] = out
-        valid[idx] = True
-        batch.clear()
-
     for done, face in enumerate(faces, start=1):
         cached += face.cached
         if face.crop is None:
-            fta.append({"image": _rel(images[face.index], root), "reason": face.reason})
+            fta.append({"image": relative_name(images[face.index], root), "reason": face.reason})
         else:
-            batch.append((face.index, face.crop))
-            if len(batch) >= proto.batch_size:
-                flush()
+            acc.add(face.index, face.crop)
         ctx.progress("images", done, n)
-    flush()
+    acc.flush()
+    emb, valid = acc.emb, acc.valid
     if emb is None:
         raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
                            "settings and the image root")

@@ -19,7 +19,8 @@ import numpy as np
 
 from facebench.acquire import AcquireConfig, acquire
 from facebench.datasets import PairSet
-from facebench.embed import embed_batch
+from facebench.embed import BatchEmbedder
+from facebench.paths import relative_name
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embeddings import Embedded, acquire_config, make_embedder
 from facebench.plan import Cell
@@ -44,35 +45,19 @@ def embed_shard(cell: Cell, start: int, paths: list[Path], acq: AcquireConfig, i
                 workers: int = 1) -> Shard:
     """Acquire and embed ``paths`` (images ``start:start+len(paths)`` of the list), batching
     acquired faces as :func:`facebench.pipeline.embeddings.compute` does."""
-    proto, pre = cell.protocol, cell.model.preprocess
+    proto = cell.protocol
     faces, record = acquire(list(paths), acq, workers=workers)
-    valid = np.zeros(len(paths), dtype=bool)
-    emb: np.ndarray | None = None
+    acc = BatchEmbedder(len(paths), infer, cell.model.preprocess, proto.flip, proto.batch_size)
     fta: list[tuple[int, str | None]] = []
-    batch: list[tuple[int, np.ndarray]] = []
     hits = 0
-
-    def flush() -> None:
-        nonlocal emb
-        if not batch:
-            return
-        out = embed_batch(infer, [c for _, c in batch], pre, proto.flip)
-        if emb is None:
-            emb = np.full((len(paths), out.shape[1]), np.nan, dtype=np.float32)
-        idx = [i for i, _ in batch]
-        emb[idx] = out
-        valid[idx] = True
-        batch.clear()
-
     for face in faces:
         hits += face.cached
         if face.crop is None:
             fta.append((start + face.index, face.reason))
         else:
-            batch.append((face.index, face.crop))
-            if len(batch) >= proto.batch_size:
-                flush()
-    flush()
+            acc.add(face.index, face.crop)
+    acc.flush()
+    emb, valid = acc.emb, acc.valid
     return Shard(start, emb, valid, fta, hits, record)
 
 
@@ -107,7 +92,7 @@ def merge(shards: list[Shard], images: list[Path], root: Path, shard_size: int, 
         if s.emb is not None:
             emb[s.start:stop] = s.emb
         valid[s.start:stop] = s.valid
-        fta.extend({"image": _rel(images[i], root), "reason": r} for i, r in s.fta)
+        fta.extend({"image": relative_name(images[i], root), "reason": r} for i, r in s.fta)
     record = dict(shards[0].record)
     record.update(cache_hits=sum(s.cache_hits for s in shards), acquired=int(valid.sum()))
     record["shards"] = {"size": shard_size, "count": len(shards), "executor": where,
@@ -116,13 +101,6 @@ def merge(shards: list[Shard], images: list[Path], root: Path, shard_size: int, 
     timings = {"model_load": round(model_load, 3),
                "acquire_and_embed": round(max(wall_s - model_load, 0.0), 3)}
     return Embedded(emb, valid, record, fta, shards[0].engine, timings)
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def compute_sharded(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
