@@ -195,7 +195,8 @@ def _work(job: tuple[int, list[Path]]) -> list[Face]:
     return acquire_chunk(_STATE["cfg"], _STATE.get("cache"), start, paths)
 
 
-def _init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool) -> None:
+def init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool) -> None:
+    """Set up a process (pool worker or inline) to acquire with ``cfg`` and ``cache``."""
     _init_worker(cfg, pool)
     _STATE["cache"] = cache
 
@@ -213,9 +214,9 @@ def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
     return {"name": det.name, **det.settings()}
 
 
-def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
-            chunk: int = 32) -> tuple[Iterator[Face], dict[str, Any]]:
-    """Stream a :class:`Face` per path, in order. Returns the iterator and the settings record."""
+def prepare(cfg: AcquireConfig) -> tuple[Path | None, dict[str, Any]]:
+    """The alignment cache folder for these settings (``None`` without a usable cache) and the
+    settings record that goes into results."""
     settings = detector_settings(cfg)
     cache = None
     if cfg.cache_dir is not None:
@@ -226,6 +227,13 @@ def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
             cache = None
     record = {"detector": settings, "select": cfg.select, "size": list(cfg.size),
               "estimator": ESTIMATOR, "cache": str(cache) if cache else None}
-    faces = ordered_map(_work, chunks(paths, chunk), workers, _init_with_cache,
+    return cache, record
+
+
+def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
+            chunk: int = 32) -> tuple[Iterator[Face], dict[str, Any]]:
+    """Stream a :class:`Face` per path, in order. Returns the iterator and the settings record."""
+    cache, record = prepare(cfg)
+    faces = ordered_map(_work, chunks(paths, chunk), workers, init_with_cache,
                         (cfg, cache, True), (cfg, cache, False))
     return faces, record

@@ -74,19 +74,20 @@ def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable
 
 
 def create_detector(name: str, **options: Any) -> Detector:
-    """Build a detector by its suite name (``yunet``, ``retinaface``)."""
-    _load_builtin()
+    """Build a detector by its suite name (``yunet``, ``retinaface``); only that detector's
+    module is imported (RetinaFace pulls in torch, YuNet does not)."""
+    _load_builtin(name)
     if name not in _FACTORIES:
-        raise ValueError(f"unknown detector {name!r}; choose one of {sorted(_FACTORIES)}")
+        raise ValueError(f"unknown detector {name!r}; choose one of {sorted(BUILTIN)}")
     return _FACTORIES[name](**options)
 
 
-def _load_builtin() -> None:
+#: Detectors shipped with facebench, by suite name → module under ``facebench.detect``.
+BUILTIN = {"yunet": "yunet", "retinaface": "retinaface"}
+
+
+def _load_builtin(name: str) -> None:
     import importlib
 
-    for mod in ("yunet", "retinaface"):
-        try:
-            importlib.import_module(f"facebench.detect.{mod}")
-        except ModuleNotFoundError as exc:  # a detector module not written yet
-            if exc.name != f"facebench.detect.{mod}":
-                raise
+    if name in BUILTIN and name not in _FACTORIES:
+        importlib.import_module(f"facebench.detect.{BUILTIN[name]}")

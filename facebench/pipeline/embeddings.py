@@ -1,9 +1,10 @@
 """Embeddings of a dataset's images for one cell, with a content-keyed embedding cache.
 
-The first run detects, aligns (crops cached by :mod:`facebench.acquire`) and embeds. The
-embeddings are then cached under a key made of the model's content hash, the engine and
-device, the preprocessing, flip, the detector/alignment settings and the content of every
-image, so a second run of the same suite loads them and builds no model at all.
+The first run detects, aligns (crops cached by :mod:`facebench.acquire`, keyed by image content)
+and embeds. The embeddings are then cached under a key made of the model's content hash, the
+engine and device, the preprocessing, flip, the detector/alignment settings and the identity
+(path, size, mtime) of every image, so a second run of the same suite loads them and builds no
+model at all.
 """
 
 from __future__ import annotations
@@ -72,12 +73,15 @@ def _model_key(cell: Cell) -> str:
 
 
 def _images_digest(images: list[Path]) -> str:
+    """Identity of the image set: path, size and modification time of every file (a changed
+    file changes its size or mtime; hashing all bytes would cost more than loading the cache)."""
     h = hashlib.sha256()
     for p in images:
         try:
-            h.update(hashlib.sha256(p.read_bytes()).digest())
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except OSError as exc:
-            h.update(f"unreadable:{p}:{exc.errno}".encode())
+            h.update(f"{p}\0missing:{exc.errno}\n".encode())
     return h.hexdigest()
 
 
@@ -104,6 +108,8 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
     t0 = time.perf_counter()
     infer, engine_info = make_embedder(cell, ctx)
     t_model = time.perf_counter() - t0
+    if cell.device.device == "cpu" and proto.workers > 1:
+        return _compute_parallel(cell, images, root, ctx, acq, engine_info, t0, t_model)
     faces, record = acquire(images, acq, workers=proto.workers)
     n = len(images)
     acc = BatchEmbedder(n, infer, pre, proto.flip, proto.batch_size)
@@ -122,6 +128,44 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
         raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
                            "settings and the image root")
     record.update(cache_hits=cached, acquired=int(valid.sum()))
+    t_total = time.perf_counter() - t0
+    timings = {"model_load": round(t_model, 3), "acquire_and_embed": round(t_total - t_model, 3)}
+    return Embedded(emb, valid, record, fta, engine_info, timings)
+
+
+def _compute_parallel(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
+                      acq: AcquireConfig, engine_info: dict[str, Any], t0: float,
+                      t_model: float) -> Embedded:
+    """CPU: every worker detects, aligns and embeds its chunks (see
+    :mod:`facebench.pipeline.parallel`); the engine built here only checked the model and
+    exported it once, so workers load it from the cache."""
+    from facebench.pipeline.parallel import embed_parallel
+
+    proto = cell.protocol
+    source, cfg = engine_parts(cell.model, cell.device)
+    engine_cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
+    items, record = embed_parallel(images, acq, source, cfg, cell.model.preprocess, proto.flip,
+                                   proto.workers, proto.batch_size, engine_cache)
+    n = len(images)
+    emb: np.ndarray | None = None
+    valid = np.zeros(n, dtype=bool)
+    fta: list[dict[str, Any]] = []
+    cached = 0
+    for done, (index, vector, reason, hit) in enumerate(items, start=1):
+        cached += hit
+        if vector is None:
+            fta.append({"image": relative_name(images[index], root), "reason": reason})
+        else:
+            if emb is None:
+                emb = np.full((n, vector.shape[0]), np.nan, dtype=np.float32)
+            emb[index] = vector
+            valid[index] = True
+        ctx.progress("images", done, n)
+    if emb is None:
+        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
+                           "settings and the image root")
+    record.update(cache_hits=cached, acquired=int(valid.sum()))
+    engine_info = {**engine_info, "verification_threads": record["parallel"]}
     t_total = time.perf_counter() - t0
     timings = {"model_load": round(t_model, 3), "acquire_and_embed": round(t_total - t_model, 3)}
     return Embedded(emb, valid, record, fta, engine_info, timings)
