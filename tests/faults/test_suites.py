@@ -128,7 +128,7 @@ CASES = [
          "expected tags: 'verification', 'efficiency', 'identification' (use one of the "
          "documented kinds)"),
     case("unknown_engine", edit("engine: onnxruntime", "engine: tensorflow"),
-         "devices[0].engine: Input should be 'torch', 'torch_compile' or 'onnxruntime' "
+         "devices[0].engine: Input should be 'torch', 'torch_compile', 'onnxruntime' or 'dlib' "
          "(got 'tensorflow')"),
     case("unknown_device", edit("    engine: onnxruntime\n",
                                 "    engine: onnxruntime\n    device: tpu\n"),
@@ -160,7 +160,7 @@ CASES = [
     case("several_problems_at_once",
          lambda t: edit("engine: onnxruntime", "engine: tensorflow")(
              edit("max_folds: 1", "max_folds: -1")(edit("_128d.onnx", "_64d.onnx")(t))),
-         "devices[0].engine: Input should be 'torch', 'torch_compile' or 'onnxruntime' "
+         "devices[0].engine: Input should be 'torch', 'torch_compile', 'onnxruntime' or 'dlib' "
          "(got 'tensorflow')",
          "protocols[0].dataset.max_folds: Input should be greater than or equal to 1 (got -1)"),
     case("suite_file_missing", None, "suite file not found: {F}"),
