@@ -153,3 +153,10 @@ def test_cell_spec_hash_tracks_edits(suite_dir: Path) -> None:
     edited = BASE.replace("kind: efficiency", "kind: efficiency\n    min_iters: 7")
     c = plan(parse_suite(edited, suite_dir / "suite.yaml", {}))[0]
     assert a.spec_sha256 == b.spec_sha256 != c.spec_sha256
+
+
+def test_committed_json_schema_is_current() -> None:
+    """docs/suite.schema.json (for editors: `# yaml-language-server: $schema=…`) is what the
+    code exports; regenerate with `facebench schema --out docs/suite.schema.json`."""
+    committed = json.loads((ROOT / "docs" / "suite.schema.json").read_text())
+    assert committed == json_schema()
