@@ -40,6 +40,25 @@ class Embedded:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
+def record(cell: Cell, e: Embedded, elapsed: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics and details every embedding-based cell reports about how it got its
+    embeddings: counts, failures to acquire, settings, engine and timings."""
+    n = int(e.valid.size)
+    preprocess = (e.acquire.get("preprocess") if cell.model.source == "dlib"
+                  else cell.model.preprocess.model_dump(mode="json"))
+    metrics = {"fta_images": len(e.fta), "images": n}
+    details = {
+        "fta_images_list": e.fta,
+        "acquire": e.acquire,
+        "preprocess": preprocess,
+        "flip": cell.protocol.flip,
+        "engine": e.engine,
+        "timings_s": {**e.timings_s, "total": round(elapsed, 3)},
+        "images_per_s": round(n / elapsed, 2) if elapsed else None,
+    }
+    return metrics, details
+
+
 def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
     proto, pre = cell.protocol, cell.model.preprocess
     size = proto.align_size or pre.input_size[0]

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from facebench.pipeline.context import CellContext
-from facebench.pipeline.embeddings import embed_images
+from facebench.pipeline.embeddings import embed_images, record
 from facebench.plan import Cell
 
 
@@ -22,18 +22,9 @@ def run_identification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     gallery, probes = gallery_probe_split(ids)
     res = identification_metrics(e.emb, ids, gallery, probes, ranks=tuple(proto.ranks),
                                  max_rank=proto.max_rank, valid=e.valid)
-    metrics = dict(res.metrics)
-    metrics.update(fta_images=len(e.fta), images=len(ids.images))
-    details = {
-        "cmc": [float(x) for x in res.curve],
-        "fta_images_list": e.fta,
-        "acquire": e.acquire,
-        "preprocess": e.acquire.get("preprocess") if cell.model.source == "dlib"
-        else cell.model.preprocess.model_dump(mode="json"),
-        "flip": proto.flip,
-        "engine": e.engine,
-        "timings_s": {**e.timings_s, "total": round(time.perf_counter() - t0, 3)},
-    }
+    extra_metrics, extra_details = record(cell, e, time.perf_counter() - t0)
+    metrics = {**res.metrics, **extra_metrics}
+    details = {"cmc": [float(x) for x in res.curve], **extra_details}
     dataset = {"name": ids.name, "root": str(ids.root), "images": len(ids.images),
                "identities": len(ids.identities), "sha256": ids.checksum,
                "kind": proto.dataset.kind}

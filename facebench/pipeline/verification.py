@@ -10,7 +10,7 @@ import numpy as np
 from facebench.datasets import load_pairs
 from facebench.embed import cosine_scores
 from facebench.pipeline.context import CellContext
-from facebench.pipeline.embeddings import embed_images
+from facebench.pipeline.embeddings import embed_images, record
 from facebench.plan import Cell
 
 
@@ -32,21 +32,9 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     scores_path = ctx.cell_dir / "scores.csv"
     write_scores(scores_path, ScoreTable.from_arrays(
         np.arange(pairs.n_pairs).astype(str), scores, pairs.labels, pairs.folds, fta_pairs))
-    metrics = dict(result.metrics)
-    metrics["fta_images"] = len(e.fta)
-    metrics["images"] = len(pairs.images)
-    details = dict(result.details)
-    details.update({
-        "fta_images_list": e.fta,
-        "acquire": e.acquire,
-        "preprocess": e.acquire.get("preprocess") if cell.model.source == "dlib"
-        else cell.model.preprocess.model_dump(mode="json"),
-        "flip": proto.flip,
-        "fta_policy": proto.fta_policy,
-        "engine": e.engine,
-        "timings_s": {**e.timings_s, "total": round(elapsed, 3)},
-        "images_per_s": round(len(pairs.images) / elapsed, 2) if elapsed else None,
-    })
+    extra_metrics, extra_details = record(cell, e, elapsed)
+    metrics = {**result.metrics, **extra_metrics}
+    details = {**result.details, **extra_details, "fta_policy": proto.fta_policy}
     return {
         "metrics": metrics,
         "details": details,
