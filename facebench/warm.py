@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from facebench.acquire import AcquireConfig, acquire, default_cache_dir
+from facebench.acquire import acquire, default_cache_dir
+from facebench.pipeline.embeddings import protocol_acquire_config
 from facebench.suite.schema import Suite
 
 
@@ -25,12 +26,8 @@ def warm_alignment_cache(suite: Suite, only: list[str] | None = None,
             images = load_pairs(proto.dataset, cache).images
         models = [m for m in suite.models if proto.models is None or m.id in proto.models]
         sizes = sorted({proto.align_size or m.preprocess.input_size[0] for m in models})
-        det = proto.detector
-        options = {"model": det.model} if det.name != "none" else {}
-        if det.score_threshold is not None:
-            options["score_threshold"] = det.score_threshold
         for size in sizes:
-            cfg = AcquireConfig(det.name, options, det.select, (size, size), cache)
+            cfg = protocol_acquire_config(proto, size, cache)
             faces, record = acquire(images, cfg, workers=workers)
             hits = fta = 0
             for face in faces:

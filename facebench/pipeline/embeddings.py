@@ -59,9 +59,9 @@ def record(cell: Cell, e: Embedded, elapsed: float) -> tuple[dict[str, Any], dic
     return metrics, details
 
 
-def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
-    proto, pre = cell.protocol, cell.model.preprocess
-    size = proto.align_size or pre.input_size[0]
+def protocol_acquire_config(proto: Any, size: int, cache_dir: Path | None) -> AcquireConfig:
+    """How a protocol's detector settings acquire ``size``×``size`` crops (one definition for
+    the cells and for `facebench align`, so both hit the same cache entries)."""
     det = proto.detector
     options: dict[str, Any] = {}
     if det.name != "none":
@@ -69,7 +69,12 @@ def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
         if det.score_threshold is not None:
             options["score_threshold"] = det.score_threshold
     return AcquireConfig(detector=det.name, detector_options=options, select=det.select,
-                         size=(size, size), cache_dir=ctx.cache_dir)
+                         size=(size, size), cache_dir=cache_dir)
+
+
+def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
+    size = cell.protocol.align_size or cell.model.preprocess.input_size[0]
+    return protocol_acquire_config(cell.protocol, size, ctx.cache_dir)
 
 
 def make_embedder(cell: Cell, ctx: CellContext) -> tuple[Any, dict[str, Any]]:
