@@ -13,6 +13,9 @@ import fnmatch
 import json
 import math
 import os
+import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,13 +230,35 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _retry_busy(step: Callable[[], object], deadline_s: float = BUSY_TIMEOUT_S) -> None:
+    """Run ``step``, retrying while SQLite says the database is locked.
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY
+    at once (without its busy handler) when another process is doing the same switch, so
+    concurrent first opens need this loop on top of ``busy_timeout``.
+    """
+    end = time.monotonic() + deadline_s
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > end:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below be the only one
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _retry_busy(lambda: cur.execute("PRAGMA journal_mode = WAL"))
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
