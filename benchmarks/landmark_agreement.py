@@ -2,10 +2,11 @@
 
 For each image both detectors run at their default thresholds (RetinaFace 0.9, YuNet 0.6); one
 face per detector is picked by ``--policy`` (default ``highest_score``; ``closest_to_center`` is
-reported alongside). The per-image gap is the mean over the five points of the distance between
-the two detectors' points, divided by the inter-ocular distance of RetinaFace's points. Reported:
-mean, median, p95 and max of the gap, per-landmark means, signed mean offsets, and how many images
-either detector found nothing in. ``--timing`` adds RetinaFace's single-image latency at 250×250
+reported alongside); ``--mtcnn`` adds MTCNN against RetinaFace the same way. The per-image gap
+is the mean over the five points of the distance between the two detectors' points, divided by
+the inter-ocular distance of RetinaFace's points. Reported: mean, median, p95 and max of the
+gap, per-landmark means, signed mean offsets, and how many images either detector found nothing
+in. ``--timing`` adds RetinaFace's single-image latency at 250×250
 on one thread and its batched throughput (measured before the pool starts).
 
     python benchmarks/landmark_agreement.py --lfw ../shared/data/lfw --models ../shared/models \\
@@ -64,7 +65,7 @@ def pair_images(pairs_txt: Path) -> list[str]:
 _W: dict[str, Any] = {}
 
 
-def _init(models: str, batch: int) -> None:
+def _init(models: str, batch: int, mtcnn: bool = False) -> None:
     import cv2
     import torch
 
@@ -77,6 +78,10 @@ def _init(models: str, batch: int) -> None:
         Path(models) / RETINA_FILE, score_threshold=PROBE_THRESHOLD, threads=1, batch_size=batch
     )
     _W["yunet"] = YuNet(Path(models) / YUNET_FILE, threads=1)
+    if mtcnn:
+        from facebench.detect.mtcnn import MTCNN
+
+        _W["mtcnn"] = MTCNN(threads=1)
 
 
 def _pick(dets: list[Any], shape: tuple[int, ...]) -> dict[str, Any]:
@@ -106,6 +111,8 @@ def _work(job: tuple[str, list[str], float]) -> list[dict[str, Any]]:
         row["retina_max"] = dets[0].score if dets else 0.0
         row["retina"] = _pick([d for d in dets if d.score >= threshold], image.shape)
         row["yunet"] = _pick(_W["yunet"].detect(image), image.shape)
+        if "mtcnn" in _W:
+            row["mtcnn"] = _pick(_W["mtcnn"].detect(image), image.shape)
     return rows
 
 
@@ -123,11 +130,11 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def agreement(rows: list[dict[str, Any]], policy: str) -> dict[str, Any]:
-    """Gap statistics between the two detectors' selected faces under ``policy``."""
+def agreement(rows: list[dict[str, Any]], policy: str, other: str = "yunet") -> dict[str, Any]:
+    """Gap statistics between RetinaFace's and ``other``'s selected faces under ``policy``."""
     gaps, per_point, signed = [], [], []
     for row in rows:
-        r, y = row["retina"][policy], row["yunet"][policy]
+        r, y = row["retina"][policy], row[other][policy]
         if r is None or y is None:
             continue
         rl, yl = np.asarray(r[0]), np.asarray(y[0])
@@ -147,7 +154,7 @@ def agreement(rows: list[dict[str, Any]], policy: str) -> dict[str, Any]:
         "gap_over_0.2": int((g > 0.2).sum()),
         "gap_over_0.5": int((g > 0.5).sum()),
         "per_landmark_mean": {k: float(v) for k, v in zip(LANDMARKS, pp.mean(0), strict=True)},
-        "signed_mean_retina_minus_yunet": {
+        f"signed_mean_retina_minus_{other}": {
             k: [float(v[0]), float(v[1])] for k, v in zip(LANDMARKS, sg.mean(0), strict=True)
         },
     }
@@ -218,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=64, help="images per worker task")
     ap.add_argument("--limit", type=int, default=None, help="first N images only (smoke runs)")
     ap.add_argument("--timing", action="store_true", help="also time RetinaFace (single, batch)")
+    ap.add_argument("--mtcnn", action="store_true",
+                    help="also compare MTCNN (facenet-pytorch weights) with RetinaFace")
     args = ap.parse_args(argv)
 
     pairs = args.lfw / "pairs.txt"
@@ -241,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")
-    with ctx.Pool(args.workers, _init, (str(args.models), args.batch)) as pool:
+    with ctx.Pool(args.workers, _init, (str(args.models), args.batch, args.mtcnn)) as pool:
         for part in pool.imap(_work, jobs):
             rows.extend(part)
             print(f"\r{len(rows)}/{len(rel)} images", end="", file=sys.stderr, flush=True)
@@ -253,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     yunet_none = sum(r["yunet"]["n"] == 0 for r in good)
     both_none = sum(r["retina"]["n"] == 0 and r["yunet"]["n"] == 0 for r in good)
     best = np.asarray([r["retina_max"] for r in good])
-    _init(str(args.models), args.batch)  # for settings only
+    _init(str(args.models), args.batch, args.mtcnn)  # for settings only
     import cv2
     import torch
 
@@ -278,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
             "retinaface": {**_W["retina"].settings(), "score_threshold": threshold},
             "yunet": _W["yunet"].settings(),
         },
+        "mtcnn": None if not args.mtcnn else {
+            "none": sum(r["mtcnn"]["n"] == 0 for r in good),
+            "multi": sum(r["mtcnn"]["n"] > 1 for r in good),
+            "settings": _W["mtcnn"].settings(),
+            "agreement_with_retinaface": {p: agreement(good, p, "mtcnn") for p in POLICIES},
+        },
         "wall_s": wall,
         "workers": args.workers,
         "threads_per_worker": 1,
@@ -301,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         f" median {a['gap'].get('median', float('nan')):.4f}"
         f" p95 {a['gap'].get('p95', float('nan')):.4f} → {args.out}"
     )
+    if args.mtcnn:
+        m = result["mtcnn"]
+        g = m["agreement_with_retinaface"][args.policy]["gap"]
+        print(f"MTCNN none {m['none']}; gap to RetinaFace ({args.policy}) mean "
+              f"{g.get('mean', float('nan')):.4f} median {g.get('median', float('nan')):.4f}")
     return 0
 
 

@@ -29,4 +29,7 @@ PY=${PYTHON:-python3}
 # torch first, pinned: an open range would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[dev]"
+# MTCNN weights ship inside facenet-pytorch; --no-deps because its pins (torch<2.3,
+# torchvision) would replace torch. facebench reads only its pnet/rnet/onet.pt files.
+.venv/bin/python -m pip install -q --no-deps facenet-pytorch==2.6.0
 echo "setup: done — activate with: . .venv/bin/activate"

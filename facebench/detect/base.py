@@ -83,7 +83,7 @@ def create_detector(name: str, **options: Any) -> Detector:
 
 
 #: Detectors shipped with facebench, by suite name → module under ``facebench.detect``.
-BUILTIN = {"yunet": "yunet", "retinaface": "retinaface"}
+BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn"}
 
 
 def _load_builtin(name: str) -> None:

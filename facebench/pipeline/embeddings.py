@@ -65,7 +65,8 @@ def protocol_acquire_config(proto: Any, size: int, cache_dir: Path | None) -> Ac
     det = proto.detector
     options: dict[str, Any] = {}
     if det.name != "none":
-        options["model"] = det.model
+        if det.model is not None:
+            options["model"] = det.model
         if det.score_threshold is not None:
             options["score_threshold"] = det.score_threshold
     return AcquireConfig(detector=det.name, detector_options=options, select=det.select,

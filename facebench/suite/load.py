@@ -141,7 +141,14 @@ def _file_problems(suite: Suite) -> list[str]:
             continue
         for name, path, is_dir in required_inputs(p.dataset):
             need(f"protocols[{i}].dataset.{name}", path, p.optional, is_dir=is_dir)
-        need(f"protocols[{i}].detector.model", p.detector.model, p.optional)
+        det = p.detector
+        need(f"protocols[{i}].detector.model", det.model, p.optional, is_dir=det.name == "mtcnn")
+        if det.name == "mtcnn" and det.model is None and not p.optional:
+            from facebench.detect.mtcnn import INSTALL_HINT, default_weights_dir
+
+            if default_weights_dir() is None:
+                problems.append(f"protocols[{i}].detector.model: MTCNN weights not found; "
+                                + INSTALL_HINT)
     return problems
 
 

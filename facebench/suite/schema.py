@@ -151,14 +151,16 @@ class DetectorSpec(Strict):
     """Five-point detector. ``select`` picks one face when several are found; the default,
     ``closest_to_center``, suits datasets whose subject is centred (LFW, CFP, AgeDB crops)."""
 
-    name: Literal["yunet", "retinaface", "none"] = "yunet"
-    model: SuitePath | None = None
+    name: Literal["yunet", "retinaface", "mtcnn", "none"] = "yunet"
+    model: SuitePath | None = Field(
+        default=None, description="Weights file (yunet: .onnx, retinaface: .pth); for mtcnn a "
+        "folder with pnet.pt, rnet.pt, onet.pt (default: the installed facenet-pytorch's).")
     score_threshold: float | None = Field(default=None, ge=0, le=1)
     select: Literal["highest_score", "largest", "closest_to_center"] = "closest_to_center"
 
     @model_validator(mode="after")
     def _model_needed(self) -> DetectorSpec:
-        if self.name != "none" and self.model is None:
+        if self.name not in ("none", "mtcnn") and self.model is None:
             raise ValueError(f"detector '{self.name}' needs 'model' (its weights file)")
         return self
 

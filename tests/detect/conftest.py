@@ -53,3 +53,9 @@ def lfw_sample(lfw_dir: Path) -> list[tuple[str, np.ndarray]]:
     """The first 10 distinct images named by pairs.txt (all 250×250 BGR)."""
     names = pair_images(lfw_dir / "pairs.txt")[:10]
     return [(f"{n}_{i:04d}", load_image(lfw_path(lfw_dir, n, i))) for n, i in names]
+
+
+@pytest.fixture(scope="session")
+def lfw_paths(lfw_dir: Path) -> list[Path]:
+    """Files of the distinct images named by pairs.txt, in first-appearance order."""
+    return [lfw_path(lfw_dir, n, i) for n, i in pair_images(lfw_dir / "pairs.txt")]

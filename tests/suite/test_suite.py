@@ -160,3 +160,34 @@ def test_committed_json_schema_is_current() -> None:
     code exports; regenerate with `facebench schema --out docs/suite.schema.json`."""
     committed = json.loads((ROOT / "docs" / "suite.schema.json").read_text())
     assert committed == json_schema()
+
+
+MTCNN_PROTOCOL = """
+  - id: v
+    kind: verification
+    dataset: {kind: pair_csv, pairs: pairs.csv, images: .}
+    detector: DETECTOR
+"""
+
+
+def test_mtcnn_detector_model_is_a_folder(suite_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mtcnn`` takes a weights folder, or none (the installed facenet-pytorch's); without
+    either, validation says how to install them."""
+    import facebench.detect.mtcnn as mtcnn
+
+    (suite_dir / "pairs.csv").write_text("left,right,label\n")
+
+    def suite(detector: str) -> str:
+        return BASE + MTCNN_PROTOCOL.replace("DETECTOR", detector)
+
+    assert problems(suite("{name: mtcnn, model: weights}"), suite_dir) == [
+        f"protocols[1].detector.model: directory not found: {(suite_dir / 'weights').resolve()}"]
+    (suite_dir / "weights").mkdir()
+    parsed = parse_suite(suite("{name: mtcnn, model: weights}"), suite_dir / "suite.yaml", {})
+    assert parsed.protocols[1].detector.model == (suite_dir / "weights").resolve()
+    monkeypatch.setattr(mtcnn, "default_weights_dir", lambda: None)
+    [problem] = problems(suite("{name: mtcnn}"), suite_dir)
+    assert problem.startswith("protocols[1].detector.model: MTCNN weights not found")
+    assert "pip install --no-deps facenet-pytorch==2.6.0" in problem
+    [problem] = problems(suite("{name: retinaface}"), suite_dir)
+    assert "needs 'model'" in problem
