@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from facebench.detect._mtcnn_net import ONet, PNet, RNet
+from facebench.detect._weights import load_strict
 from facebench.detect.base import Detection, register_detector
 
 #: The three weight files, in cascade order.
@@ -59,33 +59,6 @@ def default_weights_dir() -> Path | None:
         return None
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     return folder if all((folder / f).is_file() for f in WEIGHT_FILES) else None
-
-
-def _load_state(path: Path, net: torch.nn.Module) -> str:
-    """Strictly load one state dict into ``net``; return the file's sha256."""
-    data = path.read_bytes()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise ValueError(
-            f"{path}: not a loadable PyTorch state dict ({exc}); {INSTALL_HINT}"
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a state dict, got {type(obj).__name__}")
-    want = net.state_dict()
-    got = {k.removeprefix("module."): v for k, v in obj.items()}
-    bad = sorted(set(want) ^ set(got)) + [
-        f"{k} {tuple(got[k].shape)} != {tuple(v.shape)}"
-        for k, v in want.items()
-        if k in got and getattr(got[k], "shape", None) != v.shape
-    ]
-    if bad:
-        raise ValueError(
-            f"{path}: does not match MTCNN {type(net).__name__} "
-            f"(keys/shapes: {', '.join(bad[:5])}); {INSTALL_HINT}"
-        )
-    net.load_state_dict(got, strict=True)
-    return hashlib.sha256(data).hexdigest()
 
 
 def nms(
@@ -182,7 +155,8 @@ class MTCNN:
         self._nets = (PNet(), RNet(), ONet())
         self.sha256 = {}
         for fname, net in zip(WEIGHT_FILES, self._nets, strict=True):
-            self.sha256[fname] = _load_state(folder / fname, net)
+            what = f"MTCNN {type(net).__name__}"
+            self.sha256[fname] = load_strict(folder / fname, net, what, INSTALL_HINT)
             net.eval().to(self.device)
         if self.sha256 != VERIFIED_SHA256:
             warnings.warn(

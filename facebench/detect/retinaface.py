@@ -10,10 +10,7 @@ eye, nose, left and right mouth corner, "left" as seen in the image).
 
 from __future__ import annotations
 
-import hashlib
-import io
 import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from facebench.detect._priors import (
     priors_for,
 )
 from facebench.detect._retinaface_net import RetinaFaceNet
+from facebench.detect._weights import load_strict
 from facebench.detect.base import Detection, register_detector
 
 #: BGR channel means subtracted from the input (the training preprocessing).
@@ -60,22 +58,13 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> str:
             f"RetinaFace weights not found: {path} (expected retinaface_mobilenet0.25.pth; "
             "pass weights=<path> or set FACEBENCH_SHARED)"
         )
-    data = path.read_bytes()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise ValueError(
-            f"{path}: not a loadable PyTorch state dict ({type(exc).__name__}: {exc}); "
-            "use the MobileNet-0.25 RetinaFace .pth file"
-        ) from exc
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a state dict (mapping), got {type(obj).__name__}")
-    state = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
-    _check_keys(path, state, model.state_dict())
-    model.load_state_dict(state, strict=True)
-    return hashlib.sha256(data).hexdigest()
+    return load_strict(
+        path,
+        model,
+        "RetinaFace MobileNet-0.25",
+        "use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
+        "ClassHead/BboxHead/LandmarkHead.*)",
+    )
 
 
 def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -89,34 +78,6 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
                     seq[i] = fuse_conv_bn_eval(conv, bn)
                     seq[i + 1] = torch.nn.Identity()
     return model
-
-
-def _check_keys(path: Path, got: Mapping[str, Any], want: Mapping[str, torch.Tensor]) -> None:
-    def names(keys: Sequence[str]) -> str:
-        shown = ", ".join(keys[:5])
-        return shown + (f" … (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-
-    missing = [k for k in want if k not in got]
-    unexpected = [k for k in got if k not in want]
-    shapes = [
-        f"{k} {tuple(got[k].shape)} != {tuple(v.shape)}"
-        for k, v in want.items()
-        if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {names(unexpected)}")
-    if shapes:
-        problems.append(f"shape mismatches: {names(shapes)}")
-    if problems:
-        raise ValueError(
-            f"{path}: state dict does not match RetinaFace MobileNet-0.25 ("
-            + "; ".join(problems)
-            + "); use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
-            "ClassHead/BboxHead/LandmarkHead.*)"
-        )
 
 
 def _check_image(image: np.ndarray) -> None:
