@@ -35,6 +35,21 @@ class Detector(Protocol):
     def detect(self, image_bgr: np.ndarray) -> list[Detection]: ...
 
 
+def check_bgr_image(image: np.ndarray, detector: str) -> None:
+    """Raise ``ValueError`` unless ``image`` is a non-empty H×W×3 uint8 array (BGR)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
+        raise ValueError(
+            f"{detector} needs a BGR uint8 H×W×3 array, got {got}; "
+            "load images with facebench.images.load_image"
+        )
+    if image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(
+            f"{detector} needs a non-empty H×W×3 BGR image, got shape {image.shape}; "
+            "convert with facebench.images.load_image"
+        )
+
+
 def _area(d: Detection) -> float:
     return float(max(0.0, d.box[2] - d.box[0]) * max(0.0, d.box[3] - d.box[1]))
 

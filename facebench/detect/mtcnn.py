@@ -29,7 +29,7 @@ import torch
 
 from facebench.detect._mtcnn_net import ONet, PNet, RNet
 from facebench.detect._weights import load_strict
-from facebench.detect.base import Detection, register_detector
+from facebench.detect.base import Detection, check_bgr_image, register_detector
 
 #: The three weight files, in cascade order.
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -190,18 +190,7 @@ class MTCNN:
     @torch.inference_mode()
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces in one BGR uint8 image, in its coordinates, sorted by descending score."""
-        if (
-            not isinstance(image_bgr, np.ndarray)
-            or image_bgr.dtype != np.uint8
-            or image_bgr.ndim != 3
-            or image_bgr.shape[2] != 3
-            or 0 in image_bgr.shape
-        ):
-            got = getattr(image_bgr, "shape", type(image_bgr))
-            raise ValueError(
-                f"MTCNN needs a non-empty BGR uint8 H×W×3 array, got {got}; "
-                "load images with facebench.images.load_image"
-            )
+        check_bgr_image(image_bgr, "MTCNN")
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         boxes = self._propose(rgb)
         if len(boxes):

@@ -29,7 +29,7 @@ from facebench.detect._priors import (
 )
 from facebench.detect._retinaface_net import RetinaFaceNet
 from facebench.detect._weights import load_strict
-from facebench.detect.base import Detection, register_detector
+from facebench.detect.base import Detection, check_bgr_image, register_detector
 
 #: BGR channel means subtracted from the input (the training preprocessing).
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -78,20 +78,6 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
                     seq[i] = fuse_conv_bn_eval(conv, bn)
                     seq[i + 1] = torch.nn.Identity()
     return model
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
-        raise ValueError(
-            f"RetinaFace needs a BGR uint8 H×W×3 array, got {got}; "
-            "load images with facebench.images.load_image"
-        )
-    if image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(
-            f"RetinaFace needs a non-empty H×W×3 BGR image, got shape {image.shape}; "
-            "convert with facebench.images.load_image"
-        )
 
 
 @register_detector("retinaface")
@@ -198,7 +184,7 @@ class RetinaFace:
 
     def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """Downscale to ``max_size`` if needed; return image and (x, y) scale factors."""
-        _check_image(image)
+        check_bgr_image(image, "RetinaFace")
         h, w = image.shape[:2]
         if self.max_size is None or max(h, w) <= self.max_size:
             return image, (1.0, 1.0)
