@@ -4,8 +4,8 @@ A fast stand-in for ``facebench run`` (≈1 s instead of ≈5 s) for the tests t
 runs; the environment block and busy flag come from the runner's own ``facebench.environment``.
 The efficiency cell times a real
 onnxruntime session of ``mobilefacenet_128d.onnx`` (warm-up, then ``--samples`` timed calls,
-``time.perf_counter_ns``); ``--work 2`` makes every timed call embed the image *and* its flip
-(a batch of 2), i.e. a genuine flip-TTA-style slowdown of the measured operation. With
+``time.perf_counter_ns``); ``--work N`` makes every timed call embed a batch of N images
+(2 = the image and its flip), i.e. a genuine TTA-style slowdown of the measured operation. With
 ``--verify-pairs K`` a verification cell scores K same + K different pairs from each LFW fold
 (centre crop, no detector) and reports the real 10-fold accuracy.
 
