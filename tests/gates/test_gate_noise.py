@@ -8,8 +8,8 @@ Why 3× and not 2×: another process on a 2-core box preempts a call for about o
 which roughly doubles it. When that hits more than 10 % of the *baseline's* calls, its p90 lands
 near 2× its median, and a 2× slowdown of the current run is then honestly inconclusive at p90
 (seen in CI: p90 ratio 1.39, 98 % CI [1.14, 1.93] against a busy-raised 25 % threshold → pass).
-Under a reproduction (3 bursty CPU hogs during the baseline) 2× failed the p90 gate in 2 of 6
-pairs and 3× in 0 of 10, including baselines whose p90 was 2.1× their median.
+Under a reproduction (3 bursty CPU hogs during the baseline) the p90 gate missed a 2× slowdown
+in 2 of 6 pairs and a 3× one in 0 of 10, including baselines whose p90 was 2.1× their median.
 """
 
 from __future__ import annotations
