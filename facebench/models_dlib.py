@@ -476,7 +476,12 @@ def run_efficiency_dlib(
     import dlib
 
     from facebench import environment
-    from facebench.probes.efficiency import metric_names
+    from facebench.probes.efficiency import (
+        metric_names,
+        step_reporter,
+        sweep_details,
+        sweep_metrics,
+    )
     from facebench.probes.latency import measure_cold_start, measure_latency
     from facebench.probes.memory import RssSampler, current_rss
 
@@ -490,12 +495,7 @@ def run_efficiency_dlib(
     rng = np.random.default_rng(0)
     chips = [rng.integers(0, 256, (CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
              for _ in range(batch_sizes[-1])]
-    steps = [0, len(batch_sizes) + 2]
-
-    def say() -> None:
-        if progress is not None:
-            progress(steps[0], steps[1])
-        steps[0] += 1
+    say = step_reporter(progress, len(batch_sizes) + 2)
 
     class _Net:
         def __init__(self) -> None:
@@ -525,13 +525,7 @@ def run_efficiency_dlib(
     gmac = comp["macs"] / 1e9
     metrics.update(params=params["total"], gmac=gmac, gflops=2 * gmac,
                    model_size_bytes=path.stat().st_size, cold_start_ms=cold.total_ms)
-    for st in stats.values():
-        metrics.update(st.metrics())
-    if 1 in stats:
-        for q in ("p50_ms", "p90_ms", "p99_ms"):
-            metrics[f"latency.{q}"] = getattr(stats[1], q)
-    metrics["memory.peak_rss_bytes"] = mem.peak_rss_bytes
-    metrics["memory.peak_rss_delta_bytes"] = mem.peak_rss_delta_bytes
+    metrics.update(sweep_metrics(stats, mem))
     rate = {str(b): 2 * gmac * b / (st.p50_ms / 1e3) for b, st in stats.items()}
     metrics["gflops_per_s"] = rate[str(batch_sizes[-1])]
     peak = environment.cpu_peak_gflops(cores=1)
@@ -546,15 +540,11 @@ def run_efficiency_dlib(
         "threads": {"intra_op": 1, "inter_op": 1},
         "input": "random uint8 150×150×3 chips (cost does not depend on content)",
         "num_jitters": num_jitters,
-        "latency": {str(b): {"samples_ms": st.samples_ms, "wall_s": st.wall_s,
-                             "warmup": st.warmup, "timer": st.timer, "capped": st.capped,
-                             "max_ms": st.max_ms} for b, st in stats.items()},
+        **sweep_details(stats, cold, batch_sizes[0]),
         "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
                                "min_iters": min_iters, "min_seconds": min_seconds,
                                "max_seconds": max_seconds, "warmup": warmup,
                                "scope": "compute_face_descriptor on 150×150 chips only"},
-        "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
-                       "batch": batch_sizes[0], "in_process": True},
         "memory": mem.as_dict(),
         "compute": {"params": params["total"], "params_by_layer": params,
                     "params_source": "tensors read from the .dat file",

@@ -47,8 +47,14 @@ from facebench.engines import (
 )
 from facebench.engines.base import runner_for
 from facebench.engines.sources import load_torch_module, model_size_bytes, onnx_source
-from facebench.probes.latency import LatencyStats, measure_cold_start, measure_latency
+from facebench.probes.latency import (
+    ColdStart,
+    LatencyStats,
+    measure_cold_start,
+    measure_latency,
+)
 from facebench.probes.memory import (
+    MemoryStats,
     RssSampler,
     cuda_peak,
     cuda_reset_peak,
@@ -73,6 +79,45 @@ def make_input(batch: int, input_size: tuple[int, int], seed: int = 0) -> np.nda
     """A deterministic float32 batch in the models' normalized range [-1, 1]."""
     h, w = input_size
     return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+
+
+def step_reporter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
+    """A callable that reports ``progress(done, total)`` and then counts one more step done."""
+    done = [0]
+
+    def say() -> None:
+        if progress is not None:
+            progress(done[0], total)
+        done[0] += 1
+
+    return say
+
+
+def sweep_metrics(stats: dict[int, LatencyStats], mem: MemoryStats | None) -> dict[str, Any]:
+    """Per-batch latency/throughput metrics, the batch-1 ``latency.pXX_ms`` aliases and the
+    RSS peaks (when measured), under the names of :func:`metric_names`."""
+    out: dict[str, Any] = {}
+    for st in stats.values():
+        out.update(st.metrics())
+    if 1 in stats:
+        for q in ("p50_ms", "p90_ms", "p99_ms"):
+            out[f"latency.{q}"] = getattr(stats[1], q)
+    if mem is not None:
+        out["memory.peak_rss_bytes"] = mem.peak_rss_bytes
+        out["memory.peak_rss_delta_bytes"] = mem.peak_rss_delta_bytes
+    return out
+
+
+def sweep_details(stats: dict[int, LatencyStats], cold: ColdStart, batch: int) -> dict[str, Any]:
+    """The raw per-batch samples and the cold-start split, as ``details`` stores them."""
+    return {
+        "latency": {str(b): {"samples_ms": st.samples_ms, "wall_s": st.wall_s,
+                             "warmup": st.warmup, "timer": st.timer, "capped": st.capped,
+                             "max_ms": st.max_ms}
+                    for b, st in stats.items()},
+        "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
+                       "batch": batch, "in_process": True},
+    }
 
 
 def _cpu_busy_s() -> float:
@@ -149,13 +194,7 @@ def run_efficiency(
     batch_sizes = sorted(set(int(b) for b in batch_sizes))
     if not batch_sizes or batch_sizes[0] < 1:
         raise ValueError("batch_sizes must be positive")
-    steps = [0, len(batch_sizes) + 2]
-
-    def say() -> None:
-        if progress is not None:
-            progress(steps[0], steps[1])
-        steps[0] += 1
-
+    say = step_reporter(progress, len(batch_sizes) + 2)
     reason = check_available(cfg, source)
     if reason:
         raise EngineUnavailable(reason)
@@ -208,14 +247,7 @@ def run_efficiency(
     except Exception as exc:  # never lose a cell over its size
         size_source = f"failed: {type(exc).__name__}: {exc}"
     metrics["cold_start_ms"] = cold.total_ms
-    for st in stats.values():
-        metrics.update(st.metrics())
-    if 1 in stats:
-        for q in ("p50_ms", "p90_ms", "p99_ms"):
-            metrics[f"latency.{q}"] = getattr(stats[1], q)
-    if mem is not None:
-        metrics["memory.peak_rss_bytes"] = mem.peak_rss_bytes
-        metrics["memory.peak_rss_delta_bytes"] = mem.peak_rss_delta_bytes
+    metrics.update(sweep_metrics(stats, mem))
     if cuda_total is not None:
         metrics["memory.cuda_max_allocated_bytes"] = cuda_total["max_allocated_bytes"]
         metrics["memory.cuda_max_reserved_bytes"] = cuda_total["max_reserved_bytes"]
@@ -238,16 +270,11 @@ def run_efficiency(
         "source": {**{k: (str(v) if isinstance(v, Path) else v)
                       for k, v in asdict(source).items()},
                    "run_path": str(run_source.path) if run_source.path else None},
-        "latency": {str(b): {"samples_ms": st.samples_ms, "wall_s": st.wall_s,
-                             "warmup": st.warmup, "timer": st.timer, "capped": st.capped,
-                             "max_ms": st.max_ms}
-                    for b, st in stats.items()},
+        **sweep_details(stats, cold, batch_sizes[0]),
         "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
                                "timed": timed,
                                "min_iters": min_iters, "min_seconds": min_seconds,
                                "max_seconds": max_seconds, "warmup": warmup},
-        "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
-                       "batch": batch_sizes[0], "in_process": True},
         "memory": {**(mem.as_dict() if mem else {}),
                    "note": "in-process: memory freed by earlier work and reused here is not "
                            "counted in the delta; run_efficiency_isolated gives a clean baseline",
