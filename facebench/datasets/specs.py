@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from facebench.bounds import Count, FoldCount, Seed
 from facebench.paths import SuitePath
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class InsightfaceBinDataset(_Strict):
 
     kind: Literal["insightface_bin"]
     path: SuitePath = Field(description="The .bin file (lfw.bin, cfp_fp.bin, agedb_30.bin, ...).")
-    folds: int = Field(default=10, ge=1, description="Consecutive equal folds, as insightface.")
+    folds: FoldCount = Field(default=10, description="Consecutive equal folds, as insightface.")
     extract_dir: SuitePath | None = Field(
         default=None,
         description="Where decoded PNGs are cached, per .bin sha256; default <cache_dir>/"
@@ -40,17 +41,19 @@ class InsightfaceBinDataset(_Strict):
 class _IdentityDraw(_Strict):
     """How verification pairs are drawn from identity-labelled images (ignored for 1:N)."""
 
-    n_genuine: int = Field(default=3000, ge=1, description="Genuine pairs (verification only).")
-    n_impostor: int = Field(default=3000, ge=1, description="Impostor pairs (verification only).")
-    folds: int = Field(default=10, ge=1, description="Folds; identity-disjoint when possible.")
-    seed: int = Field(default=0, description="Seed of the pair draw.")
+    n_genuine: Count = Field(default=3000, ge=1, le=1_000_000,
+                             description="Genuine pairs (verification only).")
+    n_impostor: Count = Field(default=3000, ge=1, le=1_000_000,
+                              description="Impostor pairs (verification only).")
+    folds: FoldCount = Field(default=10, description="Folds; identity-disjoint when possible.")
+    seed: Seed = Field(default=0, description="Seed of the pair draw.")
     pairs_out: SuitePath | None = Field(
         default=None,
         description="Where the drawn pair CSV is written (reusable with kind pair_csv); "
         "default <cache_dir>/pairs/<name>-<key>.csv.",
     )
-    min_images: int = Field(
-        default=1, ge=1, description="Drop identities with fewer images than this."
+    min_images: Count = Field(
+        default=1, ge=1, le=100_000, description="Drop identities with fewer images than this."
     )
 
     @model_validator(mode="after")

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from facebench.bounds import MAX_BOOTSTRAP, Count, NonNegative, Ratio, Real, Seed
+
 Op = Literal[">=", "<=", ">", "<", "=="]
 Direction = Literal["lower", "higher"]
 MismatchPolicy = Literal["warn", "fail"]
@@ -112,12 +114,12 @@ class Gate(BaseModel):
 
     metric: str = Field(min_length=1, description="flat metric name, e.g. accuracy, latency.p90_ms")
     op: Op | None = Field(default=None, description="absolute comparison (with value)")
-    value: float | None = Field(default=None, description="absolute bound (with op)")
-    max_regression: float | None = Field(
-        default=None, ge=0, description="relative: allowed worsening as a fraction (0.10 = 10 %)"
+    value: Real | None = Field(default=None, description="absolute bound (with op)")
+    max_regression: Ratio | None = Field(
+        default=None, description="relative: allowed worsening as a fraction (0.10 = 10 %)"
     )
-    max_drop: float | None = Field(
-        default=None, ge=0, description="relative: allowed worsening in the metric's own units"
+    max_drop: NonNegative | None = Field(
+        default=None, description="relative: allowed worsening in the metric's own units"
     )
     direction: Direction | None = Field(
         default=None, description="which way is better; inferred from the metric name if unset"
@@ -125,12 +127,12 @@ class Gate(BaseModel):
     model: str = "*"
     device: str = "*"
     protocol: str = "*"
-    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="significance for sample tests")
-    bootstrap: int = Field(default=2000, ge=100, description="bootstrap resamples")
-    seed: int = 0
-    overload_threshold: float | None = Field(
+    alpha: Real = Field(default=0.01, gt=0, lt=0.5, description="significance for sample tests")
+    bootstrap: Count = Field(default=2000, ge=100, le=MAX_BOOTSTRAP,
+                             description="bootstrap resamples")
+    seed: Seed = 0
+    overload_threshold: Ratio | None = Field(
         default=0.25,
-        ge=0,
         description="max_regression used instead when either run was measured on an overloaded "
         "machine (load average above its logical cores); null keeps max_regression",
     )

@@ -1,7 +1,12 @@
 """Load a suite file: YAML (safe) → ``${VAR}`` interpolation → schema → file checks.
 
 Every problem is collected with its location (``models[1].path: file not found: …``) and raised
-together as one :class:`SuiteError`, so a user fixes a suite in one pass.
+together as one :class:`SuiteError`, so a user fixes a suite in one pass: the schema, the id
+references and the input files are checked independently (files on the raw mapping,
+:mod:`facebench.suite.checks`), so one kind of problem never hides another.
+
+Before any of that, a file over :data:`MAX_SUITE_BYTES`, one that is not UTF-8, YAML nested
+deeper than :data:`MAX_DEPTH` or a key given twice in one mapping is refused with one line.
 """
 
 from __future__ import annotations
@@ -15,10 +20,59 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from facebench.datasets.pairs import required_inputs
+from facebench.suite.checks import input_problems
 from facebench.suite.schema import DATASET_KINDS, Suite, reference_problems
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: Largest suite file read (bytes): 256 KiB, 50 times the largest shipped suite; within it even
+#: dense YAML parses in seconds. Suites are a few KB; data belongs in pair/identity files.
+MAX_SUITE_BYTES = 256 << 10
+#: Deepest nesting of mappings and lists (a real suite nests fewer than 10 levels).
+MAX_DEPTH = 100
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _SuiteYamlError(yaml.MarkedYAMLError):
+    """A YAML document this loader refuses; its message says what to do."""
+
+
+class SuiteLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags; aliases shared, never copied) that also refuses
+    a key repeated in one mapping and nesting deeper than :data:`MAX_DEPTH` (PyYAML composes
+    recursively: 100,000 levels would end in ``RecursionError``)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise _SuiteYamlError(
+                    problem=f"nested deeper than {MAX_DEPTH} levels (a suite needs fewer than "
+                    "10); flatten the file", problem_mark=self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            seen = first.setdefault((key.tag, key.value), key)
+            if seen is not key:
+                raise _SuiteYamlError(
+                    problem=f"duplicate key {key.value!r} (first on line "
+                    f"{seen.start_mark.line + 1}); a key may appear once in a mapping: keep one",
+                    problem_mark=key.start_mark)
+        return node
 
 
 class SuiteError(Exception):
@@ -108,8 +162,10 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
             msg += " (use one of the documented kinds)"
         elif e["type"] == "too_short" and not e.get("input"):
             need = (e.get("ctx") or {}).get("min_length", 1)
-            msg = (f"is empty; list at least {need} entry (a suite runs every model × device × "
-                   "protocol, so an empty list leaves nothing to run)")
+            msg = f"is empty; list at least {need} entry"
+            if len(loc) == 1:
+                msg += (" (a suite runs every model × device × protocol, so an empty list "
+                        "leaves nothing to run)")
         got = e.get("input")
         hint = ""
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
@@ -122,34 +178,10 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
 _UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS}
 
 
-def _file_problems(suite: Suite) -> list[str]:
-    problems: list[str] = []
-
-    def need(loc: str, path: Path | None, optional: bool = False, is_dir: bool = False) -> None:
-        if path is None or optional:
-            return
-        ok = path.is_dir() if is_dir else path.is_file()
-        if not ok:
-            kind = "directory" if is_dir else "file"
-            problems.append(f"{loc}: {kind} not found: {path}")
-
-    for i, m in enumerate(suite.models):
-        need(f"models[{i}].path", m.path, m.optional)
-        need(f"models[{i}].weights", m.weights, m.optional)
-    for i, p in enumerate(suite.protocols):
-        if p.kind == "efficiency":
-            continue
-        for name, path, is_dir in required_inputs(p.dataset):
-            need(f"protocols[{i}].dataset.{name}", path, p.optional, is_dir=is_dir)
-        det = p.detector
-        need(f"protocols[{i}].detector.model", det.model, p.optional, is_dir=det.name == "mtcnn")
-        if det.name == "mtcnn" and det.model is None and not p.optional:
-            from facebench.detect.mtcnn import INSTALL_HINT, default_weights_dir
-
-            if default_weights_dir() is None:
-                problems.append(f"protocols[{i}].detector.model: MTCNN weights not found; "
-                                + INSTALL_HINT)
-    return problems
+def _too_big(path: Path, size: int) -> SuiteError:
+    return SuiteError(path, [
+        f"{path}: {size:,} bytes; a suite file may be at most {MAX_SUITE_BYTES >> 10} KiB "
+        "(suites are a few KB: keep pair lists and data in their own files)"])
 
 
 def load_suite(path: str | Path, env: dict[str, str] | None = None) -> Suite:
@@ -157,20 +189,33 @@ def load_suite(path: str | Path, env: dict[str, str] | None = None) -> Suite:
     path = Path(path)
     if not path.is_file():
         raise SuiteError(path, [f"suite file not found: {path}"])
-    text = path.read_text(encoding="utf-8")
+    if (size := path.stat().st_size) > MAX_SUITE_BYTES:
+        raise _too_big(path, size)
+    with path.open("rb") as f:
+        data = f.read(MAX_SUITE_BYTES + 1)
+    if len(data) > MAX_SUITE_BYTES:  # it grew since stat
+        raise _too_big(path, len(data))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(path, [f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                f"{exc.start}); save the suite as UTF-8"]) from None
     return parse_suite(text, path, env)
 
 
 def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) -> Suite:
     """Validate suite ``text`` as if read from ``path`` (relative paths resolve against it)."""
     path = Path(path)
+    if len(text) > MAX_SUITE_BYTES:
+        raise _too_big(path, len(text.encode("utf-8")))
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=SuiteLoader)  # a SafeLoader: no Python tags
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SuiteError(path, [f"(yaml) {where}: {problem}; fix the YAML syntax"]) from None
+        fix = "" if isinstance(exc, _SuiteYamlError) else "; fix the YAML syntax"
+        raise SuiteError(path, [f"(yaml) {where}: {problem}{fix}"]) from None
     if not isinstance(raw, dict):
         raise SuiteError(path, ["(suite): expected a mapping with models, devices, protocols"])
     problems: list[str] = []
@@ -178,14 +223,33 @@ def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) 
     # A field whose variable is unset is reported once, not again as "file not found" etc.
     unset = {p.partition(": ")[0] for p in problems}
     problems += reference_problems(data)
+    base_dir = path.resolve().parent
+    suite: Suite | None = None
     try:
-        suite = Suite.model_validate(data, context={"base_dir": path.resolve().parent})
+        suite = Suite.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as err:
-        raise SuiteError(path, problems + _besides(_pydantic_problems(err), unset)) from None
-    problems += _besides(_file_problems(suite), unset)
-    if problems:
-        raise SuiteError(path, problems)
+        problems += _besides(_pydantic_problems(err), unset)
+    problems += _besides(input_problems(data, base_dir), unset)
+    if problems or suite is None:
+        raise SuiteError(path, _in_file_order(problems, data))
     return suite
+
+
+_ITEM = re.compile(r"^([^.\[:]+)(?:\[(\d+)\])?")
+
+
+def _in_file_order(problems: list[str], data: dict[str, Any]) -> list[str]:
+    """``problems`` grouped by the top-level key and list item they are at, in the order the
+    file gives them (stable: each item keeps its problems' order)."""
+    keys = {str(k): n for n, k in enumerate(data)}
+
+    def key(problem: str) -> tuple[int, int]:
+        m = _ITEM.match(problem.partition(": ")[0])
+        if m is None or m[1] not in keys:
+            return (-1, -1)
+        return (keys[m[1]], int(m[2]) if m[2] else -1)
+
+    return sorted(problems, key=key)
 
 
 def _besides(problems: list[str], locations: set[str]) -> list[str]:

@@ -7,7 +7,6 @@ reported at once with its location.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,10 +15,25 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from facebench.bounds import (
+    MAX_BATCH,
+    MAX_BOOTSTRAP,
+    MAX_WORKERS,
+    NO_BOOL,
+    BatchSize,
+    Count,
+    EmbeddingSize,
+    FoldCount,
+    Real,
+    Side,
+    ThreadCount,
+    Unit,
+)
 from facebench.datasets.specs import (
     IdentityFileDataset,
     IdentityFolderDataset,
@@ -33,6 +47,13 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 
+#: Wall-clock limit of a cell (seconds): the suite's default, and the largest allowed.
+DEFAULT_CELL_TIMEOUT_S = 7200.0
+MAX_CELL_TIMEOUT_S = 7 * 24 * 3600.0
+CellTimeout = Annotated[float, Field(ge=1, le=MAX_CELL_TIMEOUT_S, allow_inf_nan=False), NO_BOOL]
+PROTOCOL_TIMEOUT = ("Wall-clock limit of each cell of this protocol in seconds; default: the "
+                    "suite's cell_timeout_s.")
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,16 +63,9 @@ class Preprocess(Strict):
     """How an aligned crop becomes a model input: (x - mean) / std, channel order, size."""
 
     color: Literal["RGB", "BGR"] = "RGB"
-    mean: float = 127.5
-    std: float = 127.5
-    input_size: tuple[int, int] = (112, 112)
-
-    @field_validator("std")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("std must be > 0")
-        return v
+    mean: Real = Field(default=127.5, ge=0, le=255, description="In pixel units (0–255).")
+    std: Real = Field(default=127.5, gt=0, le=10_000, description="In pixel units; > 0.")
+    input_size: tuple[Side, Side] = Field(default=(112, 112), description="In pixels.")
 
 
 class ModelSpec(Strict):
@@ -62,7 +76,7 @@ class ModelSpec(Strict):
     path: SuitePath | None = None
     arch: str | None = None
     weights: SuitePath | None = None
-    embedding_size: int | None = Field(default=None, gt=0)
+    embedding_size: EmbeddingSize | None = None
     preprocess: Preprocess = Preprocess()
     optional: bool = Field(
         default=False,
@@ -77,6 +91,15 @@ class ModelSpec(Strict):
         """``weights: ${VAR:-}`` with VAR unset means no file (zoo models: random init)."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("weights")
+    @classmethod
+    def _zoo_weights(cls, value: Any, info: ValidationInfo) -> Any:
+        source = info.data.get("source")
+        if value is not None and source not in (None, "zoo"):
+            raise ValueError(f"weights apply to zoo models only; a '{source}' model is its "
+                             "'path' file (remove 'weights')")
+        return value
+
     @model_validator(mode="after")
     def _source_fields(self) -> ModelSpec:
         if self.source in ("onnx", "torchscript") and self.path is None:
@@ -87,8 +110,8 @@ class ModelSpec(Strict):
 
 
 class Threads(Strict):
-    intra_op: int | None = Field(default=None, ge=1)
-    inter_op: int | None = Field(default=None, ge=1)
+    intra_op: ThreadCount | None = None
+    inter_op: ThreadCount | None = None
 
 
 class DeviceSpec(Strict):
@@ -100,7 +123,7 @@ class DeviceSpec(Strict):
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = []
     threads: Threads = Threads()
     fp16: bool = False
-    batch_sizes: list[Annotated[int, Field(gt=0)]] = [1]
+    batch_sizes: list[BatchSize] = Field(default=[1], min_length=1)
     label: str | None = Field(
         default=None, description="Cluster resource label: cells run only where it exists."
     )
@@ -111,8 +134,9 @@ class LfwPairsDataset(Strict):
     pairs: SuitePath
     images: SuitePath
     ext: str = ".jpg"
-    max_folds: int | None = Field(
-        default=None, ge=1, description="Use only the first N folds (fixed subsets for speed)."
+    max_folds: FoldCount | None = Field(
+        default=None, description="Use only the first N folds (fixed subsets for speed; >= 2: "
+        "each fold's threshold is chosen on the other folds)."
     )
 
 
@@ -155,7 +179,7 @@ class DetectorSpec(Strict):
     model: SuitePath | None = Field(
         default=None, description="Weights file (yunet: .onnx, retinaface: .pth); for mtcnn a "
         "folder with pnet.pt, rnet.pt, onet.pt (default: the installed facenet-pytorch's).")
-    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    score_threshold: Unit | None = None
     select: Literal["highest_score", "largest", "closest_to_center"] = "closest_to_center"
 
     @model_validator(mode="after")
@@ -172,26 +196,29 @@ class VerificationProtocol(Strict):
     kind: Literal["verification"]
     dataset: DatasetSpec
     detector: DetectorSpec = DetectorSpec(name="none")
-    align_size: int | None = Field(
-        default=None, gt=0, description="Output size of the aligned crop; default: model input."
+    align_size: Side | None = Field(
+        default=None, description="Output size of the aligned crop; default: model input."
     )
     flip: bool = True
     fta_policy: Literal["reject"] = "reject"
-    far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [1e-1, 1e-2, 1e-3, 1e-4]
-    bootstrap: int = Field(default=0, ge=0)
-    batch_size: int = Field(default=32, gt=0)
+    far_targets: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = [
+        1e-1, 1e-2, 1e-3, 1e-4]
+    bootstrap: Count = Field(default=0, ge=0, le=MAX_BOOTSTRAP)
+    batch_size: Count = Field(default=32, gt=0, le=MAX_BATCH)
     cache_embeddings: bool = Field(
         default=True, description="Reuse embeddings of identical work (model, data, settings).")
-    shard_size: int | None = Field(
-        default=None, gt=0, description="Embed in shards of this many images (Ray tasks under "
-        "--executor ray); the embeddings are those of an unsharded run.")
-    workers: int = Field(default=2, ge=1, description="Detection/alignment processes.")
+    shard_size: Annotated[int, Field(gt=0, le=10_000_000), NO_BOOL] | None = Field(
+        default=None, description="Embed in shards of this many images "
+        "(Ray tasks under --executor ray); the embeddings are those of an unsharded run.")
+    workers: Count = Field(default=2, ge=1, le=MAX_WORKERS,
+                           description="Detection/alignment processes.")
     requires_weights: bool = Field(
         default=False, description="Skip zoo models without trained weights (random init) "
         "with a note instead of measuring chance-level accuracy.")
     optional: bool = Field(
         default=False, description="When the dataset is missing, skip with a note, not an error."
     )
+    cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: list[str] | None = None
     devices: list[str] | None = None
 
@@ -201,10 +228,11 @@ class EfficiencyProtocol(Strict):
 
     id: Id
     kind: Literal["efficiency"]
-    warmup: int = Field(default=10, ge=0)
-    min_iters: int = Field(default=50, ge=1)
-    min_seconds: float = Field(default=2.0, ge=0)
-    batch_sizes: list[Annotated[int, Field(gt=0)]] | None = None
+    warmup: Count = Field(default=10, ge=0, le=10_000)
+    min_iters: Count = Field(default=50, ge=1, le=100_000)
+    min_seconds: Real = Field(default=2.0, ge=0, le=3600)
+    batch_sizes: list[BatchSize] | None = Field(default=None, min_length=1)
+    cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: list[str] | None = None
     devices: list[str] | None = None
 
@@ -217,15 +245,16 @@ class IdentificationProtocol(Strict):
     kind: Literal["identification"]
     dataset: Annotated[IdentityFolderDataset | IdentityFileDataset, Field(discriminator="kind")]
     detector: DetectorSpec = DetectorSpec(name="none")
-    align_size: int | None = Field(default=None, gt=0)
+    align_size: Side | None = None
     flip: bool = True
-    ranks: list[Annotated[int, Field(gt=0)]] = [1, 5]
-    max_rank: int = Field(default=20, gt=0)
-    batch_size: int = Field(default=32, gt=0)
+    ranks: list[Annotated[int, Field(gt=0, le=10_000), NO_BOOL]] = [1, 5]
+    max_rank: Count = Field(default=20, gt=0, le=10_000)
+    batch_size: Count = Field(default=32, gt=0, le=MAX_BATCH)
     cache_embeddings: bool = True
-    workers: int = Field(default=2, ge=1)
+    workers: Count = Field(default=2, ge=1, le=MAX_WORKERS)
     requires_weights: bool = False
     optional: bool = False
+    cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: list[str] | None = None
     devices: list[str] | None = None
 
@@ -255,7 +284,10 @@ class Suite(Strict):
     cache_dir: SuitePath | None = Field(
         default=None, description="Alignment/export cache; default $FACEBENCH_CACHE or ~/.cache."
     )
-    cell_timeout_s: float | None = Field(default=None, gt=0)
+    cell_timeout_s: CellTimeout = Field(
+        default=DEFAULT_CELL_TIMEOUT_S, description="Wall-clock limit of each cell in seconds: "
+        "a cell still running then is killed and recorded as failed ('timed out after N s'). "
+        "A protocol's cell_timeout_s overrides it.")
 
 
 def reference_problems(data: dict[str, Any]) -> list[str]:
@@ -293,8 +325,3 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of suite files (for editors and CI linting)."""
     return Suite.model_json_schema()
-
-
-def slug(text: str) -> str:
-    """A filesystem-safe form of an id."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)

@@ -36,7 +36,7 @@ protocols:
       kind: lfw_pairs
       pairs: ${FACEBENCH_SHARED}/data/lfw/pairs.txt
       images: ${FACEBENCH_SHARED}/data/lfw/images
-      max_folds: 1
+      max_folds: 2
     detector:
       name: yunet
       model: ${FACEBENCH_SHARED}/models/face_detection_yunet.onnx
@@ -67,6 +67,8 @@ def case(name: str, change: Callable[[str], str] | str | None, *problems: str) -
 
 
 SCHEMA_HINT = "(check spelling; see `facebench schema`)"
+FOLDS = ("protocols[0].dataset.max_folds: k-fold cross-validation needs at least 2 folds: each "
+         "fold's threshold is chosen on the other folds, so one fold has none; use 2 or more")
 MODEL = "${FACEBENCH_SHARED}/models/mobilefacenet_128d.onnx"
 
 CASES = [
@@ -154,15 +156,15 @@ CASES = [
                                          "    batch_size: 32\n    far_targets: [0.01, 1.5]\n"),
          "protocols[0].far_targets[1]: Input should be less than 1 (got 1.5)"),
     case("zero_std", edit("    source: onnx\n", "    source: onnx\n    preprocess: {std: 0}\n"),
-         "models[0].preprocess.std: std must be > 0 (got 0)"),
-    case("zero_max_folds", edit("max_folds: 1", "max_folds: 0"),
-         "protocols[0].dataset.max_folds: Input should be greater than or equal to 1 (got 0)"),
-    case("several_problems_at_once",
+         "models[0].preprocess.std: Input should be greater than 0 (got 0)"),
+    case("zero_max_folds", edit("max_folds: 2", "max_folds: 0"), f"{FOLDS} (got 0)"),
+    case("several_problems_at_once",  # schema errors do not hide the missing file
          lambda t: edit("engine: onnxruntime", "engine: tensorflow")(
-             edit("max_folds: 1", "max_folds: -1")(edit("_128d.onnx", "_64d.onnx")(t))),
+             edit("max_folds: 2", "max_folds: -1")(edit("_128d.onnx", "_64d.onnx")(t))),
+         "models[0].path: file not found: {S}/models/mobilefacenet_64d.onnx",
          "devices[0].engine: Input should be 'torch', 'torch_compile', 'onnxruntime' or 'dlib' "
          "(got 'tensorflow')",
-         "protocols[0].dataset.max_folds: Input should be greater than or equal to 1 (got -1)"),
+         f"{FOLDS} (got -1)"),
     case("suite_file_missing", None, "suite file not found: {F}"),
 ]
 

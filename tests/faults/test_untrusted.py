@@ -75,13 +75,13 @@ def untrusted(ctx: Ctx) -> dict[str, Path]:
     zoo = {"id": "zoo-evil", "source": "zoo", "arch": "mobilefacenet", "embedding_size": 128,
            "weights": str(paths["pth"])}
     evil = verification("evil-bin", "", "", detector=False, models=["mfn"])
-    evil["dataset"] = {"kind": "insightface_bin", "path": str(paths["bin"]), "folds": 1}
+    evil["dataset"] = {"kind": "insightface_bin", "path": str(paths["bin"]), "folds": 2}
     write_suite(d / "suite.yaml", suite("untrusted", [model("mfn"), zoo], [
         evil,
         verification("real", d / "pairs.csv", LFW / "images", detector=False,
                      models=["zoo-evil"]),
     ]))
-    paths["out"] = run_suite(ctx, d / "suite.yaml")
+    paths["out"] = run_suite(ctx, d / "suite.yaml", "--allow-failed-cells")  # else exit 3
     return paths
 
 

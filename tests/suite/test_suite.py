@@ -90,7 +90,9 @@ protocols:
     assert any(p.startswith("models[1].colour: unknown key 'colour'") for p in got), got
     assert any(p.startswith("devices[0].batch_sizes[0]:") for p in got), got
     assert any(p.startswith("protocols[0].models[0]: unknown id 'nope'") for p in got), got
-    # the missing file is reported once the schema errors are fixed
+    # schema errors (even in the same model) do not hide the missing file
+    missing = f"models[1].path: file not found: {(suite_dir / 'missing.onnx').resolve()}"
+    assert missing in got and len(got) == 4, got
     fixed = text.replace("    colour: RGB\n", "").replace("[one]", "[1]").replace(
         "models: [nope]", "models: [m2]")
     (msg,) = problems(fixed, suite_dir)
