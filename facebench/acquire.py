@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from facebench.align import ESTIMATOR, align_face
+from facebench.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
 from facebench.paths import default_cache_dir
 from facebench.pool import chunks, ordered_map
 
@@ -52,7 +53,8 @@ class AcquireConfig:
     def key(self, detector_settings: dict[str, Any]) -> str:
         blob = json.dumps({"v": CACHE_VERSION, "detector": self.detector,
                            "settings": detector_settings, "select": self.select,
-                           "size": list(self.size), "estimator": ESTIMATOR}, sort_keys=True)
+                           "size": list(self.size), "estimator": ESTIMATOR,
+                           "detect_max_side": DETECT_MAX_SIDE}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -85,10 +87,10 @@ def _detector() -> Any:
     return _STATE["detector"]
 
 
-def _decode(data: bytes, name: str) -> np.ndarray:
-    from facebench.images import decode_image
-
-    return decode_image(data, name)
+def _decode(data: bytes, name: str) -> tuple[np.ndarray, float]:
+    """The image a detector sees (longest side ≤ :data:`DETECT_MAX_SIDE`) and the factor back
+    to file coordinates."""
+    return decode_reduced(data, name, DETECT_MAX_SIDE)
 
 
 def _lookup(cache: Path | None, data: bytes) -> tuple[Path | None, Face | None]:
@@ -117,7 +119,10 @@ def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
     return [det.detect(im) for im in images]
 
 
-def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any]) -> Face:
+def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any],
+            factor: float = 1.0) -> Face:
+    """Select and align on the (possibly reduced) detection image; landmarks are returned in
+    file coordinates (``× factor``)."""
     from facebench.detect import select_face
 
     det = select_face(dets, image.shape, cfg.select)  # type: ignore[arg-type]
@@ -127,21 +132,23 @@ def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any]) 
         crop = align_face(image, det.landmarks, cfg.size)
     except ValueError as exc:
         return Face(index, None, reason=str(exc))
-    return Face(index, crop, det.landmarks, det.score)
+    landmarks = det.landmarks if factor == 1.0 else (det.landmarks * factor).astype(np.float32)
+    return Face(index, crop, landmarks, det.score)
 
 
 def acquire_chunk(cfg: AcquireConfig, cache: Path | None, start: int,
                   paths: list[Path]) -> list[Face]:
     """Faces for consecutive images ``start, start+1, …``: cache hits are returned as stored;
     the rest are read once, decoded from memory, detected together, aligned and cached."""
-    from facebench.images import ImageError
-
     faces: list[Face | None] = [None] * len(paths)
-    todo: list[tuple[int, Path | None, np.ndarray]] = []
+    todo: list[tuple[int, Path | None, np.ndarray, float]] = []
     for i, path in enumerate(paths):
         index = start + i
         try:
-            data = path.read_bytes()
+            data = read_image_file(path)  # a FIFO or device is never opened for reading
+        except ImageError as exc:
+            faces[i] = Face(index, None, reason=f"unreadable: {exc.reason}")
+            continue
         except OSError as exc:
             faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
             continue
@@ -151,7 +158,7 @@ def acquire_chunk(cfg: AcquireConfig, cache: Path | None, start: int,
             faces[i] = hit
             continue
         try:
-            image = _decode(data, str(path))
+            image, factor = _decode(data, str(path))
         except ImageError as exc:
             faces[i] = Face(index, None, reason=f"bad image: {exc.reason}")
         else:
@@ -159,14 +166,14 @@ def acquire_chunk(cfg: AcquireConfig, cache: Path | None, start: int,
                 crop = cv2.resize(image, cfg.size, interpolation=cv2.INTER_AREA)
                 faces[i] = Face(index, crop)
             else:
-                todo.append((i, entry, image))
+                todo.append((i, entry, image, factor))
                 continue
         if entry is not None:
             _store(entry, faces[i])  # type: ignore[arg-type]
     if todo:
-        detections = _detect_all([image for _, _, image in todo])
-        for (i, entry, image), dets in zip(todo, detections, strict=True):
-            faces[i] = _finish(cfg, start + i, image, dets)
+        detections = _detect_all([image for _, _, image, _ in todo])
+        for (i, entry, image, factor), dets in zip(todo, detections, strict=True):
+            faces[i] = _finish(cfg, start + i, image, dets, factor)
             if entry is not None:
                 _store(entry, faces[i])  # type: ignore[arg-type]
     return faces  # type: ignore[return-value]
@@ -226,7 +233,8 @@ def prepare(cfg: AcquireConfig) -> tuple[Path | None, dict[str, Any]]:
         except OSError:
             cache = None
     record = {"detector": settings, "select": cfg.select, "size": list(cfg.size),
-              "estimator": ESTIMATOR, "cache": str(cache) if cache else None}
+              "estimator": ESTIMATOR, "detect_max_side": DETECT_MAX_SIDE,
+              "cache": str(cache) if cache else None}
     return cache, record
 
 

@@ -4,7 +4,8 @@ Model: ``dlib_face_recognition_resnet_model_v1.dat`` (29 conv layers, 128-d outp
 2017; published LFW accuracy 99.38 %), with the files of the ``face_recognition_models`` package
 unless the suite gives the ResNet file as the model's ``path``. Per image:
 
-1. decode (:func:`facebench.images.decode_image`) → RGB;
+1. decode (:func:`facebench.images.decode_reduced`: longest side at most
+   :data:`facebench.images.DETECT_MAX_SIDE`) → RGB;
 2. dlib's HOG detector (``get_frontal_face_detector``) at upsample 0; when it finds nothing, once
    more at upsample 1 (2× image, finds faces down to ~40 px); optionally (``cnn_fallback``, off by
    default) dlib's MMOD CNN detector at the same levels; still nothing → failure to acquire;
@@ -29,13 +30,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facebench.io import sha256_file
+from facebench.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
+from facebench.io import sha256_file_once as file_sha256  # once per process
 from facebench.paths import relative_name
 from facebench.pool import chunks, ordered_map
 
@@ -73,12 +74,6 @@ def default_model_dir() -> Path:
     return Path(face_recognition_models.face_recognition_model_location()).parent
 
 
-@cache
-def file_sha256(path: Path) -> str:
-    """sha256 of a (large, unchanging) model file, once per process."""
-    return sha256_file(path)
-
-
 @dataclass(frozen=True)
 class DlibConfig:
     """Everything that determines a descriptor (all of it goes into the cache key)."""
@@ -106,7 +101,7 @@ class DlibConfig:
         import dlib
 
         detector: dict[str, Any] = {"name": "dlib_hog", "upsample": list(self.upsample),
-                                    "select": self.select}
+                                    "select": self.select, "max_side": DETECT_MAX_SIDE}
         if self.cnn is not None:
             detector["fallback"] = {"name": "dlib_mmod_cnn", "file": self.cnn.name,
                                     "sha256": file_sha256(self.cnn),
@@ -253,10 +248,8 @@ def describe_rgb(rgb: np.ndarray, m: _Models) -> DlibFace:
 
 
 def _compute(index: int, path: Path, data: bytes) -> DlibFace:
-    from facebench.images import ImageError, decode_image
-
-    try:
-        bgr = decode_image(data, str(path))
+    try:  # a large image is detected and chipped reduced (longest side DETECT_MAX_SIDE)
+        bgr, _ = decode_reduced(data, str(path), DETECT_MAX_SIDE)
     except ImageError as exc:
         return DlibFace(index, None, reason=f"bad image: {exc.reason}")
     face = describe_rgb(np.ascontiguousarray(bgr[..., ::-1]), _models())
@@ -266,7 +259,9 @@ def _compute(index: int, path: Path, data: bytes) -> DlibFace:
 
 def _one(index: int, path: Path) -> DlibFace:
     try:
-        data = path.read_bytes()
+        data = read_image_file(path)  # a FIFO or device is never opened for reading
+    except ImageError as exc:
+        return DlibFace(index, None, reason=f"unreadable: {exc.reason}")
     except OSError as exc:
         return DlibFace(index, None, reason=f"unreadable: {exc.strerror or exc}")
     root: Path | None = _STATE["cache"]

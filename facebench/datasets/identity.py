@@ -18,8 +18,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from facebench.datasets.pairs import DatasetError, PairSet, build, confine, sha256_file
+from facebench.io import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -356,17 +355,7 @@ def pair_csv_text(pairs: PairSet) -> str:
 
 def write_pair_csv(pairs: PairSet, path: str | Path) -> Path:
     """Write :func:`pair_csv_text` to ``path`` atomically; readable by ``load_pair_csv``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(pair_csv_text(pairs))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, pair_csv_text(pairs))
 
 
 # ---- identification (1:N) ----------------------------------------------------------------------

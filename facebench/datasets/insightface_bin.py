@@ -27,8 +27,13 @@ import cv2
 import numpy as np
 
 from facebench.datasets.pairs import DatasetError, PairSet, build, sha256_file
-from facebench.datasets.safe_pickle import UnsafePickleError, restricted_load
+from facebench.datasets.safe_pickle import (
+    PickleTooLargeError,
+    UnsafePickleError,
+    restricted_load,
+)
 from facebench.images import ImageError, decode_image
+from facebench.io import atomic_path
 
 EXTRACT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -59,6 +64,9 @@ def read_insightface_bin(path: str | Path) -> tuple[list[bytes], list[bool]]:
     try:
         with open(path, "rb") as f:
             obj = restricted_load(f)
+    except PickleTooLargeError as exc:
+        raise DatasetError(f"{path}: refused to load: {exc}. A verification .bin holds only "
+                           "(list of image bytes, list of bools)") from exc
     except UnsafePickleError as exc:
         raise DatasetError(f"{path}: refused to load: {exc}. A verification .bin holds only "
                            "(list of image bytes, list of bools); rewrite it with "
@@ -81,7 +89,9 @@ def read_insightface_bin(path: str | Path) -> tuple[list[bytes], list[bool]]:
     if len(bins) != 2 * len(issame):
         raise DatasetError(f"{path}: {len(bins)} images for {len(issame)} pairs; a .bin needs "
                            "exactly two consecutive images per pair")
-    images = [_as_bytes(b, path, i) for i, b in enumerate(bins)]
+    converted: dict[int, bytes] = {}  # one copy per object, however often the pickle names it
+    images = [converted.get(id(b)) or converted.setdefault(id(b), _as_bytes(b, path, i))
+              for i, b in enumerate(bins)]
     labels = [_as_bool(s, path, i) for i, s in enumerate(issame)]
     return images, labels
 
@@ -97,15 +107,8 @@ def write_insightface_bin(path: str | Path, images: list[bytes], issame: list[bo
     labels = [bool(s) for s in issame]
     if len(images) != 2 * len(labels) or not labels:
         raise ValueError(f"{len(images)} images for {len(labels)} pairs; need 2 per pair, ≥ 1 pair")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump((images, labels), f, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump((images, labels), f, protocol=4)
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,8 @@ import numpy as np
 
 from facebench.io import sha256_file
 
-__all__ = ["DatasetError", "PairSet", "build", "confine", "load_pairs", "required_inputs",
-           "sha256_file"]
+__all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "load_pairs",
+           "read_text", "required_inputs", "sha256_file"]
 
 
 class DatasetError(ValueError):
@@ -60,6 +62,33 @@ def confine(root: Path, relative: str, where: str) -> Path:
     if not resolved.is_relative_to(root.resolve()):
         raise DatasetError(f"{where}: path {relative!r} escapes the image root {root}")
     return root / rel
+
+
+def read_text(path: Path) -> str:
+    """A dataset file's text (UTF-8, an optional BOM skipped). A byte sequence that is not UTF-8
+    is a :class:`DatasetError` naming the file, the line and the byte offset."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(f"{path}:{line}: not UTF-8 text: byte 0x{data[exc.start]:02x} at "
+                           f"offset {exc.start} ({exc.reason}); save the file as UTF-8") from None
+
+
+def check_unique_pairs(path: Path, pairs: Iterable[tuple[int, str, str]]) -> None:
+    """Refuse a pair listed twice in one protocol: ``pairs`` are ``(line, image1, image2)``
+    with image names relative to the root; the same two images in either order are the same
+    pair (it would be scored, and counted, twice)."""
+    seen: dict[tuple[str, str], int] = {}
+    for line, a, b in pairs:
+        x, y = posixpath.normpath(a), posixpath.normpath(b)
+        key = (x, y) if x <= y else (y, x)
+        if key in seen:
+            raise DatasetError(f"{path}:{line}: pair {a} / {b} duplicates line {seen[key]} (the "
+                               "same two images, in either order); each pair may appear once: "
+                               f"remove line {line} or line {seen[key]}")
+        seen[key] = line
 
 
 def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], checksum: str,
