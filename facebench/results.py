@@ -96,3 +96,24 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: schema_version {version!r} not supported "
                          f"(this facebench reads {SCHEMA_VERSION})")
     return data
+
+
+def refuse_own_baseline(results: dict[str, Any], baseline: dict[str, Any], baseline_ref: Any,
+                        results_path: str | Path | None = None) -> None:
+    """Raise ``ValueError`` when ``baseline`` is the run itself: the same ``results.json``
+    (``out``, ``./out/`` and ``out/results.json`` are one file) or the same run id (a copy).
+    A run compared with itself shows no change and passes every relative gate."""
+    run_id = (results.get("run") or {}).get("id")
+    same = run_id is not None and run_id == (baseline.get("run") or {}).get("id")
+    if not same and results_path is not None:
+        mine, theirs = _results_file(results_path), _results_file(baseline_ref)
+        same = mine.exists() and theirs.exists() and os.path.samefile(mine, theirs)
+    if same:
+        raise ValueError(f"baseline {baseline_ref} is this run itself (run id {run_id}); a run "
+                         "is never its own baseline: give an earlier run's output folder or "
+                         "results.json, a run id, or latest:BRANCH")
+
+
+def _results_file(path: Any) -> Path:
+    p = Path(str(path))
+    return p / "results.json" if p.is_dir() else p

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from facebench.detect.base import Detection, register_detector
+from facebench.io import sha256_file_once
 
 
 @register_detector("yunet")
@@ -40,8 +41,11 @@ class YuNet:
         self._size: tuple[int, int] = (320, 320)
 
     def settings(self) -> dict[str, Any]:
+        """Everything that changes the output (for result records and cache keys): the model
+        file by content, not by name, so another file with the same name never reuses crops."""
         return {
             "model": Path(self.model).name,
+            "model_sha256": sha256_file_once(self.model)[:16],
             "score_threshold": self.score_threshold,
             "nms_threshold": self.nms_threshold,
             "top_k": self.top_k,

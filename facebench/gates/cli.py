@@ -25,6 +25,7 @@ from facebench.history.store import (
     load_results,
     suite_name,
 )
+from facebench.results import refuse_own_baseline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TAG = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP "}
@@ -107,6 +108,9 @@ def gate_command(
             store = HistoryStore(history_url)
         if baseline_ref:
             baseline = _baseline(baseline_ref, results, store, warnings)
+        if baseline is not None:
+            own = path if path is not None else results.get("run", {}).get("out_dir")
+            refuse_own_baseline(results, baseline, baseline_ref, own)
         if store is not None and record:
             store.record(results, path.parent if path and path.is_file() else path)
     except (BaselineNotFound, OSError, ValueError) as exc:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from facebench.gates.evaluate import GateOutcome
+from facebench.io import atomic_path
 
 
 def junit_tree(outcomes: list[GateOutcome], suite: str = "facebench.gates") -> ET.ElementTree:
@@ -45,13 +45,6 @@ def junit_tree(outcomes: list[GateOutcome], suite: str = "facebench.gates") -> E
 def write_junit(outcomes: list[GateOutcome], path: str | os.PathLike[str]) -> Path:
     """Write JUnit XML atomically (temp file + ``os.replace``); return the path."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            junit_tree(outcomes).write(f, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        junit_tree(outcomes).write(f, encoding="utf-8", xml_declaration=True)
     return dest

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from facebench.gates.evaluate import GateOutcome
+from facebench.markdown import md
 
 _ICON = {"pass": "✅", "fail": "❌", "error": "⛔", "skip": "⏭️"}
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from data (gate names, cell ids, run ids, messages) as inert Markdown: no HTML, no
+    link or image, no code span, one table cell on one line."""
+    return str(md(text))
 
 
 def _num(v: float | None) -> str:
@@ -29,7 +32,7 @@ def markdown_summary(
     parts = [f"{counts[s]} {s}" for s in ("fail", "error", "pass", "skip") if counts[s]]
     lines = [f"## facebench: {head} ({', '.join(parts) or 'no gates'})", ""]
     if run_id or baseline_id:
-        lines += [f"Run `{run_id or '?'}` vs baseline `{baseline_id or 'none'}`.", ""]
+        lines += [f"Run {_cell(run_id or '?')} vs baseline {_cell(baseline_id or 'none')}.", ""]
     all_warn = list(dict.fromkeys([*warnings, *(w for o in outcomes for w in o.warnings)]))
     if all_warn:
         lines += ["> [!WARNING]"] + [f"> {_cell(w)}" for w in all_warn] + [""]
@@ -42,7 +45,7 @@ def markdown_summary(
         for o in sorted(outcomes, key=lambda o: (order[o.status], o.index)):
             bound = f"{o.op} {_num(o.bound)}" if o.bound is not None else ""
             lines.append(
-                f"| {_ICON[o.status]} | `{_cell(o.gate.describe())}` | {_cell(o.cell_id or '—')} "
+                f"| {_ICON[o.status]} | {_cell(o.gate.describe())} | {_cell(o.cell_id or '—')} "
                 f"| {_num(o.value)} | {_cell(bound)} | {_num(o.baseline)} | {_cell(o.message)} |"
             )
     return "\n".join(lines) + "\n"

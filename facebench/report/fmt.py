@@ -6,12 +6,11 @@ null means 0/0, which must never read as 0.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from typing import Any
 
-from markupsafe import Markup
+from facebench.markdown import md as md  # re-exported: the one Markdown escaper
 
 NA = "n/a"
 
@@ -22,7 +21,6 @@ _PERCENT = re.compile(
 _COUNT = re.compile(
     r"^(tp|fp|tn|fn|pairs|images|fta_images|fta_pairs|params|latency\..*\.samples)$"
 )
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def number(value: Any) -> float | None:
@@ -113,16 +111,3 @@ def delta(name: str, diff: float | None, rel: float | None) -> str:
     if rel is not None:
         return f"{sign}{abs(rel) * 100:.1f} %"
     return f"{sign}{sig(abs(diff), 3)}"
-
-
-def md(text: Any) -> Markup:
-    """Escape user text for GitHub-flavoured Markdown: HTML-escape ``& < >``, then
-    backslash-escape the characters that start emphasis, code, links, strikethrough or table
-    cells; newlines become spaces (a table row is one line). User text never starts a line, so
-    line-start markers (``#``, ``-``, ``>``) need no escape."""
-    if isinstance(text, Markup):
-        return text
-    s = html.escape(str(text), quote=False)
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    return Markup(" ".join(s.splitlines()))
-

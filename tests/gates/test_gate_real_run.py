@@ -49,9 +49,13 @@ def test_gate_command_on_real_results(real_run: dict[str, Any], tmp_path: Path) 
     assert failure.get("message") == (
         f"latency.p50_ms = {value:.6g} violates <= 0.001 on {results['cells'][0]['id']}"
     )
-    # the run against itself as a baseline (sample comparison of identical samples) passes
+    # identical samples under another run id (a rerun) pass; the run itself is refused
     same = _suite_with(real_run["out"], tmp_path, ["latency.p50_ms <= baseline + 10%"])
-    assert gate_command(same, str(real_run["out"]), record=False) == 0
+    assert gate_command(same, str(real_run["out"]), record=False) == 2
+    rerun = json.loads((real_run["out"] / "results.json").read_text())
+    rerun["run"]["id"] += "-rerun"
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+    assert gate_command(same, str(tmp_path / "rerun.json"), record=False) == 0
 
 
 def test_real_run_recorded_and_resolved_in_another_process(real_run: dict[str, Any]) -> None:
