@@ -1,6 +1,7 @@
 """The ``facebench`` command line: a thin layer over the pipeline modules.
 
-Exit codes: 0 success; 1 a gate failed; 2 bad input (suite, files, usage).
+Exit codes: 0 success; 1 a gate failed; 2 bad input (suite, files, usage); 3 ``run`` finished
+but some cell failed (``--allow-failed-cells``: 0).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Benchmark face-recognition models: accuracy and cost in one run.")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+#: Exit status of ``run`` when the run finished but some cell failed.
+EXIT_FAILED_CELLS = 3
 
 
 def _suite_error(exc: Exception) -> None:
@@ -74,8 +77,14 @@ def run(
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    allow_failed_cells: Annotated[bool, typer.Option(
+        "--allow-failed-cells", help=f"Exit 0 when the run finished but some cell failed "
+        f"(default: exit {EXIT_FAILED_CELLS})")] = False,
 ) -> None:
-    """Run a suite: every model × device × protocol cell, then the reports."""
+    """Run a suite: every model × device × protocol cell, then the reports.
+
+    Exit 0 when every cell is ok or skipped, 3 when the run finished but some cell failed (0
+    with --allow-failed-cells), 2 on bad input; with --gate, 1 when a gate failed."""
     from facebench.runner.run import RunOptions, run_suite
     from facebench.suite import SuiteError
 
@@ -92,8 +101,16 @@ def run(
     if gate:
         from facebench.gates import gate_command
 
-        raise typer.Exit(gate_command(results, baseline_ref=baseline, junit=junit,
-                                      summary=summary, record=False))
+        code = gate_command(results, baseline_ref=baseline, junit=junit, summary=summary,
+                            record=False)
+        if code:
+            raise typer.Exit(code)
+    failed = [c["id"] for c in results["cells"] if c["status"] == "failed"]
+    if failed and not allow_failed_cells:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        err.print(f"[red]{len(failed)} of {len(results['cells'])} cell(s) failed:[/red] "
+                  f"{escape(shown)} (exit {EXIT_FAILED_CELLS}; --allow-failed-cells exits 0)")
+        raise typer.Exit(EXIT_FAILED_CELLS)
 
 
 def _record_history(results: dict, results_path: Path) -> None:
@@ -155,12 +172,14 @@ def report(
         "--with-history", help="Plot metric trends from the history database")] = False,
 ) -> None:
     """Re-render report.html and report.md from results.json alone."""
-    from facebench.results import load_results
+    from facebench.results import load_results, refuse_own_baseline
     from facebench.runner.run import history_of, render
 
     try:
         results = load_results(results_dir)
         base = load_results(baseline) if baseline else None
+        if base is not None:
+            refuse_own_baseline(results, base, baseline, results_dir)
     except (FileNotFoundError, ValueError) as exc:
         _suite_error(exc)
     target = results_dir if results_dir.is_dir() else results_dir.parent
@@ -183,9 +202,23 @@ def metrics(
         s = read_scores(scores)
     except (OSError, ValueError) as exc:
         _suite_error(exc)
+    if len(s) == 0:
+        _suite_error(ValueError(f"{scores}: no pairs (only a header); a score file needs one row "
+                                "per pair: pair_id,score,label[,fold,fta]"))
+    folds = s.fold
+    if folds is not None and folds.min() == folds.max():
+        err.print(f"note: {scores}: every pair is in fold {folds[0]}; k-fold "
+                  "cross-validated accuracy needs pairs in at least 2 folds, so accuracy and its "
+                  "confusion counts use one threshold chosen on all pairs (threshold_policy "
+                  "all_data, optimistic). AUC, EER and TAR@FAR do not depend on folds.",
+                  markup=False, highlight=False)
+        folds = None
     kw = {"far_targets": tuple(far)} if far else {}
-    res = compute_verification_metrics(s.score, s.label, folds=s.fold, fta=s.fta,
-                                       bootstrap=bootstrap, **kw)
+    try:
+        res = compute_verification_metrics(s.score, s.label, folds=folds, fta=s.fta,
+                                           bootstrap=bootstrap, **kw)
+    except ValueError as exc:  # e.g. a bad --far or --bootstrap: name the file it was for
+        _suite_error(ValueError(f"{scores}: {exc}"))
     if as_json:
         from facebench.io import to_json
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +23,44 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` so that ``path`` is either the old file or the whole new one."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A fresh temp file beside ``path`` to write (for writers that take a file name: pandas,
+    cv2, pickle); when the block ends without error it is fsynced and renamed over ``path``,
+    otherwise removed. Every file facebench writes goes through here, so every one gets the mode
+    ``open()`` gives a new file (``0666 & ~umask``: 0644 under umask 022), never mkstemp's 0600.
+    A symbolic link at ``path`` is replaced, never written through."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _write_error(path, exc) from exc
+    tmp = Path(name)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from exc
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` so that ``path`` is either the old file or the whole new one."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+    return Path(path)
 
 
 def _write_error(path: Path, exc: OSError) -> OSError:
@@ -92,3 +112,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return sha256_file(path)
+
+
+def sha256_file_once(path: str | Path) -> str:
+    """:func:`sha256_file` of a (large, rarely changing) file such as a model, hashed once per
+    process: memoised by the file's path, size, modification time and inode, so a file replaced
+    while the process runs is hashed again."""
+    st = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)

@@ -13,8 +13,10 @@ from facebench.suite.schema import (
     ModelSpec,
     Suite,
     VerificationProtocol,
-    slug,
 )
+
+#: Protocol fields that select cells or bound their time, not what a cell computes.
+NOT_WORK = {"models", "devices", "cell_timeout_s"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,10 @@ class Cell:
 
     @property
     def slug(self) -> str:
-        return slug(f"{self.model.id}__{self.device.id}__{self.protocol.id}")
+        """This cell's folder under ``OUT/cells``: its id. Ids cannot hold ``@``, so no two
+        cells share a folder (joined with ``__``, model ``a`` on device ``b__c`` and model
+        ``a__b`` on device ``c`` did)."""
+        return self.id
 
     @property
     def kind(self) -> str:
@@ -40,9 +45,11 @@ class Cell:
     @property
     def spec_sha256(self) -> str:
         """Hash of everything that defines this cell's work (model, device, protocol specs):
-        ``--resume`` reuses a finished cell only when it is unchanged."""
+        ``--resume`` reuses a finished cell only when it is unchanged. The protocol's cell
+        selection (``models``, ``devices``) and time limit do not change a cell's work."""
+        protocol = self.protocol.model_dump(mode="json", exclude=NOT_WORK)
         blob = json.dumps([self.model.model_dump(mode="json"), self.device.model_dump(mode="json"),
-                           self.protocol.model_dump(mode="json")], sort_keys=True)
+                           protocol], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -57,9 +64,22 @@ def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:
         for device in suite.devices
         if proto.devices is None or device.id in proto.devices
     ]
+    _check_folders(cells)
     if only:
         cells = [c for c in cells if any(_matches(c, pattern) for pattern in only)]
     return cells
+
+
+def _check_folders(cells: list[Cell]) -> None:
+    """Refuse two cells whose folders would be one on a case-insensitive file system (macOS,
+    Windows): their scores would overwrite each other."""
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        other = seen.setdefault(cell.slug.casefold(), cell)
+        if other is not cell:
+            raise ValueError(f"cells {other.id!r} and {cell.id!r} would share one output folder "
+                             f"(cells/{other.slug}) on a case-insensitive file system; give the "
+                             "models, devices or protocols ids that differ by more than case")
 
 
 def _matches(cell: Cell, pattern: str) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from facebench.io import atomic_path
 
 COLUMNS: tuple[str, ...] = ("pair_id", "score", "label", "fold", "fta")
 REQUIRED: tuple[str, ...] = ("pair_id", "score", "label")
@@ -256,21 +257,13 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> Path:
     kind = _kind(p)
     if kind == "parquet":
         _need_pyarrow(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
     frame = table.to_frame()
-    try:
+    with atomic_path(p) as tmp:
         if kind == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
             compression = _csv_compression(p.suffix.lstrip(".").lower())
             frame.to_csv(tmp, index=False, compression=compression)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p
 
 

@@ -29,7 +29,8 @@ from typing import Any
 from facebench.io import atomic_write_bytes, atomic_write_json, read_json
 from facebench.plan import Cell
 from facebench.results import now
-from facebench.runner.local import ProgressFn, finished_record, run_in_subprocess
+from facebench.runner.local import ProgressFn, cell_timeout, finished_record, run_in_subprocess
+from facebench.runner.outdir import cell_folder
 from facebench.runner.worker import cell_record
 from facebench.suite.schema import DeviceSpec
 
@@ -263,7 +264,7 @@ def _submit_and_collect(ray: Any, cells: list[Cell], suite_dump: dict[str, Any],
                 continue
             ref = remote.options(**cell_options(cell, max_retries)).remote(
                 cell, suite_dump, str(out_dir), str(cache_dir) if cache_dir else None,
-                timeout_s, token, env)
+                cell_timeout(cell, timeout_s), token, env)
             pending[ref] = cell
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -282,7 +283,7 @@ def _receive(ray: Any, ref: Any, cell: Cell, out_dir: Path) -> dict[str, Any]:
     when Ray gave up on the task (worker lost more than ``max_retries`` times, node died)."""
     from ray.exceptions import RayError
 
-    cell_dir = out_dir / "cells" / cell.slug
+    cell_dir = cell_folder(out_dir, cell.slug)
     try:
         out = ray.get(ref)
     except RayError as exc:
@@ -320,8 +321,7 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
     node = node_info()
     shared = _reads(Path(out_dir) / f".ray-probe-{token}", token)
     out = Path(out_dir) if shared else Path(tempfile.gettempdir()) / "facebench-ray" / token
-    cell_dir = out / "cells" / cell.slug
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    cell_dir = cell_folder(out, cell.slug)
     marker = cell_dir / MARKER
     prev = _read_marker(marker)
     retry = prev.get("token") == token

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facebench.plan import Cell, plan
 from facebench.results import load_results, new_results, now, run_header, write_results
+from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
 from facebench.suite import Suite, load_suite
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def check_writable(out: Path) -> None:
                           "another with --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".facebench-write-test"
+        probe = out / WRITE_PROBE
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
@@ -65,7 +66,9 @@ def check_writable(out: Path) -> None:
 
 def sweep_stale(out: Path) -> None:
     """Remove what a killed run leaves behind: half-written temp files of atomic writes
-    (``.NAME.*.tmp``) and job files of cells (``.job.*.json``). Results are never touched."""
+    (``.NAME.*.tmp``) and job files of cells (``.job.*.json``). Results are never touched.
+    A symbolic link among facebench's folders is refused first: nothing is deleted through it."""
+    refuse_links(out)
     for folder in (out, out / "figures", *(out / "cells").glob("*/")):
         for pattern in (".*.tmp", ".job.*.json"):
             for stale in folder.glob(pattern):
@@ -97,18 +100,27 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
     if not cells:
         raise ValueError(f"--only {opts.only} matches no cell of suite {suite.name!r}")
     out = (opts.out or default_out(suite)).resolve()
+    check_ours(out)
     check_writable(out)
+    with OutputLock(out):
+        return _run_in(out, suite_path, suite, cells, opts, console)
+
+
+def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: RunOptions,
+            console: Console) -> dict:
+    """The run itself, in ``out`` (facebench's) while this process holds its lock."""
     sweep_stale(out)
     text = Path(suite_path).read_text(encoding="utf-8")
+    header = run_header(Path(suite_path).resolve(), text, sys.argv, git_info())
     previous = _previous(out) if opts.resume else None
+    every_cell = plan(suite)
+    suite_dump = suite.model_dump(mode="json")
     if previous is not None:
-        results = previous
-        results["run"]["resumed"] = now()
+        results = replan(previous, header, suite_dump, every_cell)
     else:
-        results = new_results(run_header(Path(suite_path).resolve(), text, sys.argv, git_info()),
-                              suite.model_dump(mode="json"), environment())
+        results = new_results(header, suite_dump, environment())
     results["run"]["out_dir"] = str(out)
-    order = {c.id: i for i, c in enumerate(cells)}
+    order = {c.id: i for i, c in enumerate(every_cell)}
     by_id: dict[str, dict] = {c["id"]: c for c in results["cells"]}
     write_results(out, results)
 
@@ -138,7 +150,7 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
             bar.update(inner, visible=False)
             bar.advance(cells_task)
 
-        _executor(opts)(cells, results["suite"], out, suite.cache_dir, resume=opts.resume,
+        _executor(opts)(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
                         progress=on_progress)
     results["run"]["finished"] = now()
@@ -165,6 +177,25 @@ def _executor(opts: RunOptions) -> Any:
 
         return make_ray_executor(opts.address)
     raise ValueError(f"unknown executor {opts.executor!r}; use 'local' or 'ray'")
+
+
+def replan(previous: dict[str, Any], header: dict[str, Any], suite_dump: dict[str, Any],
+           cells: list[Cell]) -> dict[str, Any]:
+    """The results ``--resume`` continues: the earlier run's, re-planned from the current suite
+    file. The suite (and its file's text and hash) become the current ones; records of cells no
+    longer in the suite, or whose spec changed since, are dropped (the executor reuses the
+    finished cells that remain and runs the others), and so are the dataset entries of
+    protocols no record uses any more."""
+    spec = {c.id: c.spec_sha256 for c in cells}
+    results = previous
+    results["suite"] = suite_dump
+    results["run"].update({k: header[k] for k in ("suite_path", "suite_sha256", "suite_text")})
+    results["run"]["resumed"] = now()
+    results["cells"] = [r for r in previous["cells"]
+                        if r.get("id") in spec and spec[r["id"]] == r.get("spec_sha256")]
+    used = {r.get("protocol") for r in results["cells"]}
+    results["datasets"] = {k: v for k, v in previous.get("datasets", {}).items() if k in used}
+    return results
 
 
 def _previous(out: Path) -> dict | None:

@@ -1,11 +1,13 @@
 """Run one cell in this process: ``python -m facebench.runner.worker JOB.json``.
 
-Writes ``cells/<slug>/result.json`` atomically whatever happens short of a hard crash; the
+Writes ``cells/<cell id>/result.json`` atomically whatever happens short of a hard crash; the
 parent records a hard crash (signal, out of memory) from the exit status.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 import time
 import traceback
@@ -16,6 +18,7 @@ from facebench.io import atomic_write_json, read_json
 from facebench.pipeline.context import CellContext, stdout_progress
 from facebench.plan import Cell, plan
 from facebench.results import now
+from facebench.runner.outdir import cell_folder
 from facebench.suite.schema import Suite
 
 LFW_HOWTO = (
@@ -87,8 +90,7 @@ def _pipeline(kind: str) -> Any:
 def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
     """Run ``cell`` and return its record (never raises for cell-level failures)."""
     rec = cell_record(cell)
-    cell_dir = out_dir / "cells" / cell.slug
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    cell_dir = cell_folder(out_dir, cell.slug)
     ctx = CellContext(out_dir=out_dir, cell_dir=cell_dir, cache_dir=cache_dir,
                       progress=stdout_progress())
     t0 = time.perf_counter()
@@ -112,6 +114,9 @@ def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Python stacks to stderr.log on a fatal signal, and on SIGUSR1 (the parent's timeout)
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     argv = sys.argv[1:] if argv is None else argv
     job = read_json(argv[0])
     suite = Suite.model_validate(job["suite"])

@@ -36,7 +36,7 @@ from .kit import (
 
 SEED = 20240917
 KILLS = 10
-CELLS = {"flip": "mfn__cpu__flip", "noflip": "mfn__cpu__noflip"}
+CELLS = {"flip": "mfn@cpu@flip", "noflip": "mfn@cpu@noflip"}
 #: (phase that arms the kill, shortest and longest delay after it, in seconds)
 POINTS = [
     ("start", 0.0, 1.5),

@@ -41,7 +41,7 @@ def bad_models(ctx: Ctx) -> Path:
     write_pair_csv(d / "pairs.csv", PAIRS)
     write_suite(d / "suite.yaml", suite("models", models, [
         verification("lfw", d / "pairs.csv", LFW / "images")]))
-    return run_suite(ctx, d / "suite.yaml")
+    return run_suite(ctx, d / "suite.yaml", "--allow-failed-cells")  # else exit 3
 
 
 @pytest.fixture(scope="module")

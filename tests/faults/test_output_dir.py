@@ -53,7 +53,7 @@ def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-SLUG = "mfn__cpu__lfw"
+SLUG = "mfn@cpu@lfw"
 
 
 def small_suite(d: Path) -> Path:

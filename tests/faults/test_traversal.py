@@ -46,7 +46,8 @@ def traversal(ctx: Ctx) -> dict[str, Path]:
                  ("dotdot", "absolute", "symlink")]
     protocols.append(verification("lfw", files["lfw"], root, kind="lfw_pairs", detector=False))
     write_suite(d / "suite.yaml", suite("traversal", [model("mfn")], protocols))
-    return {"out": run_suite(ctx, d / "suite.yaml"), "root": root, **files}
+    out = run_suite(ctx, d / "suite.yaml", "--allow-failed-cells")  # else exit 3
+    return {"out": out, "root": root, **files}
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,7 @@ def test_killed_worker_is_retried_and_nothing_is_lost(cluster: LoopbackCluster, 
     suite = write_suite(tmp_path / "suite.yaml", shared, ray_cache, devices,
                         [efficiency(min_seconds=3.0)])
     out = tmp_path / "out"
-    victim_dir = out / "cells" / "mfn__edge-orin__eff"
+    victim_dir = out / "cells" / "mfn@edge-orin@eff"
     killed: dict[str, Any] = {}
 
     def kill_when_running() -> None:
@@ -242,7 +242,7 @@ def test_resume_after_the_driver_is_killed(cluster: LoopbackCluster, shared: Pat
     assert by_id["mfn@cpu-box@fast"]["started"] == fast_started
     assert by_id["mfn@edge-orin@slow"]["status"] == "ok"
     assert not by_id["mfn@edge-orin@slow"].get("resumed")
-    assert not _worker_children(out / "cells" / "mfn__edge-orin__slow")
+    assert not _worker_children(out / "cells" / "mfn@edge-orin@slow")
 
 
 def _listening(procs: list[psutil.Process]) -> list[tuple[str, str, int]]:
