@@ -69,7 +69,9 @@ def run(
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="Run cells matching a glob on model@device@protocol (repeatable)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List cells, run nothing")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip cells already finished")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: reuse "
+                                         "finished cells whose settings are unchanged, run "
+                                         "new, changed and failed ones")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Evaluate the suite's gates")] = False,
     baseline: Annotated[str | None, typer.Option(help="Baseline for --gate (see `gate`)")] = None,
     junit: Annotated[Path | None, typer.Option(help="With --gate: JUnit XML file")] = None,
@@ -88,6 +90,11 @@ def run(
     from facebench.runner.run import RunOptions, run_suite
     from facebench.suite import SuiteError
 
+    gate_only = [flag for flag, v in (("--baseline", baseline), ("--junit", junit),
+                                      ("--summary", summary)) if v is not None]
+    if gate_only and not gate:
+        _suite_error(ValueError(f"{', '.join(gate_only)} only apply with --gate; add --gate, or "
+                                "run `facebench gate` on the results afterwards"))
     opts = RunOptions(out=out_dir, only=only, dry_run=dry_run, resume=resume, executor=executor,
                       address=address, progress=not no_progress)
     try:

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from facebench.datasets.pairs import DatasetError, PairSet, build, confine, sha256_file
+from facebench.datasets.pairs import (
+    DatasetError,
+    PairSet,
+    build,
+    confine,
+    read_text,
+    sha256_file,
+)
 from facebench.io import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -127,25 +134,24 @@ def load_identity_file(identities: str | Path, images: str | Path, min_images: i
     items: list[tuple[str, str, Path]] = []
     seen: dict[str, int] = {}
     missing: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            where = f"{path}:{lineno}"
-            parts = text.rsplit(maxsplit=1)
-            if len(parts) != 2:
-                raise DatasetError(f"{where}: expected 'image_name identity', got {text!r}")
-            name, ident = parts
-            full = confine(root, name, where)
-            rel = Path(name).as_posix()
-            if rel in seen:
-                raise DatasetError(f"{where}: image {name!r} already listed on line {seen[rel]}; "
-                                   "each image has exactly one identity")
-            seen[rel] = lineno
-            if check_exists and not full.is_file():
-                missing.append((lineno, name))
-            items.append((ident, rel, full))
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        where = f"{path}:{lineno}"
+        parts = text.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            raise DatasetError(f"{where}: expected 'image_name identity', got {text!r}")
+        name, ident = parts
+        full = confine(root, name, where)
+        rel = Path(name).as_posix()
+        if rel in seen:
+            raise DatasetError(f"{where}: image {name!r} already listed on line {seen[rel]}; "
+                               "each image has exactly one identity")
+        seen[rel] = lineno
+        if check_exists and not full.is_file():
+            missing.append((lineno, name))
+        items.append((ident, rel, full))
     if missing:
         lineno, name = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facebench.datasets.identity import load_identity_file
 from facebench.datasets.insightface_bin import read_insightface_bin
 from facebench.datasets.lfw import load_lfw_pairs
 from facebench.datasets.pair_csv import load_pair_csv
@@ -165,6 +166,15 @@ def test_non_utf8_pair_file_names_file_line_and_offset(tmp_path: Path, kind: str
         load(path, tmp_path)
     assert str(err.value).startswith(
         f"{path}:3: not UTF-8 text: byte 0xe9 at offset {len(head) + 3}")
+
+
+def test_non_utf8_identity_file_names_file_line_and_offset(tmp_path: Path) -> None:
+    path, head = tmp_path / "identities.txt", b"a/1.jpg A\n"
+    path.write_bytes(head + b"Jos\xe9/1.jpg B\n")
+    with pytest.raises(DatasetError) as err:
+        load_identity_file(path, tmp_path, check_exists=False)
+    assert str(err.value).startswith(
+        f"{path}:2: not UTF-8 text: byte 0xe9 at offset {len(head) + 3}")
 
 
 @scenario(order=9)

@@ -197,3 +197,20 @@ def test_run_gate_refuses_its_own_output_folder_as_baseline(tmp_path: Path,
     assert res.returncode == 2, res.stdout + res.stderr
     assert "never its own baseline" in res.stderr
     assert (out / "results.json").is_file()  # the run itself completed and was kept
+
+
+@pytest.mark.parametrize("flag", ["--baseline", "--junit", "--summary"])
+def test_run_refuses_gate_options_without_gate(tmp_path: Path, fb_env: dict[str, str],
+                                               flag: str) -> None:
+    """``run --baseline X`` without ``--gate`` was silently ignored: the user believed the run
+    was gated. It is a usage error (exit 2) before any work."""
+    suite_file = write_suite(tmp_path / "suite.yaml", suite(
+        "no-gate", [model("mfn")],
+        [verification("lfw", write_pair_csv(tmp_path / "pairs.csv", lfw_rows(2, 2)),
+                      LFW / "images", detector=False)]))
+    out = tmp_path / "out"
+    res = facebench(["run", str(suite_file), "--out", str(out), "--no-progress", flag,
+                     str(tmp_path / "x")], fb_env, tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"{flag} only apply with --gate" in res.stderr
+    assert not out.exists()
