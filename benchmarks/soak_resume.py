@@ -175,7 +175,7 @@ def kill_round(rng: random.Random, suite: Path, out: Path, env: dict[str, str],
         pids = worker_pids(proc.pid) if target == "worker" else []
         if target == "worker" and pids:
             os.kill(rng.choice(pids), signal.SIGKILL)
-            kills.append(f"worker+{time.monotonic():.0f}")
+            kills.append("worker")
             finish(proc)  # the driver records the failed cell and ends (exit 3)
         else:
             os.kill(proc.pid, signal.SIGKILL)

@@ -23,7 +23,8 @@ from types import TracebackType
 
 #: Marks a folder as facebench's and holds the lock of the run using it (its PID inside).
 LOCK_NAME = ".facebench.lock"
-#: The file ``check_writable`` writes and removes to test that a folder takes writes.
+#: The file ``check_writable`` writes and removes to test that a folder takes writes (its name
+#: ends in the PID, so that two runs starting on one new folder never remove each other's).
 WRITE_PROBE = ".facebench-write-test"
 #: How long a refused run waits for the holder's PID to appear in the lock file.
 PID_WAIT_S = 2.0
@@ -41,7 +42,8 @@ def check_ours(out: Path) -> None:
     if not out.is_dir():
         return
     try:
-        names = sorted({entry.name for entry in os.scandir(out)} - {LOCK_NAME, WRITE_PROBE})
+        names = sorted(entry.name for entry in os.scandir(out)
+                       if entry.name != LOCK_NAME and not entry.name.startswith(WRITE_PROBE))
     except OSError as exc:
         raise OSError(f"output folder {out} cannot be read ({exc.strerror or exc}); choose "
                       "another with --out") from None

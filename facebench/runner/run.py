@@ -56,7 +56,7 @@ def check_writable(out: Path) -> None:
                           "another with --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / WRITE_PROBE
+        probe = out / f"{WRITE_PROBE}.{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:

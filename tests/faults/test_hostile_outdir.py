@@ -25,6 +25,8 @@ from facebench.gates.junit import write_junit
 from facebench.history import HistoryStore
 from facebench.io import atomic_write_json
 from facebench.metrics import compute_verification_metrics
+from facebench.runner.outdir import WRITE_PROBE, check_ours
+from facebench.runner.run import check_writable
 from facebench.scores import ScoreTable, read_scores, write_scores
 
 from .kit import (
@@ -291,3 +293,17 @@ def test_atomic_writers_give_the_umask_mode(name: str, tmp_path: Path) -> None:
     WRITERS[name](path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temp file left
+
+
+def test_two_runs_starting_on_one_new_folder_keep_their_own_write_probes(tmp_path: Path) -> None:
+    """Found by benchmarks/soak_resume.py: two runs started together on a new folder shared one
+    write-probe name, so one removed the other's probe and stopped with a false "not writable".
+    Each run's probe now carries its PID: another run's probe is neither removed nor taken for a
+    foreign file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = out / f"{WRITE_PROBE}.{os.getpid() + 1}"  # another run, between write and unlink
+    other.write_bytes(b"ok")
+    check_ours(out)  # only another run's probe inside: still a new folder
+    check_writable(out)
+    assert sorted(p.name for p in out.iterdir()) == [other.name]
