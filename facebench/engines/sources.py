@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facebench.engines.base import EngineUnavailable, ModelSource
-from facebench.io import sha256_file as file_sha256
+from facebench.io import sha256_file_once as file_sha256  # once per process and file version
 from facebench.paths import default_cache_dir
 
 OPSET = 17
