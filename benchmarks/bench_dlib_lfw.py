@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facebench.datasets import load_pairs  # noqa: E402
-from facebench.embed import cosine_scores  # noqa: E402
 from facebench.metrics import compute_verification_metrics  # noqa: E402
 from facebench.models_dlib import (  # noqa: E402
     PUBLISHED_LFW_ACCURACY,
@@ -33,6 +32,7 @@ from facebench.models_dlib import (  # noqa: E402
     embed_images_dlib,
 )
 from facebench.pipeline.context import CellContext  # noqa: E402
+from facebench.pipeline.embed import cosine_scores  # noqa: E402
 from facebench.plan import plan  # noqa: E402
 from facebench.suite.load import load_suite  # noqa: E402
 
@@ -78,7 +78,7 @@ def api_check(n: int) -> dict:
     """Per-face descriptor time of dlib's three APIs on the same faces (one process)."""
     import dlib
 
-    from facebench.images import load_image
+    from facebench.faces.images import load_image
     from facebench.models_dlib import DlibConfig
 
     cfg = DlibConfig.default()

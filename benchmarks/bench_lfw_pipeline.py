@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def naive(shared: Path, folds: int) -> dict:
-    from facebench.align import align_face
     from facebench.datasets.lfw import load_lfw_pairs
-    from facebench.detect import create_detector, select_face
-    from facebench.images import ImageError, load_image
+    from facebench.faces.align import align_face
+    from facebench.faces.detect import create_detector, select_face
+    from facebench.faces.images import ImageError, load_image
     from facebench.metrics import compute_verification_metrics
 
     lfw = shared / "data" / "lfw"

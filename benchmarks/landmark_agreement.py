@@ -71,21 +71,21 @@ def _init(models: str, batch: int, mtcnn: bool = False) -> None:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    from facebench.detect.retinaface import RetinaFace
-    from facebench.detect.yunet import YuNet
+    from facebench.faces.detect.retinaface import RetinaFace
+    from facebench.faces.detect.yunet import YuNet
 
     _W["retina"] = RetinaFace(
         Path(models) / RETINA_FILE, score_threshold=PROBE_THRESHOLD, threads=1, batch_size=batch
     )
     _W["yunet"] = YuNet(Path(models) / YUNET_FILE, threads=1)
     if mtcnn:
-        from facebench.detect.mtcnn import MTCNN
+        from facebench.faces.detect.mtcnn import MTCNN
 
         _W["mtcnn"] = MTCNN(threads=1)
 
 
 def _pick(dets: list[Any], shape: tuple[int, ...]) -> dict[str, Any]:
-    from facebench.detect import select_face
+    from facebench.faces.detect import select_face
 
     out: dict[str, Any] = {"n": len(dets)}
     for policy in POLICIES:
@@ -95,7 +95,7 @@ def _pick(dets: list[Any], shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def _work(job: tuple[str, list[str], float]) -> list[dict[str, Any]]:
-    from facebench.images import ImageError, load_image
+    from facebench.faces.images import ImageError, load_image
 
     images_dir, rel_paths, threshold = job
     loaded, rows = [], []
@@ -167,8 +167,8 @@ def timing(models: Path, images: list[Path]) -> dict[str, Any]:
     """RetinaFace latency (one 250×250 image, 1 thread) and batched throughput."""
     import torch
 
-    from facebench.detect.retinaface import RetinaFace
-    from facebench.images import load_image
+    from facebench.faces.detect.retinaface import RetinaFace
+    from facebench.faces.images import load_image
 
     torch.set_num_threads(1)
     det = RetinaFace(models / RETINA_FILE, threads=1)
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     images_dir = args.lfw / "images"
     load_before = os.getloadavg()
 
-    from facebench.detect.retinaface import DEFAULT_SCORE_THRESHOLD as threshold
+    from facebench.faces.detect.retinaface import DEFAULT_SCORE_THRESHOLD as threshold
 
     timed = timing(args.models, [images_dir / r for r in rel]) if args.timing else None
 

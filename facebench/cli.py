@@ -298,8 +298,8 @@ def align(
     workers: Annotated[int, typer.Option(help="Detection processes")] = 2,
 ) -> None:
     """Precompute the landmark/aligned-crop cache for a suite's datasets."""
+    from facebench.pipeline.warm import warm_alignment_cache
     from facebench.suite import SuiteError, load_suite
-    from facebench.warm import warm_alignment_cache
 
     try:
         s = load_suite(suite)

@@ -4,8 +4,8 @@ Model: ``dlib_face_recognition_resnet_model_v1.dat`` (29 conv layers, 128-d outp
 2017; published LFW accuracy 99.38 %), with the files of the ``face_recognition_models`` package
 unless the suite gives the ResNet file as the model's ``path``. Per image:
 
-1. decode (:func:`facebench.images.decode_reduced`: longest side at most
-   :data:`facebench.images.DETECT_MAX_SIDE`) → RGB;
+1. decode (:func:`facebench.faces.images.decode_reduced`: longest side at most
+   :data:`facebench.faces.images.DETECT_MAX_SIDE`) → RGB;
 2. dlib's HOG detector (``get_frontal_face_detector``) at upsample 0; when it finds nothing, once
    more at upsample 1 (2× image, finds faces down to ~40 px); optionally (``cnn_fallback``, off by
    default) dlib's MMOD CNN detector at the same levels; still nothing → failure to acquire;
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from facebench.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
+from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
 from facebench.io import sha256_file_once as file_sha256  # once per process
 from facebench.paths import relative_name
 from facebench.pool import chunks, ordered_map
@@ -200,7 +200,7 @@ def _models() -> _Models:
 
 
 def _select(rects: Any, scores: Sequence[float], shape: tuple[int, ...], policy: str) -> Any:
-    from facebench.detect.base import Detection, select_face
+    from facebench.faces.detect.base import Detection, select_face
 
     dets = [Detection(np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32),
                       float(s), np.zeros((0, 2), np.float32)) for r, s in zip(rects, scores,

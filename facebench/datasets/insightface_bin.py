@@ -32,7 +32,7 @@ from facebench.datasets.safe_pickle import (
     UnsafePickleError,
     restricted_load,
 )
-from facebench.images import ImageError, decode_image
+from facebench.faces.images import ImageError, decode_image
 from facebench.io import atomic_path
 
 EXTRACT_VERSION = 1
@@ -126,7 +126,7 @@ def _image_names(n: int) -> list[str]:
 
 
 def _extract(images: list[bytes], dest: Path, source: Path, digest: str) -> dict[str, Any]:
-    """Decode every image (the pipeline's :func:`facebench.images.decode_image` policy) and
+    """Decode every image (the pipeline's :func:`facebench.faces.images.decode_image` policy) and
     write it as PNG into ``dest`` (via a temp folder + rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))

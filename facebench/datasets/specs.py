@@ -95,7 +95,7 @@ KINDS: dict[str, type[_Strict]] = {
 def _cache(cache_dir: str | Path | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
-    from facebench.acquire import default_cache_dir
+    from facebench.faces.acquire import default_cache_dir
 
     return default_cache_dir()
 

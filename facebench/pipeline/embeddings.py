@@ -1,10 +1,10 @@
 """Embeddings of a dataset's images for one cell, with a content-keyed embedding cache.
 
-The first run detects, aligns (crops cached by :mod:`facebench.acquire`, keyed by image content)
-and embeds. The embeddings are then cached under a key made of the model's content hash, the
-engine, device and precision, the preprocessing, flip, batch size, the detector/alignment settings
-(the detector's model by content) and the path and content of every image, so a second run of the
-same suite loads them and builds no model at all.
+The first run detects, aligns (crops cached by :mod:`facebench.faces.acquire`, keyed by image
+content) and embeds. The embeddings are then cached under a key made of the model's content
+hash, the engine, device and precision, the preprocessing, flip, batch size, the
+detector/alignment settings (the detector's model by content) and the path and content of every
+image, so a second run of the same suite loads them and builds no model at all.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from facebench.acquire import AcquireConfig, acquire, detector_settings
-from facebench.embed import BatchEmbedder
+from facebench.faces.acquire import AcquireConfig, acquire, detector_settings
 from facebench.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -30,6 +29,7 @@ from facebench.io import (
 )
 from facebench.paths import relative_name
 from facebench.pipeline.context import CellContext, engine_parts
+from facebench.pipeline.embed import BatchEmbedder
 from facebench.plan import Cell
 
 EMBED_CACHE_VERSION = 1

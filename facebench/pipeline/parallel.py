@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from facebench.acquire import AcquireConfig, acquire_chunk, init_with_cache, prepare
-from facebench.embed import embed_batch
+from facebench.faces.acquire import AcquireConfig, acquire_chunk, init_with_cache, prepare
+from facebench.pipeline.embed import embed_batch
 from facebench.pool import chunks, ordered_map
 from facebench.suite.schema import Preprocess
 

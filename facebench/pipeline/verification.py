@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from facebench.datasets import load_pairs
-from facebench.embed import cosine_scores
 from facebench.pipeline.context import CellContext
+from facebench.pipeline.embed import cosine_scores
 from facebench.pipeline.embeddings import embed_images, record
 from facebench.plan import Cell
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from facebench.acquire import default_cache_dir
+from facebench.faces.acquire import default_cache_dir
 from facebench.io import atomic_write_json, read_json
 from facebench.plan import Cell
 from facebench.results import now

@@ -316,7 +316,7 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
     folder's contents when this node does not share the driver's filesystem, else ``None``)."""
     import ray
 
-    from facebench.acquire import default_cache_dir
+    from facebench.faces.acquire import default_cache_dir
 
     node = node_info()
     shared = _reads(Path(out_dir) / f".ray-probe-{token}", token)

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from facebench.acquire import AcquireConfig, acquire
 from facebench.datasets import PairSet
-from facebench.embed import BatchEmbedder
+from facebench.faces.acquire import AcquireConfig, acquire
 from facebench.paths import relative_name
 from facebench.pipeline.context import CellContext
+from facebench.pipeline.embed import BatchEmbedder
 from facebench.pipeline.embeddings import Embedded, acquire_config, make_embedder
 from facebench.plan import Cell
 

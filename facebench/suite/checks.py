@@ -143,7 +143,7 @@ def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
                 and (problem := detector_file_problem(name, path))):
             problems.append(f"{loc}: {problem}")
         if name == "mtcnn" and _as_path(det.get("model"), base_dir) is None:
-            from facebench.detect.mtcnn import INSTALL_HINT, default_weights_dir
+            from facebench.faces.detect.mtcnn import INSTALL_HINT, default_weights_dir
 
             if default_weights_dir() is None:
                 problems.append(f"{loc}: MTCNN weights not found; {INSTALL_HINT}")

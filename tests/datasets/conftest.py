@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from facebench.align import align_face
+from facebench.faces.align import align_face
 
 
 @pytest.fixture(scope="session")
 def align_lfw(models_dir: Path) -> Callable[[Path], np.ndarray]:
     """``path -> 112×112 BGR crop`` (YuNet, highest-score face, ArcFace template)."""
-    from facebench.detect import create_detector, select_face
+    from facebench.faces.detect import create_detector, select_face
 
     det = create_detector("yunet", model=models_dir / "face_detection_yunet.onnx")
 

@@ -93,7 +93,7 @@ def test_real_lfw_rank1(tmp_path: Path, models_dir: Path,
     """12 LFW identities (5 images each) + 8 one-image distractors, MobileFaceNet embeddings."""
     import onnxruntime as ort
 
-    from facebench.embed import embed_batch
+    from facebench.pipeline.embed import embed_batch
     from facebench.suite.schema import Preprocess
 
     people = lfw_people(5, 12)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facebench.images import load_image
+from facebench.faces.images import load_image
 
 cv2.setNumThreads(1)
 torch.set_num_threads(1)
@@ -36,14 +36,14 @@ def lfw_path(lfw_dir: Path, name: str, number: int) -> Path:
 
 @pytest.fixture(scope="session")
 def retinaface(models_dir: Path):
-    from facebench.detect.retinaface import RetinaFace
+    from facebench.faces.detect.retinaface import RetinaFace
 
     return RetinaFace(models_dir / RETINAFACE_FILE, threads=1)
 
 
 @pytest.fixture(scope="session")
 def yunet(models_dir: Path):
-    from facebench.detect.yunet import YuNet
+    from facebench.faces.detect.yunet import YuNet
 
     return YuNet(models_dir / YUNET_FILE, threads=1)
 

@@ -1,4 +1,4 @@
-"""``facebench.images`` on real broken and unusual files made from an LFW JPEG."""
+"""``facebench.faces.images`` on real broken and unusual files made from an LFW JPEG."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facebench.images import MAX_PIXELS, ImageError, decode_image, header_size, load_image
+from facebench.faces.images import MAX_PIXELS, ImageError, decode_image, header_size, load_image
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from facebench.detect import create_detector, select_face
-from facebench.detect.mtcnn import MTCNN, WEIGHT_FILES, default_weights_dir, nms
+from facebench.faces.detect import create_detector, select_face
+from facebench.faces.detect.mtcnn import MTCNN, WEIGHT_FILES, default_weights_dir, nms
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_matches_facenet_pytorch_reference(mtcnn, lfw_paths):
                           capture_output=True, text=True, timeout=300, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ref = json.loads(proc.stdout.strip().splitlines()[-1])
-    from facebench.images import load_image
+    from facebench.faces.images import load_image
 
     gaps, offsets, shifts = [], [], []
     for path in paths:

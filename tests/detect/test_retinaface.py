@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from facebench.detect import create_detector, select_face
-from facebench.detect.retinaface import RetinaFace
+from facebench.faces.detect import create_detector, select_face
+from facebench.faces.detect.retinaface import RetinaFace
 
 RETINAFACE_FILE = "retinaface_mobilenet0.25.pth"
 

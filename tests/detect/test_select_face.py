@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facebench.detect import select_face
+from facebench.faces.detect import select_face
 
 
 def composite(big: np.ndarray, small: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def test_no_detections_select_none():
 
 
 def test_top_k_caps_faces_after_nms(models_dir, lfw_sample):
-    from facebench.detect.retinaface import RetinaFace
+    from facebench.faces.detect.retinaface import RetinaFace
 
     small = cv2.resize(lfw_sample[2][1], (110, 110), interpolation=cv2.INTER_AREA)
     image = composite(lfw_sample[0][1], small)

@@ -12,10 +12,10 @@ import pytest
 
 from facebench.datasets import load_pairs
 from facebench.datasets.pairs import PairSet, build
-from facebench.embed import cosine_scores
 from facebench.metrics import compute_verification_metrics
 from facebench.models_dlib import config_from_cell, embed_dataset_dlib, embed_images_dlib
 from facebench.pipeline.context import CellContext
+from facebench.pipeline.embed import cosine_scores
 from facebench.plan import Cell
 
 pytestmark = pytest.mark.slow

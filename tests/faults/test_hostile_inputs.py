@@ -50,7 +50,7 @@ from .kit import (
     write_suite,
 )
 
-#: Longest side images are detected at (``facebench.images.DETECT_MAX_SIDE``).
+#: Longest side images are detected at (``facebench.faces.images.DETECT_MAX_SIDE``).
 DETECT_SIDE = 2048
 #: Peak RSS allowed to any process of the big-image run (a run of LFW images alone stays far
 #: below; the landed code reached 7 GB on the JPEG alone).

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facebench.acquire import AcquireConfig, acquire
-from facebench.align import ARCFACE_TEMPLATE
 from facebench.datasets.lfw import load_lfw_pairs
+from facebench.faces.acquire import AcquireConfig, acquire
+from facebench.faces.align import ARCFACE_TEMPLATE
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_alignment_is_a_similarity_onto_the_template(images: list[Path],
     """The estimated transform is rotation + uniform scale + translation, and maps the detected
     landmarks onto the ArcFace template with a small residual (faces are not all the same
     shape, so it is not zero)."""
-    from facebench.align import estimate_transform
+    from facebench.faces.align import estimate_transform
 
     cfg = AcquireConfig("yunet", {"model": models_dir / "face_detection_yunet.onnx"},
                         "closest_to_center", (112, 112), None)

@@ -175,7 +175,7 @@ MTCNN_PROTOCOL = """
 def test_mtcnn_detector_model_is_a_folder(suite_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``mtcnn`` takes a weights folder, or none (the installed facenet-pytorch's); without
     either, validation says how to install them."""
-    import facebench.detect.mtcnn as mtcnn
+    import facebench.faces.detect.mtcnn as mtcnn
 
     (suite_dir / "pairs.csv").write_text("left,right,label\n")
 

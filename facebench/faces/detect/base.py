@@ -41,12 +41,12 @@ def check_bgr_image(image: np.ndarray, detector: str) -> None:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
         raise ValueError(
             f"{detector} needs a BGR uint8 H×W×3 array, got {got}; "
-            "load images with facebench.images.load_image"
+            "load images with facebench.faces.images.load_image"
         )
     if image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(
             f"{detector} needs a non-empty H×W×3 BGR image, got shape {image.shape}; "
-            "convert with facebench.images.load_image"
+            "convert with facebench.faces.images.load_image"
         )
 
 
@@ -97,7 +97,7 @@ def create_detector(name: str, **options: Any) -> Detector:
     return _FACTORIES[name](**options)
 
 
-#: Detectors shipped with facebench, by suite name → module under ``facebench.detect``.
+#: Detectors shipped with facebench, by suite name → module under ``facebench.faces.detect``.
 BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn"}
 
 
@@ -105,4 +105,4 @@ def _load_builtin(name: str) -> None:
     import importlib
 
     if name in BUILTIN and name not in _FACTORIES:
-        importlib.import_module(f"facebench.detect.{BUILTIN[name]}")
+        importlib.import_module(f"facebench.faces.detect.{BUILTIN[name]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from facebench.acquire import acquire, default_cache_dir
+from facebench.faces.acquire import acquire, default_cache_dir
 from facebench.pipeline.embeddings import protocol_acquire_config
 from facebench.suite.schema import Suite
 

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facebench.detect.base import Detection, register_detector
+from facebench.faces.detect.base import Detection, register_detector
 from facebench.io import sha256_file_once
 
 

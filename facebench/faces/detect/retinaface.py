@@ -4,8 +4,8 @@ Input is BGR minus the per-channel mean (104, 117, 123) at the image's own size 
 downscaled to ``max_size``). Network: :mod:`._retinaface_net` (ReLU variant); priors and decoding:
 :mod:`._priors` (anchors 10/20, 32/64, 128/256 at strides 8/16/32, variances 0.1/0.2): both as
 the shared weights were trained, which differs from shared/README.md (see those modules). NMS is
-``cv2.dnn.NMSBoxes``. Landmarks come out in :mod:`facebench.detect.base` order (left eye, right
-eye, nose, left and right mouth corner, "left" as seen in the image).
+``cv2.dnn.NMSBoxes``. Landmarks come out in :mod:`facebench.faces.detect.base` order (left eye,
+right eye, nose, left and right mouth corner, "left" as seen in the image).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from facebench.detect._priors import (
+from facebench.faces.detect._priors import (
     MIN_SIZES,
     STEPS,
     VARIANCE,
@@ -27,9 +27,9 @@ from facebench.detect._priors import (
     decode_landmarks,
     priors_for,
 )
-from facebench.detect._retinaface_net import RetinaFaceNet
-from facebench.detect._weights import load_strict
-from facebench.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect._retinaface_net import RetinaFaceNet
+from facebench.faces.detect._weights import load_strict
+from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
 
 #: BGR channel means subtracted from the input (the training preprocessing).
 MEAN_BGR = (104.0, 117.0, 123.0)

@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facebench.align import ESTIMATOR, align_face
-from facebench.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
+from facebench.faces.align import ESTIMATOR, align_face
+from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
 from facebench.paths import default_cache_dir
 from facebench.pool import chunks, ordered_map
 
@@ -74,7 +74,7 @@ def _init_worker(cfg: AcquireConfig, pool: bool) -> None:
 
 def _detector() -> Any:
     if "detector" not in _STATE:
-        from facebench.detect import create_detector
+        from facebench.faces.detect import create_detector
 
         cfg: AcquireConfig = _STATE["cfg"]
         options = dict(cfg.detector_options)
@@ -123,7 +123,7 @@ def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any],
             factor: float = 1.0) -> Face:
     """Select and align on the (possibly reduced) detection image; landmarks are returned in
     file coordinates (``× factor``)."""
-    from facebench.detect import select_face
+    from facebench.faces.detect import select_face
 
     det = select_face(dets, image.shape, cfg.select)  # type: ignore[arg-type]
     if det is None:
@@ -215,7 +215,7 @@ def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
     """The detector's own settings (part of the cache key and the results)."""
     if cfg.detector == "none":
         return {"name": "none", "resize": list(cfg.size)}
-    from facebench.detect import create_detector
+    from facebench.faces.detect import create_detector
 
     det = create_detector(cfg.detector, **cfg.detector_options)
     return {"name": det.name, **det.settings()}

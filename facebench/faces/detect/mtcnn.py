@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-from facebench.detect._mtcnn_net import ONet, PNet, RNet
-from facebench.detect._weights import load_strict
-from facebench.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect._mtcnn_net import ONet, PNet, RNet
+from facebench.faces.detect._weights import load_strict
+from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
 
 #: The three weight files, in cascade order.
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
