@@ -3,11 +3,12 @@
     python benchmarks/bench_dlib_lfw.py [--folds 10] [--cache DIR] [--out result.json]
     python benchmarks/bench_dlib_lfw.py --api-check 16     # descriptor API timings only
 
-Runs the ``lfw`` cell of ``suites/dlib-lfw.yaml`` (HOG → 5 landmarks → 150×150 chip →
-descriptor, no flip; ``--cnn-fallback`` adds dlib's MMOD detector where HOG finds nothing, a
-different cache key) with 2 worker processes, then cosine scores → 10-fold accuracy. Prints the
-accuracy ± std (ddof 0), the gap to the published number, wall time, images/s and FtA.
-A second run with the same ``--cache`` loads every descriptor from the cache.
+Runs the ``lfw`` cell of ``suites/dlib-lfw.yaml`` with the real ``facebench run`` CLI (detector
+``dlib``: HOG → 5 landmarks; align ``dlib_chip`` 150×150; engine ``dlib``; no flip;
+``--cnn-fallback`` adds dlib's MMOD detector where HOG finds nothing, a different cache key),
+then prints the accuracy ± std (ddof 0), the gap to the published number, wall time, images/s
+and the failures to acquire, read back from ``results.json``. A second run with the same
+``--cache`` detects and embeds nothing.
 """
 
 from __future__ import annotations
@@ -15,80 +16,85 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from facebench.datasets import load_pairs  # noqa: E402
-from facebench.metrics import compute_verification_metrics  # noqa: E402
-from facebench.models_dlib import (  # noqa: E402
-    PUBLISHED_LFW_ACCURACY,
-    config_from_cell,
-    embed_images_dlib,
-)
-from facebench.pipeline.context import CellContext  # noqa: E402
-from facebench.pipeline.embed import cosine_scores  # noqa: E402
-from facebench.plan import plan  # noqa: E402
-from facebench.suite.load import load_suite  # noqa: E402
+SUITE = ROOT / "suites" / "dlib-lfw.yaml"
+PUBLISHED_LFW_ACCURACY = 0.9938
 
 
-def progress(stage: str, done: int, total: int) -> None:
-    if done % 500 == 0 or done == total:
-        print(f"  {stage} {done}/{total}  {time.strftime('%H:%M:%S')}", flush=True)
+def suite_file(folder: Path, cnn_fallback: bool, workers: int) -> Path:
+    """``suites/dlib-lfw.yaml``, or a copy in ``folder`` whose ``lfw`` protocol turns the CNN
+    fallback on and/or sets ``workers``. The copy's shared paths come from FACEBENCH_SHARED."""
+    if not cnn_fallback and not workers:
+        return SUITE
+    suite = yaml.safe_load(SUITE.read_text())
+    for proto in suite["protocols"]:
+        if proto["id"] == "lfw":
+            if cnn_fallback:
+                proto["detector"] = {**proto.get("detector", {}), "cnn_fallback": True}
+            if workers:
+                proto["workers"] = workers
+    out = folder / SUITE.name
+    out.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return out
 
 
 def run_lfw(folds: int, cache: Path | None, workers: int, cnn_fallback: bool = False) -> dict:
-    os.environ.setdefault("LFW_FOLDS", str(folds))
-    suite = load_suite(ROOT / "suites" / "dlib-lfw.yaml")
-    (cell,) = [c for c in plan(suite) if c.kind == "verification"]
-    cell = cell.__class__(cell.model, cell.device,
-                          cell.protocol.model_copy(update={"workers": workers}))
-    pairs = load_pairs(cell.protocol.dataset)
-    ctx = CellContext(out_dir=Path("."), cell_dir=Path("."), cache_dir=cache, progress=progress)
-    t0 = time.perf_counter()
-    cfg = config_from_cell(cell, cnn_fallback=cnn_fallback)
-    e = embed_images_dlib(cell, pairs.images, pairs.root, ctx, config=cfg)
-    wall = time.perf_counter() - t0
-    scores, fta_pairs = cosine_scores(e.emb, pairs.left, pairs.right, e.valid)
-    res = compute_verification_metrics(
-        scores, pairs.labels.astype(np.int64), folds=pairs.folds.astype(np.int64),
-        fta=fta_pairs, far_targets=(0.1, 0.01, 0.001))
-    m = res.metrics
+    """Run the suite's ``lfw`` cell with ``facebench run`` and summarize its record."""
+    shared = os.environ.get("FACEBENCH_SHARED", str((ROOT.parent / "shared").resolve()))
+    env = dict(os.environ, LFW_FOLDS=str(folds), FACEBENCH_SHARED=shared)
+    if cache is not None:
+        env["FACEBENCH_CACHE"] = str(cache.resolve())
+    with tempfile.TemporaryDirectory(prefix="bench-dlib-") as tmp:
+        suite = suite_file(Path(tmp), cnn_fallback, workers)
+        out = Path(tmp) / "out"
+        cmd = [sys.executable, "-m", "facebench.cli", "run", str(suite), "--out", str(out),
+               "--only", "*@*@lfw"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"facebench run failed (exit {proc.returncode})")
+        results = json.loads((out / "results.json").read_text())
+    (cell,) = [c for c in results["cells"] if c["protocol"] == "lfw"]
+    m, d = cell["metrics"], cell["details"]
+    acquire: dict[str, Any] = d.get("acquire", {})
     return {
-        "pairs": pairs.n_pairs, "images": len(pairs.images), "folds": folds,
+        "pairs": m["pairs"], "images": m["images"], "folds": folds,
         "accuracy": m["accuracy"], "accuracy_std": m["accuracy_std"],
         "published": PUBLISHED_LFW_ACCURACY,
         "gap_points": 100 * (m["accuracy"] - PUBLISHED_LFW_ACCURACY),
-        "fta_images": len(e.fta), "fta_pairs": int(fta_pairs.sum()), "fta_list": e.fta,
-        "upsampled": e.acquire["upsampled"], "multiple_faces": e.acquire["multiple_faces"],
-        "cnn_fallback": e.acquire["cnn_fallback"],
-        "cache_hits": e.acquire["cache_hits"], "wall_s": wall,
-        "images_per_s": len(pairs.images) / wall, "workers": workers,
-        "metrics": {k: v for k, v in m.items() if isinstance(v, int | float) or v is None},
-        "load_avg": list(os.getloadavg()), "settings": e.acquire,
+        "fta_images": m["fta_images"], "fta_pairs": m["fta_pairs"],
+        "fta_list": d.get("fta_images_list", []), "cache_hits": acquire.get("cache_hits"),
+        "wall_s": wall, "images_per_s": m["images"] / wall, "workers": workers or "suite's",
+        "metrics": m, "load_avg": list(os.getloadavg()), "acquire": acquire,
     }
 
 
 def api_check(n: int) -> dict:
     """Per-face descriptor time of dlib's three APIs on the same faces (one process)."""
+    import cv2
     import dlib
 
-    from facebench.faces.images import load_image
-    from facebench.models_dlib import DlibConfig
+    from facebench.engines.dlib_engine import LANDMARKS_FILE, RESNET_FILE, default_model_dir
 
-    cfg = DlibConfig.default()
+    models = default_model_dir()
     det = dlib.get_frontal_face_detector()
-    sp = dlib.shape_predictor(str(cfg.landmarks))
-    net = dlib.face_recognition_model_v1(str(cfg.resnet))
+    sp = dlib.shape_predictor(str(models / LANDMARKS_FILE))
+    net = dlib.face_recognition_model_v1(str(models / RESNET_FILE))
     images = sorted((ROOT.parent / "shared/data/lfw/images").glob("A*/*.jpg"))
     rgbs, shapes, chips = [], [], []
     for p in images:
-        rgb = np.ascontiguousarray(load_image(p)[..., ::-1])
+        rgb = np.ascontiguousarray(cv2.imread(str(p))[..., ::-1])
         rects = det(rgb, 0)
         if len(rects):
             s = sp(rgb, rects[0])
@@ -99,7 +105,7 @@ def api_check(n: int) -> dict:
             break
     net.compute_face_descriptor(chips[0])
 
-    def timed(fn) -> float:
+    def timed(fn: Any) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
         fn()
         return (time.perf_counter() - t) / n * 1e3, (time.process_time() - c) / n * 1e3
@@ -119,8 +125,10 @@ def api_check(n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", type=int, default=10)
-    ap.add_argument("--cache", type=Path, default=None, help="facebench cache root")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="facebench cache root (FACEBENCH_CACHE; default: facebench's)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="the lfw protocol's workers (default: the suite's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--api-check", type=int, default=0, metavar="N")
     ap.add_argument("--cnn-fallback", action="store_true",
@@ -134,11 +142,9 @@ def main() -> None:
           f"{r['images']} images)")
     print(f"accuracy {100 * r['accuracy']:.2f} % ± {100 * r['accuracy_std']:.2f} "
           f"(published 99.38; gap {r['gap_points']:+.2f} points)")
-    print(f"wall {r['wall_s']:.1f} s, {r['images_per_s']:.2f} images/s, {r['workers']} workers, "
+    print(f"wall {r['wall_s']:.1f} s (whole CLI run), {r['images_per_s']:.2f} images/s, "
           f"cache hits {r['cache_hits']}")
-    print(f"FtA {r['fta_images']} images / {r['fta_pairs']} pairs; upsampled "
-          f"{r['upsampled']}; several faces {r['multiple_faces']}; "
-          f"CNN fallback {r['cnn_fallback']}")
+    print(f"FtA {r['fta_images']} images / {r['fta_pairs']} pairs")
     for f in r["fta_list"]:
         print(f"  FtA {f['image']}: {f['reason']}")
     if args.out:

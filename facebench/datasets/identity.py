@@ -10,7 +10,8 @@ Images are ordered by identity, then by relative path ("sorted file order").
 
 :func:`draw_pairs` draws a balanced, seeded verification protocol and :func:`write_pair_csv`
 saves it as a ``pair_csv`` file, so any draw can be audited and reused.
-:func:`gallery_probe_split` and :func:`identification_metrics` give closed-set 1:N rates.
+:func:`gallery_probe_split` splits the images for closed-set 1:N identification
+(:func:`facebench.metrics.identification.identification_metrics` scores it).
 """
 
 from __future__ import annotations
@@ -364,7 +365,7 @@ def write_pair_csv(pairs: PairSet, path: str | Path) -> Path:
     return atomic_write_text(path, pair_csv_text(pairs))
 
 
-# ---- identification (1:N) ----------------------------------------------------------------------
+# ---- identification (1:N) split (the metrics: facebench.metrics.identification) ----------------
 
 
 def gallery_probe_split(ids: IdentitySet) -> tuple[np.ndarray, np.ndarray]:
@@ -375,50 +376,3 @@ def gallery_probe_split(ids: IdentitySet) -> tuple[np.ndarray, np.ndarray]:
     first[np.unique(ids.labels, return_index=True)[1]] = True
     return np.flatnonzero(first), np.flatnonzero(~first)
 
-
-@dataclass(frozen=True)
-class Identification:
-    """Closed-set 1:N result. ``ranks[i]``: probe i's rank, 0 = not identifiable (FtA probe, or
-    its identity's gallery image failed). ``curve[k-1]``: rate at rank k over all probes."""
-
-    ranks: np.ndarray
-    curve: np.ndarray
-    metrics: dict[str, float | int]
-
-
-def identification_metrics(embeddings: np.ndarray, ids: IdentitySet, gallery_idx: np.ndarray,
-                           probe_idx: np.ndarray, ranks: Sequence[int] = (1, 5),
-                           max_rank: int = 20, valid: np.ndarray | None = None) -> Identification:
-    """Rank-k rates and the CMC curve (cosine, identity-level max pooling) via
-    :func:`facebench.metrics.identification.cmc`, which works in probe chunks (memory linear in
-    the gallery). ``valid`` marks images with an embedding: an invalid probe counts as a miss,
-    an invalid gallery image removes its identity from the gallery (its probes miss)."""
-    from facebench.metrics.identification import cmc
-
-    emb = np.asarray(embeddings)
-    if emb.ndim != 2 or emb.shape[0] != ids.n_images:
-        raise ValueError(f"embeddings must be ({ids.n_images}, D), one row per image; got "
-                         f"{emb.shape}")
-    g, p = np.asarray(gallery_idx, dtype=np.int64), np.asarray(probe_idx, dtype=np.int64)
-    if p.size == 0:
-        raise ValueError(f"{ids.name}: no probes (every identity has a single image); "
-                         "identification needs identities with >= 2 images")
-    ok = np.ones(ids.n_images, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
-    g_ok, p_ok = g[ok[g]], ok[p]
-    all_ranks = np.zeros(p.size, dtype=np.int64)
-    if g_ok.size and p_ok.any():
-        res = cmc(emb[p[p_ok]], ids.labels[g_ok], ids.labels[p[p_ok]], max_rank,
-                  gallery=emb[g_ok], unmatched="miss")
-        all_ranks[p_ok] = res.ranks
-    hits = np.bincount(np.minimum(all_ranks[all_ranks > 0], max_rank + 1),
-                       minlength=max_rank + 2)
-    curve = np.cumsum(hits[1:max_rank + 1]) / p.size
-    found = (all_ranks >= 1)
-    metrics: dict[str, float | int] = {
-        f"rank{k}": float(np.count_nonzero(found & (all_ranks <= k)) / p.size) for k in ranks}
-    probe_ids = set(ids.labels[p].tolist())
-    metrics.update({
-        "probes": int(p.size), "gallery": int(g.size),
-        "distractors": int(sum(1 for i in ids.labels[g].tolist() if i not in probe_ids)),
-        "fta_probes": int(np.count_nonzero(~p_ok)), "fta_gallery": int(g.size - g_ok.size)})
-    return Identification(all_ranks, curve, metrics)

@@ -12,8 +12,8 @@ import numpy as np
 
 from facebench.io import sha256_file
 
-__all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "load_pairs",
-           "read_text", "required_inputs", "sha256_file"]
+__all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "read_text",
+           "required_inputs", "sha256_file"]
 
 
 class DatasetError(ValueError):
@@ -122,19 +122,3 @@ def required_inputs(spec: Any) -> list[tuple[str, Path, bool]]:
             out.append((name, value, is_dir))
     return out
 
-
-def load_pairs(spec: Any, cache_dir: Path | None = None) -> PairSet:
-    """Load the pairs a suite protocol's dataset declares (drawing them for identity data)."""
-    if spec.kind in ("insightface_bin", "identity_folder", "identity_file"):
-        from facebench.datasets.specs import load_spec_pairs
-
-        return load_spec_pairs(spec, cache_dir)
-    if spec.kind == "lfw_pairs":
-        from facebench.datasets.lfw import load_lfw_pairs
-
-        return load_lfw_pairs(spec.pairs, spec.images, ext=spec.ext, max_folds=spec.max_folds)
-    if spec.kind == "pair_csv":
-        from facebench.datasets.pair_csv import load_pair_csv
-
-        return load_pair_csv(spec.pairs, spec.images)
-    raise DatasetError(f"unknown dataset kind {spec.kind!r}")

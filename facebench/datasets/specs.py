@@ -1,28 +1,40 @@
-"""Suite models for the dataset kinds ``insightface_bin``, ``identity_folder``, ``identity_file``.
+"""Suite models of every dataset kind: ``lfw_pairs``, ``pair_csv``, ``insightface_bin``,
+``identity_folder``, ``identity_file``.
 
 They plug into the suite's dataset union by their ``kind`` tag. Paths resolve against the suite
-file's folder (``context={"base_dir": ...}``) exactly as ``facebench.suite.schema.SuitePath``;
-:func:`load_spec_pairs` and :func:`load_spec_identities` turn a spec into data.
+file's folder (``context={"base_dir": ...}``) (``facebench.paths.SuitePath``).
+This module imports no loader: :mod:`facebench.datasets.load` turns a spec into data.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from facebench.bounds import Count, FoldCount, Seed
 from facebench.paths import SuitePath
 
-if TYPE_CHECKING:
-    from facebench.datasets.identity import IdentitySet
-    from facebench.datasets.pairs import PairSet
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class LfwPairsDataset(_Strict):
+    kind: Literal["lfw_pairs"] = "lfw_pairs"
+    pairs: SuitePath
+    images: SuitePath
+    ext: str = ".jpg"
+    max_folds: FoldCount | None = Field(
+        default=None, description="Use only the first N folds (fixed subsets for speed; >= 2: "
+        "each fold's threshold is chosen on the other folds)."
+    )
+
+
+class PairCsvDataset(_Strict):
+    kind: Literal["pair_csv"]
+    pairs: SuitePath
+    images: SuitePath
 
 
 class InsightfaceBinDataset(_Strict):
@@ -84,48 +96,12 @@ class IdentityFileDataset(_IdentityDraw):
 
 
 IdentityDataset = IdentityFolderDataset | IdentityFileDataset
-#: The kinds this module adds, by tag.
+AnyDataset = LfwPairsDataset | PairCsvDataset | InsightfaceBinDataset | IdentityDataset
+#: Every dataset kind's model, by its ``kind`` tag.
 KINDS: dict[str, type[_Strict]] = {
+    "lfw_pairs": LfwPairsDataset,
+    "pair_csv": PairCsvDataset,
     "insightface_bin": InsightfaceBinDataset,
     "identity_folder": IdentityFolderDataset,
     "identity_file": IdentityFileDataset,
 }
-
-
-def _cache(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    from facebench.faces.acquire import default_cache_dir
-
-    return default_cache_dir()
-
-
-def load_spec_identities(spec: IdentityDataset) -> IdentitySet:
-    """The identity-labelled images an ``identity_folder`` / ``identity_file`` spec declares."""
-    from facebench.datasets.identity import load_identity_file, load_identity_folder
-
-    if spec.kind == "identity_folder":
-        return load_identity_folder(spec.images, spec.extensions, spec.min_images)
-    return load_identity_file(spec.identities, spec.images, spec.min_images)
-
-
-def load_spec_pairs(spec: InsightfaceBinDataset | IdentityDataset,
-                    cache_dir: str | Path | None = None) -> PairSet:
-    """Verification pairs of one of this module's kinds. ``cache_dir`` (default: facebench's
-    cache) holds extracted ``.bin`` images and drawn pair CSVs unless the spec names a place."""
-    if spec.kind == "insightface_bin":
-        from facebench.datasets.insightface_bin import load_insightface_bin
-
-        extract = spec.extract_dir or _cache(cache_dir) / "insightface_bin"
-        return load_insightface_bin(spec.path, extract, folds=spec.folds)
-    from facebench.datasets.identity import draw_pairs
-
-    ids = load_spec_identities(spec)
-    out = spec.pairs_out
-    if out is None:
-        key = hashlib.sha256(
-            f"{ids.checksum}:{spec.min_images}:{spec.n_genuine}:{spec.n_impostor}:{spec.folds}:"
-            f"{spec.seed}".encode()
-        ).hexdigest()[:16]
-        out = _cache(cache_dir) / "pairs" / f"{ids.name}-{key}.csv"
-    return draw_pairs(ids, spec.n_genuine, spec.n_impostor, spec.folds, spec.seed, out=out)

@@ -4,6 +4,9 @@
 >>> engine = create_engine(ModelSource(kind="onnx", path=Path("m.onnx")), cfg)  # doctest: +SKIP
 >>> engine.infer(batch)  # float32 (N, 3, H, W) -> float32 (N, D)          # doctest: +SKIP
 
+Engines: ``torch``, ``torch_compile`` (TorchScript and zoo sources), ``onnxruntime`` (ONNX, or
+an export of a torch source) and ``dlib`` (dlib sources only; NHWC 150×150 chips).
+
 :func:`check_available` answers "can this run here, and if not why" without building anything;
 :func:`create_engine` raises :class:`EngineUnavailable` with the same kind of reason, including
 failures only seen while building (e.g. an ONNX Runtime provider that silently fell back to CPU).
@@ -21,6 +24,12 @@ from facebench.engines.base import (
     EngineUnavailable,
     ModelSource,
 )
+from facebench.engines.dlib_engine import (
+    DlibEngine,
+    dlib_unavailable,
+    resolve_source,
+    source_problem,
+)
 
 
 def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str | None:
@@ -37,6 +46,8 @@ def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str
         from facebench.engines.torch_engine import torch_unavailable_reason
 
         reason = torch_unavailable_reason(cfg)
+    elif cfg.engine == "dlib":
+        reason = _dlib_reason(cfg, source)
     else:
         raise ValueError(f"unknown engine {cfg.engine!r}")
     if reason or source is None:
@@ -44,7 +55,23 @@ def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str
     return _source_reason(source, cfg)
 
 
+def _dlib_reason(cfg: EngineConfig, source: ModelSource | None) -> str | None:
+    if source is not None and source.kind == "dlib":
+        problem = source_problem(source)
+        if problem:
+            raise ValueError(problem)
+    if cfg.fp16:
+        return "fp16: dlib's network runs in float32 only"
+    return dlib_unavailable(cfg.device)
+
+
 def _source_reason(source: ModelSource, cfg: EngineConfig) -> str | None:
+    if (source.kind == "dlib") != (cfg.engine == "dlib"):
+        if cfg.engine == "dlib":
+            return (f"engine 'dlib' runs only dlib models (source: dlib), not a {source.kind} "
+                    "source; restrict the protocol's devices")
+        return (f"a dlib model runs only on engine 'dlib', not {cfg.engine}; restrict the "
+                "protocol's devices")
     if cfg.engine != "onnxruntime" and source.kind == "onnx":
         return f"{cfg.engine} cannot run an ONNX file (ONNX -> torch conversion is not supported)"
     needs = []
@@ -78,12 +105,27 @@ def create_engine(
         from facebench.engines.sources import onnx_path_for
 
         return OrtEngine(onnx_path_for(source, cache_dir), cfg, cache_dir=cache_dir)
+    if cfg.engine == "dlib":
+        return DlibEngine(source, cfg)
     from facebench.engines.sources import load_torch_module
     from facebench.engines.torch_engine import TorchEngine
 
     engine = TorchEngine(load_torch_module(source), cfg, label=source.describe())
     engine.compile_now(source.input_size)
     return engine
+
+
+def run_source(source: ModelSource, cfg: EngineConfig, cache_dir: Path | None = None,
+               ) -> ModelSource:
+    """The source the engine for ``cfg`` actually runs: ONNX Runtime's (cached) export of a
+    torch source, a dlib source with its default network file filled in, else ``source``."""
+    if source.kind == "dlib":
+        return resolve_source(source)
+    if cfg.engine == "onnxruntime":
+        from facebench.engines.sources import onnx_source
+
+        return onnx_source(source, cache_dir)
+    return source
 
 
 __all__ = [
@@ -94,4 +136,5 @@ __all__ = [
     "ModelSource",
     "check_available",
     "create_engine",
+    "run_source",
 ]

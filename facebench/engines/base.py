@@ -1,6 +1,7 @@
 """Engine interface: configuration, model source, the :class:`Engine` protocol and errors.
 
-An engine turns a float32 NCHW batch (already preprocessed) into float32 ``(N, D)`` embeddings.
+An engine turns a float32 batch (already preprocessed; NCHW, or NHWC where the source says so)
+into float32 ``(N, D)`` embeddings.
 Engines are built by :func:`facebench.engines.create_engine`; :func:`check_available` says, without
 building anything, why a configuration cannot run here.
 """
@@ -14,9 +15,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-EngineName = Literal["torch", "torch_compile", "onnxruntime"]
+EngineName = Literal["torch", "torch_compile", "onnxruntime", "dlib"]
 DeviceName = Literal["cpu", "cuda"]
 ProviderName = Literal["cpu", "cuda", "tensorrt"]
+Layout = Literal["NCHW", "NHWC"]
 
 
 class EngineUnavailable(RuntimeError):
@@ -56,14 +58,17 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where the model comes from: an ONNX or TorchScript file, or a zoo architecture."""
+    """Where the model comes from: an ONNX or TorchScript file, a zoo architecture, or a dlib
+    network file (``path``; ``None``: the ``face_recognition_models`` package's ResNet).
+    ``layout`` is that of the batches :meth:`Engine.infer` receives."""
 
-    kind: Literal["onnx", "torchscript", "zoo"]
+    kind: Literal["onnx", "torchscript", "zoo", "dlib"]
     path: Path | None = None
     arch: str | None = None
     embedding_size: int | None = None
     weights: Path | None = None
     input_size: tuple[int, int] = (112, 112)
+    layout: Layout = "NCHW"
 
     def describe(self) -> str:
         """A short human label, for messages."""
@@ -81,7 +86,8 @@ class Engine(Protocol):
     name: str
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """float32 ``(N, 3, H, W)`` -> float32 ``(N, D)``; synchronous (results are on host)."""
+        """float32 ``(N, 3, H, W)`` (``(N, H, W, 3)`` for an NHWC source) -> float32 ``(N, D)``;
+        synchronous (results are on host)."""
         ...
 
     def info(self) -> dict[str, Any]:
@@ -95,6 +101,12 @@ class Engine(Protocol):
 #: synchronous). Without it the probe times ``infer(batch)`` (host to host).
 RunnerFn = Callable[[np.ndarray], tuple[Callable[[], Any], Callable[[], None] | None]]
 
+#: Optional engine method used by the efficiency probe when present: ``compute_counts() ->
+#: dict`` with at least ``params``, ``gmac`` and ``gflops`` (``gflops = 2 * gmac``, per image),
+#: for runtimes whose model facebench's torch/ONNX counters cannot read (dlib's ``.dat``).
+#: Without it the probe counts the source with :mod:`facebench.probes.compute`.
+ComputeCountsFn = Callable[[], dict[str, Any]]
+
 
 def runner_for(engine: Engine, batch: np.ndarray) -> tuple[Callable[[], Any],
                                                            Callable[[], None] | None, str]:
@@ -106,11 +118,13 @@ def runner_for(engine: Engine, batch: np.ndarray) -> tuple[Callable[[], Any],
     return (lambda: engine.infer(batch)), None, "infer: host array in, host embeddings out"
 
 
-def as_batch(batch: np.ndarray) -> np.ndarray:
-    """Validate and return a C-contiguous float32 NCHW array."""
+def as_batch(batch: np.ndarray, layout: Layout = "NCHW") -> np.ndarray:
+    """Validate and return a C-contiguous float32 array in ``layout`` (3 channels)."""
     arr = np.ascontiguousarray(batch, dtype=np.float32)
-    if arr.ndim != 4 or arr.shape[1] != 3:
-        raise ValueError(f"expected a float32 (N, 3, H, W) batch, got shape {arr.shape}")
+    channels = 1 if layout == "NCHW" else 3
+    if arr.ndim != 4 or arr.shape[channels] != 3:
+        want = "(N, 3, H, W)" if layout == "NCHW" else "(N, H, W, 3)"
+        raise ValueError(f"expected a float32 {want} batch ({layout}), got shape {arr.shape}")
     return arr
 
 

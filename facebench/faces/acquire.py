@@ -1,9 +1,14 @@
 """Acquire aligned faces for a list of images: cache → decode → detect → select → align.
 
+Two caches, both keyed by image content (sha256 of the file's bytes) and shared across models and
+runs: the selected detection per detector settings (``detect/<key>/``), and the crop per detector
+settings × alignment (``align/<key>/``). A suite comparing models with different alignments
+detects each image once per detector and aligns it once per alignment; a second run does neither.
+
 Work runs in a process pool (one detector per process, one thread each) and streams results in
 input order, so embedding starts before detection finishes. Each image file is read once; its
-bytes are hashed for the cache key and decoded from memory. Results are cached per image content
-and detector settings, shared across models and runs: a second run does no detection.
+bytes are hashed for the cache keys and decoded from memory. Per-stage seconds (``decode``,
+``detect``, ``align``) are summed into the caller's ``timings``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +26,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facebench.faces.align import ESTIMATOR, align_face
+from facebench.faces.align import NoAlign, _Align, check_landmarks
+from facebench.faces.detect import create_detector, select_face
 from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
 from facebench.paths import default_cache_dir
 from facebench.pool import chunks, ordered_map
 
 __all__ = ["AcquireConfig", "Face", "acquire", "acquire_chunk", "default_cache_dir"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
+CHUNK = 32
 
 
 @dataclass
@@ -44,18 +53,43 @@ class Face:
 
 @dataclass(frozen=True)
 class AcquireConfig:
+    """Detector (by suite name and options), face selection, alignment (output size set)."""
+
     detector: str
     detector_options: dict[str, Any]
     select: str
-    size: tuple[int, int]
+    align: _Align
     cache_dir: Path | None
 
-    def key(self, detector_settings: dict[str, Any]) -> str:
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.align.out_size()
+
+    def effective_align(self) -> _Align:
+        """Without a detector the input is pre-aligned: every method becomes a resize."""
+        if self.detector == "none":
+            return NoAlign(size=self.align.out_size())
+        return self.align
+
+    def detect_key(self, detector_settings: dict[str, Any]) -> str:
         blob = json.dumps({"v": CACHE_VERSION, "detector": self.detector,
                            "settings": detector_settings, "select": self.select,
-                           "size": list(self.size), "estimator": ESTIMATOR,
                            "detect_max_side": DETECT_MAX_SIDE}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def key(self, detector_settings: dict[str, Any]) -> str:
+        """Key of the crops: the detection key and the alignment's settings."""
+        blob = json.dumps({"v": CACHE_VERSION, "detect": self.detect_key(detector_settings),
+                           "align": self.effective_align().settings()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Caches:
+    """The two cache folders of one configuration (``None`` without a usable cache)."""
+
+    detect: Path | None = None
+    crops: Path | None = None
 
 
 # ---- worker side -----------------------------------------------------------------------------
@@ -74,8 +108,6 @@ def _init_worker(cfg: AcquireConfig, pool: bool) -> None:
 
 def _detector() -> Any:
     if "detector" not in _STATE:
-        from facebench.faces.detect import create_detector
-
         cfg: AcquireConfig = _STATE["cfg"]
         options = dict(cfg.detector_options)
         if not _STATE["pool"]:
@@ -87,28 +119,154 @@ def _detector() -> Any:
     return _STATE["detector"]
 
 
-def _decode(data: bytes, name: str) -> tuple[np.ndarray, float]:
-    """The image a detector sees (longest side ≤ :data:`DETECT_MAX_SIDE`) and the factor back
-    to file coordinates."""
-    return decode_reduced(data, name, DETECT_MAX_SIDE)
+def _entry(root: Path | None, digest: str) -> Path | None:
+    return None if root is None else root / digest[:2] / f"{digest}.npz"
 
 
-def _lookup(cache: Path | None, data: bytes) -> tuple[Path | None, Face | None]:
-    """The cache entry path for these bytes and, when present and readable, its face."""
-    if cache is None:
-        return None, None
-    digest = hashlib.sha256(data).hexdigest()
-    entry = cache / digest[:2] / f"{digest}.npz"
-    if not entry.is_file():
-        return entry, None
+def _load(entry: Path | None) -> dict[str, np.ndarray] | None:
+    """A cache entry's arrays, or ``None`` when absent or damaged (then it is recomputed)."""
+    if entry is None or not entry.is_file():
+        return None
     try:
         with np.load(entry, allow_pickle=False) as z:
-            reason = str(z["reason"]) or None
-            if reason is not None:
-                return entry, Face(-1, None, reason=reason, cached=True)
-            return entry, Face(-1, z["crop"], z["landmarks"], float(z["score"]), cached=True)
+            return {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError):
-        return entry, None  # a damaged entry is recomputed
+        return None
+
+
+def _store(entry: Path | None, **arrays: Any) -> None:
+    if entry is None:
+        return
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, entry)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a read-only or full cache never fails the run
+
+
+_NO_POINTS = np.zeros((0, 2), np.float32)
+_NO_BOX = np.zeros((0,), np.float32)
+
+
+def _face_from_crop(index: int, z: dict[str, np.ndarray]) -> Face | None:
+    try:
+        reason = str(z["reason"]) or None
+        if reason is not None:
+            return Face(index, None, reason=reason, cached=True)
+        return Face(index, z["crop"], z["landmarks"], float(z["score"]), cached=True)
+    except KeyError:
+        return None
+
+
+def _store_crop(entry: Path | None, face: Face) -> None:
+    _store(entry, crop=face.crop if face.crop is not None else np.zeros((0,), np.uint8),
+           landmarks=face.landmarks if face.landmarks is not None else _NO_POINTS,
+           score=np.float32(face.score if face.score is not None else np.nan),
+           reason=np.str_(face.reason or ""))
+
+
+@dataclass
+class _Todo:
+    """An image that needs work: decoded (reduced for detection), maybe already detected."""
+
+    i: int
+    crop_entry: Path | None
+    detect_entry: Path | None
+    image: np.ndarray
+    factor: float
+    detection: dict[str, np.ndarray] | None  # from the detection cache
+
+
+def _add(timings: dict[str, float] | None, stage: str, seconds: float) -> None:
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Path],
+                  timings: dict[str, float] | None = None) -> list[Face]:
+    """Faces for consecutive images ``start, start+1, …``: crop-cache hits are returned as
+    stored; the rest are read once, decoded from memory, detected together (or taken from the
+    detection cache), selected, aligned and cached."""
+    align = cfg.effective_align()
+    faces: list[Face | None] = [None] * len(paths)
+    todo: list[_Todo] = []
+    for i, path in enumerate(paths):
+        index = start + i
+        t0 = time.perf_counter()
+        try:
+            data = read_image_file(path)  # a FIFO or device is never opened for reading
+        except ImageError as exc:
+            faces[i] = Face(index, None, reason=f"unreadable: {exc.reason}")
+            continue
+        except OSError as exc:
+            faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        crop_entry = _entry(caches.crops, digest)
+        stored = _load(crop_entry)
+        hit = _face_from_crop(index, stored) if stored is not None else None
+        if hit is not None:
+            faces[i] = hit
+            _add(timings, "decode", time.perf_counter() - t0)
+            continue
+        try:
+            # the image a detector sees: longest side <= DETECT_MAX_SIDE, and the factor back
+            image, factor = decode_reduced(data, str(path), DETECT_MAX_SIDE)
+        except ImageError as exc:
+            faces[i] = Face(index, None, reason=f"bad image: {exc.reason}")
+            _store_crop(crop_entry, faces[i])  # type: ignore[arg-type]
+            continue
+        finally:
+            _add(timings, "decode", time.perf_counter() - t0)
+        if cfg.detector == "none":
+            t1 = time.perf_counter()
+            faces[i] = Face(index, align.crop(image, None, None))
+            _add(timings, "align", time.perf_counter() - t1)
+            _store_crop(crop_entry, faces[i])  # type: ignore[arg-type]
+            continue
+        detect_entry = _entry(caches.detect, digest)
+        todo.append(_Todo(i, crop_entry, detect_entry, image, factor, _load(detect_entry)))
+    need = [t for t in todo if t.detection is None]
+    if need:
+        t1 = time.perf_counter()
+        found = _detect_all([t.image for t in need])
+        _add(timings, "detect", time.perf_counter() - t1)
+        for t, dets in zip(need, found, strict=True):
+            det = select_face(dets, t.image.shape, cfg.select)  # type: ignore[arg-type]
+            if det is None:
+                t.detection = {"reason": np.str_("no face detected")}
+            else:
+                t.detection = {"box": np.asarray(det.box, np.float32),
+                               "landmarks": np.asarray(det.landmarks, np.float32),
+                               "score": np.float32(det.score), "reason": np.str_("")}
+            _store(t.detect_entry, **t.detection)
+    for t in todo:
+        faces[t.i] = _align_one(align, start + t.i, t, timings)
+        _store_crop(t.crop_entry, faces[t.i])  # type: ignore[arg-type]
+    return faces  # type: ignore[return-value]
+
+
+def _align_one(align: _Align, index: int, t: _Todo,
+               timings: dict[str, float] | None) -> Face:
+    """Align one detected face on the detection image; landmarks are returned in file
+    coordinates (``× factor``)."""
+    d = t.detection or {}
+    reason = str(d.get("reason", "")) or None
+    if reason is not None or "box" not in d:
+        return Face(index, None, reason=reason or "no face detected")
+    t0 = time.perf_counter()
+    try:
+        crop = align.crop(t.image, d["box"], d["landmarks"] if d["landmarks"].size else None)
+    except ValueError as exc:
+        return Face(index, None, reason=str(exc))
+    finally:
+        _add(timings, "align", time.perf_counter() - t0)
+    landmarks = d["landmarks"] if t.factor == 1.0 else (d["landmarks"] * t.factor).astype(
+        np.float32)
+    return Face(index, crop, landmarks, float(d["score"]))
 
 
 def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
@@ -119,129 +277,60 @@ def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
     return [det.detect(im) for im in images]
 
 
-def _finish(cfg: AcquireConfig, index: int, image: np.ndarray, dets: list[Any],
-            factor: float = 1.0) -> Face:
-    """Select and align on the (possibly reduced) detection image; landmarks are returned in
-    file coordinates (``× factor``)."""
-    from facebench.faces.detect import select_face
-
-    det = select_face(dets, image.shape, cfg.select)  # type: ignore[arg-type]
-    if det is None:
-        return Face(index, None, reason="no face detected")
-    try:
-        crop = align_face(image, det.landmarks, cfg.size)
-    except ValueError as exc:
-        return Face(index, None, reason=str(exc))
-    landmarks = det.landmarks if factor == 1.0 else (det.landmarks * factor).astype(np.float32)
-    return Face(index, crop, landmarks, det.score)
-
-
-def acquire_chunk(cfg: AcquireConfig, cache: Path | None, start: int,
-                  paths: list[Path]) -> list[Face]:
-    """Faces for consecutive images ``start, start+1, …``: cache hits are returned as stored;
-    the rest are read once, decoded from memory, detected together, aligned and cached."""
-    faces: list[Face | None] = [None] * len(paths)
-    todo: list[tuple[int, Path | None, np.ndarray, float]] = []
-    for i, path in enumerate(paths):
-        index = start + i
-        try:
-            data = read_image_file(path)  # a FIFO or device is never opened for reading
-        except ImageError as exc:
-            faces[i] = Face(index, None, reason=f"unreadable: {exc.reason}")
-            continue
-        except OSError as exc:
-            faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
-            continue
-        entry, hit = _lookup(cache, data)
-        if hit is not None:
-            hit.index = index
-            faces[i] = hit
-            continue
-        try:
-            image, factor = _decode(data, str(path))
-        except ImageError as exc:
-            faces[i] = Face(index, None, reason=f"bad image: {exc.reason}")
-        else:
-            if cfg.detector == "none":
-                crop = cv2.resize(image, cfg.size, interpolation=cv2.INTER_AREA)
-                faces[i] = Face(index, crop)
-            else:
-                todo.append((i, entry, image, factor))
-                continue
-        if entry is not None:
-            _store(entry, faces[i])  # type: ignore[arg-type]
-    if todo:
-        detections = _detect_all([image for _, _, image, _ in todo])
-        for (i, entry, image, factor), dets in zip(todo, detections, strict=True):
-            faces[i] = _finish(cfg, start + i, image, dets, factor)
-            if entry is not None:
-                _store(entry, faces[i])  # type: ignore[arg-type]
-    return faces  # type: ignore[return-value]
-
-
-def _store(entry: Path, face: Face) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    empty = np.zeros((0,), np.uint8)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                crop=face.crop if face.crop is not None else empty,
-                landmarks=face.landmarks if face.landmarks is not None else np.zeros((0, 2)),
-                score=np.float32(face.score if face.score is not None else np.nan),
-                reason=np.str_(face.reason or ""),
-            )
-        os.replace(tmp, entry)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only or full cache never fails the run
-
-
 def _work(job: tuple[int, list[Path]]) -> list[Face]:
     start, paths = job
-    return acquire_chunk(_STATE["cfg"], _STATE.get("cache"), start, paths)
+    return acquire_chunk(_STATE["cfg"], _STATE["caches"], start, paths)
 
 
-def init_with_cache(cfg: AcquireConfig, cache: Path | None, pool: bool) -> None:
-    """Set up a process (pool worker or inline) to acquire with ``cfg`` and ``cache``."""
+def init_with_cache(cfg: AcquireConfig, caches: Caches, pool: bool) -> None:
+    """Set up a process (pool worker or inline) to acquire with ``cfg`` and ``caches``."""
     _init_worker(cfg, pool)
-    _STATE["cache"] = cache
+    _STATE["caches"] = caches
 
 
 # ---- driver side -----------------------------------------------------------------------------
 
 
 def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
-    """The detector's own settings (part of the cache key and the results)."""
+    """The detector's own settings (part of the cache keys and the results); checks that the
+    alignment gets the landmarks it needs."""
     if cfg.detector == "none":
-        return {"name": "none", "resize": list(cfg.size)}
-    from facebench.faces.detect import create_detector
-
+        return {"name": "none"}
     det = create_detector(cfg.detector, **cfg.detector_options)
+    check_landmarks(cfg.align, cfg.detector, getattr(det, "landmarks_scheme", "arcface5"))
     return {"name": det.name, **det.settings()}
 
 
-def prepare(cfg: AcquireConfig) -> tuple[Path | None, dict[str, Any]]:
-    """The alignment cache folder for these settings (``None`` without a usable cache) and the
-    settings record that goes into results."""
+def _folder(root: Path | None) -> Path | None:
+    if root is None:
+        return None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return root
+
+
+def prepare(cfg: AcquireConfig) -> tuple[Caches, dict[str, Any]]:
+    """The cache folders for these settings and the settings record that goes into results."""
     settings = detector_settings(cfg)
-    cache = None
+    caches = Caches()
     if cfg.cache_dir is not None:
-        cache = Path(cfg.cache_dir) / "align" / cfg.key(settings)
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            cache = None
-    record = {"detector": settings, "select": cfg.select, "size": list(cfg.size),
-              "estimator": ESTIMATOR, "detect_max_side": DETECT_MAX_SIDE,
-              "cache": str(cache) if cache else None}
-    return cache, record
+        base = Path(cfg.cache_dir)
+        caches = Caches(detect=_folder(base / "detect" / cfg.detect_key(settings)),
+                        crops=_folder(base / "align" / cfg.key(settings)))
+    record = {"detector": settings, "select": cfg.select,
+              "align": cfg.effective_align().settings(), "size": list(cfg.size),
+              "detect_max_side": DETECT_MAX_SIDE,
+              "cache": str(caches.crops) if caches.crops else None,
+              "detect_cache": str(caches.detect) if caches.detect else None}
+    return caches, record
 
 
 def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
-            chunk: int = 32) -> tuple[Iterator[Face], dict[str, Any]]:
+            chunk: int = CHUNK) -> tuple[Iterator[Face], dict[str, Any]]:
     """Stream a :class:`Face` per path, in order. Returns the iterator and the settings record."""
-    cache, record = prepare(cfg)
+    caches, record = prepare(cfg)
     faces = ordered_map(_work, chunks(paths, chunk), workers, init_with_cache,
-                        (cfg, cache, True), (cfg, cache, False))
+                        (cfg, caches, True), (cfg, caches, False))
     return faces, record

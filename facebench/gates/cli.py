@@ -22,10 +22,9 @@ from facebench.history.store import (
     BaselineNotFound,
     HistoryStore,
     is_path_ref,
-    load_results,
     suite_name,
 )
-from facebench.results import refuse_own_baseline
+from facebench.results import load_results, refuse_own_baseline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TAG = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP "}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent, metric_kind
+from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent, metric_kinds
 from facebench.gates.stats import MIN_SAMPLES, SampleComparison, compare_samples, sample_source
 
 Status = Literal["pass", "fail", "error", "skip"]
@@ -76,7 +76,7 @@ def _applies(cell: dict[str, Any], metric: str) -> bool:
     if metric in (cell.get("metrics") or {}):
         return True
     kind = cell.get("kind")
-    return kind in (None, metric_kind(metric)) and cell.get("status") != "ok"
+    return (kind is None or kind in metric_kinds(metric)) and cell.get("status") != "ok"
 
 
 def _fingerprint_issue(results: dict[str, Any], baseline: dict[str, Any]) -> str | None:

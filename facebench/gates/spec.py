@@ -12,7 +12,8 @@ form is parsed into the same model; its grammar (see ``docs/ci.md``)::
               | "baseline" ("+" | "-") number ["%"]        relative bound
 
 ``protocol.metric`` applies when the first dotted part is not a metric family (``latency``,
-``throughput``, ``memory``): ``lfw.accuracy`` is metric ``accuracy`` on protocol ``lfw``.
+``throughput``, ``memory``, ``time``): ``lfw.accuracy`` is metric ``accuracy`` on protocol ``lfw``.
+Which way is better for a metric comes from ``facebench.metrics.catalog``.
 ``metric <= baseline + 10%`` is ``max_regression: 0.10`` with lower-is-better;
 ``metric >= baseline - 0.002`` is ``max_drop: 0.002`` with higher-is-better.
 """
@@ -26,52 +27,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from facebench.bounds import MAX_BOOTSTRAP, Count, NonNegative, Ratio, Real, Seed
+from facebench.metrics.catalog import dotted_heads, metric_info
 
 Op = Literal[">=", "<=", ">", "<", "=="]
 Direction = Literal["lower", "higher"]
 MismatchPolicy = Literal["warn", "fail"]
 
 OPS: tuple[str, ...] = (">=", "<=", "==", ">", "<")
-#: Dotted first parts that belong to a metric name, not to a protocol selector.
-METRIC_FAMILIES = frozenset({"latency", "throughput", "memory"})
-
-_LOWER_EXACT = frozenset(
-    {
-        "params",
-        "gmac",
-        "gflops",
-        "model_size_bytes",
-        "cold_start_ms",
-        "eer",
-        "fp",
-        "fn",
-        "fta_images",
-        "fta_pairs",
-        "fta_rate",
-        "accuracy_std",
-    }
-)
-_HIGHER_EXACT = frozenset(
-    {
-        "accuracy",
-        "precision",
-        "recall",
-        "specificity",
-        "f1",
-        "tp",
-        "tn",
-        "auc",
-        "gflops_per_s",
-        "pct_of_peak",
-    }
-)
-_LOWER_PREFIX = ("latency.", "memory.", "far_achieved@")
-_HIGHER_PREFIX = ("throughput.", "tar@")
-#: Metrics that depend on the machine; a baseline from another machine makes them incomparable.
-_MACHINE_PREFIX = ("latency.", "throughput.", "memory.")
-_MACHINE_EXACT = frozenset({"cold_start_ms", "gflops_per_s", "pct_of_peak"})
-#: Efficiency metrics that do not depend on the machine.
-_COST_EXACT = frozenset({"params", "gmac", "gflops", "model_size_bytes"})
+#: Dotted first parts that belong to a metric name, not to a protocol selector (the catalog's:
+#: ``latency``, ``throughput``, ``memory``, ``time``).
+METRIC_FAMILIES = dotted_heads()
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RHS_ABS = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
@@ -86,25 +51,22 @@ _EXPECTED = (
 
 
 def infer_direction(metric: str) -> Direction | None:
-    """Which way is better for a metric name, or ``None`` when unknown."""
-    base = re.sub(r"_ci_(low|high)$", "", metric)
-    if base in _LOWER_EXACT or base.startswith(_LOWER_PREFIX):
-        return "lower"
-    if base in _HIGHER_EXACT or base.startswith(_HIGHER_PREFIX):
-        return "higher"
-    return None
+    """Which way is better for a metric name (the catalog's), or ``None`` when neither or
+    unknown."""
+    info = metric_info(metric)
+    return None if info is None or info.direction == "none" else info.direction
 
 
-def metric_kind(metric: str) -> Literal["verification", "efficiency"]:
-    """Which cell kind reports a metric name (per docs/results.md)."""
-    if metric in _COST_EXACT or machine_dependent(metric):
-        return "efficiency"
-    return "verification"
+def metric_kinds(metric: str) -> tuple[str, ...]:
+    """Which cell kinds report a metric name (the catalog's; ``verification`` when unknown)."""
+    info = metric_info(metric)
+    return ("verification",) if info is None else info.kinds
 
 
 def machine_dependent(metric: str) -> bool:
-    """True for metrics whose value depends on the machine (latency, memory, throughput…)."""
-    return metric in _MACHINE_EXACT or metric.startswith(_MACHINE_PREFIX)
+    """True for metrics whose value depends on the machine (latency, memory, timings…)."""
+    info = metric_info(metric)
+    return info is not None and info.machine
 
 
 class Gate(BaseModel):

@@ -9,7 +9,6 @@ from facebench.history.store import (
     RunInfo,
     SeriesPoint,
     is_path_ref,
-    load_results,
     resolve_url,
     suite_name,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "SeriesPoint",
     "history_command",
     "is_path_ref",
-    "load_results",
     "resolve_url",
     "suite_name",
 ]

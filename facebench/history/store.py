@@ -42,6 +42,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from facebench.results import check_results, load_results
+
 DEFAULT_URL = "sqlite:///.facebench/history.db"
 ENV_VAR = "FACEBENCH_HISTORY"
 BUSY_TIMEOUT_S = 60
@@ -139,20 +141,6 @@ def resolve_url(url: str | None = None) -> str:
         if url.startswith(legacy):
             return "postgresql+psycopg://" + url[len(legacy) :]
     return url
-
-
-def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``results.json`` file, or the one inside an output directory."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"no results.json at {path}")
-    with p.open(encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or "run" not in data or "cells" not in data:
-        raise ValueError(f"{p} is not a facebench results.json (no 'run'/'cells')")
-    return data
 
 
 def suite_name(results: dict[str, Any]) -> str | None:
@@ -399,7 +387,8 @@ class HistoryStore:
         """
         if is_path_ref(ref):
             return load_results(ref)
-        return self.results(self.resolve_id(ref, suite=suite, exclude=exclude))
+        run_id = self.resolve_id(ref, suite=suite, exclude=exclude)
+        return check_results(self.results(run_id), f"run {run_id} in the history at {self.url}")
 
     def metric_series(
         self,

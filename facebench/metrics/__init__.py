@@ -5,7 +5,7 @@ Definitions follow ``docs/metrics.md`` of the shared data; metric names follow d
 
 from facebench.metrics._inputs import far_key
 from facebench.metrics.bootstrap import bootstrap_kfold_accuracy, bootstrap_tar_at_far
-from facebench.metrics.identification import Cmc, cmc
+from facebench.metrics.identification import Cmc, Identification, cmc, identification_metrics
 from facebench.metrics.roc import (
     Eer,
     Roc,
@@ -37,6 +37,7 @@ __all__ = [
     "Cmc",
     "Confusion",
     "Eer",
+    "Identification",
     "KFold",
     "Roc",
     "TarAtFar",
@@ -52,6 +53,7 @@ __all__ = [
     "downsample_roc",
     "eer",
     "far_key",
+    "identification_metrics",
     "kfold_accuracy",
     "roc_auc",
     "roc_curve",

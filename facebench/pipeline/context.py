@@ -1,4 +1,5 @@
-"""What a cell needs besides its specs: output folder, cache, progress reporting."""
+"""What a cell needs besides its specs: output folder, cache, progress reporting, and the shard
+runner (cluster access) the runner hands in, so that ``pipeline/`` never imports ``runner/``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from facebench.engines import EngineConfig, ModelSource
 from facebench.suite.schema import DeviceSpec, ModelSpec
+
+
+class ShardRunner(Protocol):
+    """Runs ``fn(*args)`` for each args tuple somewhere (e.g. Ray tasks on a cluster), calling
+    ``done(result)`` as each finishes (any order)."""
+
+    name: str
+
+    def map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]],
+            done: Callable[[Any], None]) -> None: ...
 
 
 @dataclass
@@ -19,6 +31,7 @@ class CellContext:
     cell_dir: Path  # cells/<slug>/
     cache_dir: Path | None
     progress: Callable[[str, int, int], None] = field(default=lambda stage, done, total: None)
+    shards: ShardRunner | None = None  # where sharded cells send their shards (None: here)
 
 
 def stdout_progress(min_interval_s: float = 0.25) -> Callable[[str, int, int], None]:
@@ -36,10 +49,8 @@ def stdout_progress(min_interval_s: float = 0.25) -> Callable[[str, int, int], N
     return report
 
 
-def engine_parts(model: ModelSpec, device: DeviceSpec) -> tuple[Any, Any]:
+def engine_parts(model: ModelSpec, device: DeviceSpec) -> tuple[ModelSource, EngineConfig]:
     """The engine layer's ``ModelSource`` and ``EngineConfig`` for a model on a device."""
-    from facebench.engines import EngineConfig, ModelSource
-
     source = ModelSource(
         kind=model.source,  # type: ignore[arg-type]
         path=model.path,
@@ -47,6 +58,7 @@ def engine_parts(model: ModelSpec, device: DeviceSpec) -> tuple[Any, Any]:
         embedding_size=model.embedding_size,
         weights=model.weights,
         input_size=tuple(model.preprocess.input_size),  # type: ignore[arg-type]
+        layout=model.preprocess.layout,
     )
     cfg = EngineConfig(
         engine=device.engine,

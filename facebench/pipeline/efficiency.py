@@ -6,22 +6,13 @@ from typing import Any
 
 from facebench.pipeline.context import CellContext, engine_parts
 from facebench.plan import Cell
+from facebench.probes.efficiency import run_efficiency
 
 
 def run_efficiency_cell(cell: Cell, ctx: CellContext) -> dict[str, Any]:
-    from facebench.probes.efficiency import run_efficiency
-
+    """One efficiency cell through the shared probe (every engine, dlib included)."""
     proto = cell.protocol
     batch_sizes = proto.batch_sizes or cell.device.batch_sizes
-    if cell.model.source == "dlib":
-        from facebench.models_dlib import run_efficiency_dlib
-
-        out = run_efficiency_dlib(
-            cell.model.path, batch_sizes=tuple(batch_sizes), warmup=proto.warmup,
-            min_iters=proto.min_iters, min_seconds=proto.min_seconds,
-            progress=lambda done, total: ctx.progress("iterations", done, total),
-        )
-        return {"metrics": out["metrics"], "details": out["details"], "artifacts": {}}
     source, cfg = engine_parts(cell.model, cell.device)
     out = run_efficiency(
         source, cfg, batch_sizes=tuple(batch_sizes), warmup=proto.warmup,

@@ -11,16 +11,32 @@ from facebench.suite.schema import Preprocess
 
 
 def to_input(crops: list[np.ndarray], pre: Preprocess) -> np.ndarray:
-    """BGR uint8 crops → float32 NCHW ``(x - mean) / std`` in the model's colour order."""
+    """BGR uint8 crops → the float32 batch the model takes: resized to ``input_size``, in its
+    colour order, normalised (scalar or per-channel ``mean``/``std``, or per image), NCHW or
+    NHWC."""
     w, h = pre.input_size
     batch = np.empty((len(crops), h, w, 3), dtype=np.float32)
     for i, c in enumerate(crops):
         if c.shape[:2] != (h, w):
             c = cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR)
         batch[i] = c[..., ::-1] if pre.color == "RGB" else c
-    batch -= np.float32(pre.mean)
-    batch /= np.float32(pre.std)
+    if pre.per_image:
+        # FaceNet's prewhiten: (x - mean(x)) / max(std(x), 1/sqrt(x.size)), per image
+        mean = batch.mean(axis=(1, 2, 3), keepdims=True)
+        std = batch.std(axis=(1, 2, 3), keepdims=True)
+        batch -= mean
+        batch /= np.maximum(std, np.float32(1.0 / np.sqrt(h * w * 3)))
+    else:
+        batch -= np.asarray(pre.mean, dtype=np.float32)
+        batch /= np.asarray(pre.std, dtype=np.float32)
+    if pre.layout == "NHWC":
+        return np.ascontiguousarray(batch)
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def mirror(x: np.ndarray, layout: str) -> np.ndarray:
+    """The batch flipped left–right (the width axis of NCHW or NHWC)."""
+    return x[..., ::-1] if layout == "NCHW" else x[:, :, ::-1, :]
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -37,7 +53,7 @@ def embed_batch(infer: Callable[[np.ndarray], np.ndarray], crops: list[np.ndarra
     x = to_input(crops, pre)
     n = len(crops)
     if flip:
-        x = np.concatenate([x, x[..., ::-1]], axis=0)
+        x = np.concatenate([x, mirror(x, pre.layout)], axis=0)
     out = np.asarray(infer(np.ascontiguousarray(x)), dtype=np.float32)
     if out.ndim != 2 or out.shape[0] != x.shape[0]:
         raise ValueError(f"model returned shape {out.shape}, expected ({x.shape[0]}, D)")
@@ -56,31 +72,3 @@ def cosine_scores(emb: np.ndarray, left: np.ndarray, right: np.ndarray,
     scores = np.einsum("ij,ij->i", emb[left], emb[right]).astype(np.float64)
     scores[fta] = np.nan
     return scores, fta
-
-
-class BatchEmbedder:
-    """Collects ``(index, crop)`` as faces stream in and embeds them ``batch_size`` at a time
-    into an ``(n, D)`` array (NaN rows for indices never added)."""
-
-    def __init__(self, n: int, infer: Callable[[np.ndarray], np.ndarray], pre: Preprocess,
-                 flip: bool, batch_size: int) -> None:
-        self.n, self.infer, self.pre, self.flip, self.batch_size = n, infer, pre, flip, batch_size
-        self.emb: np.ndarray | None = None
-        self.valid = np.zeros(n, dtype=bool)
-        self._batch: list[tuple[int, np.ndarray]] = []
-
-    def add(self, index: int, crop: np.ndarray) -> None:
-        self._batch.append((index, crop))
-        if len(self._batch) >= self.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._batch:
-            return
-        out = embed_batch(self.infer, [c for _, c in self._batch], self.pre, self.flip)
-        if self.emb is None:
-            self.emb = np.full((self.n, out.shape[1]), np.nan, dtype=np.float32)
-        idx = [i for i, _ in self._batch]
-        self.emb[idx] = out
-        self.valid[idx] = True
-        self._batch.clear()

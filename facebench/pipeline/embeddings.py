@@ -1,25 +1,57 @@
-"""Embeddings of a dataset's images for one cell, with a content-keyed embedding cache.
+"""The one embedding loop: a dataset's images → acquired faces → embeddings, for one cell.
 
-The first run detects, aligns (crops cached by :mod:`facebench.faces.acquire`, keyed by image
-content) and embeds. The embeddings are then cached under a key made of the model's content
-hash, the engine, device and precision, the preprocessing, flip, batch size, the
-detector/alignment settings (the detector's model by content) and the path and content of every
-image, so a second run of the same suite loads them and builds no model at all.
+Work is cut into chunks of :data:`facebench.faces.acquire.CHUNK` images. An :class:`Embedder`
+(one per process: the detector, the alignment caches and the engine) turns a chunk into a
+:class:`Chunk`: acquire (decode, detect, align; :mod:`facebench.faces.acquire`), then embed the
+acquired crops ``batch_size`` at a time. Strategies only decide where chunks run:
+
+- ``serial``: in the cell's process (``workers: 1``);
+- ``pool``: a spawn pool of ``workers`` processes; on CPU each worker acquires *and* embeds with
+  a one-thread engine (every core runs every stage, only embeddings cross processes); on CUDA the
+  workers acquire and the cell's process embeds on the GPU;
+- ``shards``: ``shard_size`` images per task on the cell's shard runner (Ray, handed in by the
+  runner through :class:`~facebench.pipeline.context.CellContext`); without one, shards run one
+  after another here.
+
+Embeddings are cached under a key made of the model's content hash, the engine, device and
+precision, the preprocessing, flip, batch size, the detector/alignment settings and the path and
+content of every image, so a second run of the same suite builds no model at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facebench.faces.acquire import AcquireConfig, acquire, detector_settings
+from facebench.engines import (
+    EngineConfig,
+    EngineUnavailable,
+    ModelSource,
+    check_available,
+    create_engine,
+)
+from facebench.engines.sources import export_key, onnx_source
+from facebench.faces.acquire import (
+    CHUNK,
+    AcquireConfig,
+    Caches,
+    Face,
+    acquire_chunk,
+    detector_settings,
+    init_with_cache,
+    prepare,
+)
+from facebench.faces.align import _Align
 from facebench.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -29,10 +61,14 @@ from facebench.io import (
 )
 from facebench.paths import relative_name
 from facebench.pipeline.context import CellContext, engine_parts
-from facebench.pipeline.embed import BatchEmbedder
+from facebench.pipeline.embed import embed_batch
 from facebench.plan import Cell
+from facebench.pool import chunks, ordered_map
+from facebench.suite.schema import Preprocess
 
-EMBED_CACHE_VERSION = 1
+EMBED_CACHE_VERSION = 2
+#: Stages whose seconds every embedding cell reports (summed over the processes doing them).
+STAGES = ("decode", "detect", "align", "embed")
 
 
 @dataclass
@@ -47,28 +83,180 @@ class Embedded:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-def record(cell: Cell, e: Embedded, elapsed: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The metrics and details every embedding-based cell reports about how it got its
-    embeddings: counts, failures to acquire, settings, engine and timings."""
-    n = int(e.valid.size)
-    preprocess = (e.acquire.get("preprocess") if cell.model.source == "dlib"
-                  else cell.model.preprocess.model_dump(mode="json"))
-    metrics = {"fta_images": len(e.fta), "images": n}
-    details = {
-        "fta_images_list": e.fta,
-        "acquire": e.acquire,
-        "preprocess": preprocess,
-        "flip": cell.protocol.flip,
-        "engine": e.engine,
-        "timings_s": {**e.timings_s, "total": round(elapsed, 3)},
-        "images_per_s": round(n / elapsed, 2) if elapsed else None,
-    }
-    return metrics, details
+@dataclass(frozen=True)
+class EmbedWork:
+    """Everything a process needs to turn chunks of images into embeddings (picklable)."""
+
+    acq: AcquireConfig
+    caches: Caches
+    source: ModelSource
+    cfg: EngineConfig
+    pre: Preprocess
+    flip: bool
+    batch_size: int
+    engine_cache: Path | None
 
 
-def protocol_acquire_config(proto: Any, size: int, cache_dir: Path | None) -> AcquireConfig:
-    """How a protocol's detector settings acquire ``size``×``size`` crops (one definition for
-    the cells and for `facebench align`, so both hit the same cache entries)."""
+@dataclass
+class Chunk:
+    """Embeddings of images ``start:start+valid.size`` (NaN rows for failures to acquire)."""
+
+    start: int
+    emb: np.ndarray | None  # None when no face was acquired in the chunk
+    valid: np.ndarray
+    fta: list[tuple[int, str | None]]  # (index in the whole list, reason)
+    cache_hits: int
+    timings: dict[str, float]
+    engine: dict[str, Any] | None = None  # the engine's info, from the chunk that built it
+    node: str | None = None  # where it ran (a Ray node id), when known
+
+
+class Embedder:
+    """One process's half of the loop: acquisition state and (built on first use) the engine."""
+
+    def __init__(self, work: EmbedWork, pool: bool) -> None:
+        init_with_cache(work.acq, work.caches, pool)
+        self.work = work
+        self._engine: Any = None
+        self._new_engine_info: dict[str, Any] | None = None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self._engine is None:
+            t0 = time.perf_counter()
+            self._engine = create_engine(self.work.source, self.work.cfg,
+                                         cache_dir=self.work.engine_cache)
+            self._new_engine_info = {**self._engine.info(),
+                                     "load_s": round(time.perf_counter() - t0, 3)}
+        return self._engine.infer(batch)
+
+    def acquire(self, job: tuple[int, list[Path]]) -> tuple[int, list[Face], dict[str, float]]:
+        start, paths = job
+        timings: dict[str, float] = {}
+        return start, acquire_chunk(self.work.acq, self.work.caches, start, paths, timings), timings
+
+    def embed(self, start: int, faces: list[Face], timings: dict[str, float]) -> Chunk:
+        """Embed the acquired faces of a chunk ``batch_size`` at a time."""
+        w = self.work
+        n = len(faces)
+        got = [(i, f.crop) for i, f in enumerate(faces) if f.crop is not None]
+        emb: np.ndarray | None = None
+        valid = np.zeros(n, dtype=bool)
+        t0 = time.perf_counter()
+        for b in range(0, len(got), w.batch_size):
+            part = got[b:b + w.batch_size]
+            out = embed_batch(self.infer, [c for _, c in part], w.pre, w.flip)
+            if emb is None:
+                emb = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+            idx = [i for i, _ in part]
+            emb[idx] = out
+            valid[idx] = True
+        timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
+        info, self._new_engine_info = self._new_engine_info, None
+        if info is not None:
+            timings["model_load"] = timings.get("model_load", 0.0) + info.pop("load_s")
+        fta = [(start + i, f.reason) for i, f in enumerate(faces) if f.crop is None]
+        return Chunk(start, emb, valid, fta, sum(f.cached for f in faces), timings, info)
+
+    def run(self, job: tuple[int, list[Path]]) -> Chunk:
+        return self.embed(*self.acquire(job))
+
+
+# ---- strategies ------------------------------------------------------------------------------
+
+_WORKER: dict[str, Embedder] = {}
+
+
+def _pool_init(work: EmbedWork, pool: bool = True) -> None:
+    _WORKER["embedder"] = Embedder(work, pool)
+
+
+def _pool_run(job: tuple[int, list[Path]]) -> list[Chunk]:
+    return [_WORKER["embedder"].run(job)]
+
+
+def _pool_acquire(job: tuple[int, list[Path]]) -> list[tuple[int, list[Face], dict[str, float]]]:
+    return [_WORKER["embedder"].acquire(job)]
+
+
+def one_thread(cfg: EngineConfig) -> EngineConfig:
+    """The engine config of a CPU pool worker: the same engine, one intra- and inter-op thread."""
+    return dataclasses.replace(cfg, intra_op_threads=1, inter_op_threads=1)
+
+
+def strategy_of(work: EmbedWork, workers: int) -> str:
+    if workers <= 1:
+        return "serial"
+    return "pool" if work.cfg.device == "cpu" else "pool-acquire"
+
+
+def run_chunks(work: EmbedWork, images: list[Path], workers: int, start: int = 0
+               ) -> Iterator[Chunk]:
+    """Chunks of ``images`` (numbered from ``start``), in order, by the strategy for ``workers``
+    on the work's device."""
+    jobs = [(start + s, paths) for s, paths in chunks(images, CHUNK)]
+    how = strategy_of(work, workers)
+    if how == "serial":
+        embedder = Embedder(work, pool=False)
+        for job in jobs:
+            yield embedder.run(job)
+    elif how == "pool":
+        mine = dataclasses.replace(work, cfg=one_thread(work.cfg))
+        yield from ordered_map(_pool_run, jobs, workers, _pool_init, (mine,))
+    else:  # the GPU stays in this process; the pool detects and aligns
+        embedder = Embedder(work, pool=False)
+        for acquired in ordered_map(_pool_acquire, jobs, workers, _pool_init, (work,)):
+            yield embedder.embed(*acquired)
+
+
+def embed_shard(work: EmbedWork, start: int, paths: list[Path]) -> Chunk:
+    """One shard (images ``start:start+len(paths)``) through the serial loop, as one chunk: what
+    a shard runner's task runs."""
+    return merge_chunks(list(run_chunks(work, paths, 1, start)), start, len(paths))
+
+
+def merge_chunks(parts: list[Chunk], start: int, n: int) -> Chunk:
+    """Chunks covering ``start:start+n`` (any order) → one chunk."""
+    dim = next((c.emb.shape[1] for c in parts if c.emb is not None), None)
+    emb = None if dim is None else np.full((n, dim), np.nan, dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    timings: dict[str, float] = {}
+    for c in parts:
+        lo, hi = c.start - start, c.start - start + c.valid.size
+        if c.emb is not None and emb is not None:
+            emb[lo:hi] = c.emb
+        valid[lo:hi] = c.valid
+        for k, v in c.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    fta = [x for c in sorted(parts, key=lambda c: c.start) for x in c.fta]
+    engine = next((c.engine for c in parts if c.engine), None)
+    node = next((c.node for c in parts if c.node), None)
+    return Chunk(start, emb, valid, fta, sum(c.cache_hits for c in parts), timings, engine, node)
+
+
+# ---- one cell --------------------------------------------------------------------------------
+
+
+def batch_size(cell: Cell) -> int:
+    """The protocol's batch size, else the device's smallest on CPU (per-image cost is lowest
+    there: MobileFaceNet with flip, one thread, 5.5 / 7.4 / 10.0 ms per image at batch 1 / 8 /
+    32) and its largest on CUDA."""
+    declared = getattr(cell.protocol, "batch_size", None)
+    if declared:
+        return int(declared)
+    sizes = cell.device.batch_sizes
+    return int(min(sizes) if cell.device.device == "cpu" else max(sizes))
+
+
+def flip_of(cell: Cell) -> bool:
+    pre = cell.model.preprocess
+    return bool(cell.protocol.flip if pre.flip is None else pre.flip)
+
+
+def protocol_acquire_config(proto: Any, align: _Align, size: tuple[int, int],
+                            cache_dir: Path | None) -> AcquireConfig:
+    """How a protocol's detector settings acquire crops for an alignment (one definition for
+    the cells and for `facebench align`, so both hit the same cache entries); ``size`` fills an
+    alignment whose size the suite left open."""
     det = proto.detector
     options: dict[str, Any] = {}
     if det.name != "none":
@@ -77,29 +265,99 @@ def protocol_acquire_config(proto: Any, size: int, cache_dir: Path | None) -> Ac
         if det.score_threshold is not None:
             options["score_threshold"] = det.score_threshold
     return AcquireConfig(detector=det.name, detector_options=options, select=det.select,
-                         size=(size, size), cache_dir=cache_dir)
+                         align=align.with_size(size), cache_dir=cache_dir)
+
+
+def crop_size(model: Any, proto: Any) -> tuple[int, int]:
+    """An alignment's default output size: the protocol's align_size, else the model input."""
+    if getattr(proto, "align_size", None):
+        return (proto.align_size, proto.align_size)
+    return tuple(model.preprocess.input_size)  # type: ignore[return-value]
 
 
 def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
-    size = cell.protocol.align_size or cell.model.preprocess.input_size[0]
-    return protocol_acquire_config(cell.protocol, size, ctx.cache_dir)
+    return protocol_acquire_config(cell.protocol, cell.model.align,
+                                   crop_size(cell.model, cell.protocol), ctx.cache_dir)
 
 
-def make_embedder(cell: Cell, ctx: CellContext) -> tuple[Any, dict[str, Any]]:
-    """``infer(batch) -> embeddings`` for the cell's model on its device, and its info."""
-    from facebench.engines import create_engine
+def _engine_cache(ctx: CellContext) -> Path | None:
+    return ctx.cache_dir / "engines" if ctx.cache_dir else None
 
+
+def make_work(cell: Cell, ctx: CellContext, acq: AcquireConfig) -> tuple[EmbedWork,
+                                                                           dict[str, Any]]:
+    """The cell's :class:`EmbedWork` and acquisition record. The engine is checked here, and a
+    torch model for ONNX Runtime exported once, so that workers only load it."""
     source, cfg = engine_parts(cell.model, cell.device)
-    cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
-    engine = create_engine(source, cfg, cache_dir=cache)
-    return engine.infer, engine.info()
+    reason = check_available(cfg, source)
+    if reason:
+        raise EngineUnavailable(reason)
+    if cfg.engine == "onnxruntime":
+        source = onnx_source(source, _engine_cache(ctx))
+    caches, record = prepare(acq)
+    work = EmbedWork(acq, caches, source, cfg, cell.model.preprocess, flip_of(cell),
+                     batch_size(cell), _engine_cache(ctx))
+    return work, record
+
+
+def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
+            acq: AcquireConfig) -> Embedded:
+    """Acquire and embed ``images`` by the cell's strategy; merge the chunks in order."""
+    proto = cell.protocol
+    t0 = time.perf_counter()
+    work, record = make_work(cell, ctx, acq)
+    n = len(images)
+    shard_size = getattr(proto, "shard_size", None)
+    parts: list[Chunk] = []
+    done = 0
+
+    def got(chunk: Chunk) -> None:
+        nonlocal done
+        parts.append(chunk)
+        done += chunk.valid.size
+        ctx.progress("images", done, n)
+
+    if shard_size:
+        jobs = [(s, images[s:s + shard_size]) for s in range(0, n, shard_size)]
+        where = "local"
+        if ctx.shards is not None:
+            where = ctx.shards.name
+            ctx.shards.map(embed_shard, [(work, s, paths) for s, paths in jobs], got)
+        else:
+            for s, paths in jobs:
+                got(merge_chunks(list(run_chunks(work, paths, proto.workers, s)), s, len(paths)))
+        record["shards"] = {"size": shard_size, "count": len(jobs), "executor": where,
+                            "nodes": sorted({c.node for c in parts if c.node})}
+        strategy = "shards"
+    else:
+        for chunk in run_chunks(work, images, proto.workers):
+            got(chunk)
+        strategy = strategy_of(work, proto.workers)
+    whole = merge_chunks(parts, 0, n)
+    if whole.emb is None:
+        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
+                           "settings and the image root")
+    record.update(cache_hits=whole.cache_hits, acquired=int(whole.valid.sum()))
+    threads = (1 if strategy == "pool" else cell.device.threads.intra_op)
+    record["parallel"] = {"strategy": strategy, "workers": proto.workers,
+                          "batch_size": work.batch_size, "chunk": CHUNK,
+                          "engine_threads_per_worker": threads}
+    fta = [{"image": relative_name(images[i], root), "reason": r} for i, r in whole.fta]
+    wall = time.perf_counter() - t0
+    timings = {k: round(v, 3) for k, v in whole.timings.items()}
+    timings["acquire_and_embed"] = round(wall, 3)
+    engine = {**(whole.engine or {}), "batch_size": work.batch_size}
+    return Embedded(whole.emb, whole.valid, record, fta, engine, timings)
 
 
 def _model_key(cell: Cell) -> str:
-    from facebench.engines.sources import export_key
-
     source, cfg = engine_parts(cell.model, cell.device)
-    content = sha256_file_once(source.path) if source.kind == "onnx" else export_key(source)
+    if source.path is not None and source.kind in ("onnx", "dlib"):
+        content = sha256_file_once(source.path)
+    elif source.kind == "dlib":
+        content = "dlib-default"
+    else:
+        content = export_key(source)
     return json.dumps({"model": content, "engine": cfg.engine, "device": cfg.device,
                        "fp16": cfg.fp16, "providers": list(cfg.resolved_providers())})
 
@@ -125,94 +383,16 @@ def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig) -> str:
         "v": EMBED_CACHE_VERSION,
         "model": _model_key(cell),
         "preprocess": cell.model.preprocess.model_dump(mode="json"),
-        "flip": cell.protocol.flip,
-        "batch_size": cell.protocol.batch_size,  # batching changes float rounding
+        "flip": flip_of(cell),
+        "batch_size": batch_size(cell),  # batching changes float rounding
         "acquire": acq.key(detector_settings(acq)),
         "images": _images_digest(images),
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
-            acq: AcquireConfig) -> Embedded:
-    """Detect/align (streamed from the worker pool) and embed in batches."""
-    if getattr(cell.protocol, "shard_size", None):
-        from facebench.runner.shards import compute_sharded
-
-        return compute_sharded(cell, images, root, ctx, acq, cell.protocol.shard_size)
-    proto, pre = cell.protocol, cell.model.preprocess
-    t0 = time.perf_counter()
-    infer, engine_info = make_embedder(cell, ctx)
-    t_model = time.perf_counter() - t0
-    if cell.device.device == "cpu" and proto.workers > 1:
-        return _compute_parallel(cell, images, root, ctx, acq, engine_info, t0, t_model)
-    faces, record = acquire(images, acq, workers=proto.workers)
-    n = len(images)
-    acc = BatchEmbedder(n, infer, pre, proto.flip, proto.batch_size)
-    fta: list[dict[str, Any]] = []
-    cached = 0
-    for done, face in enumerate(faces, start=1):
-        cached += face.cached
-        if face.crop is None:
-            fta.append({"image": relative_name(images[face.index], root), "reason": face.reason})
-        else:
-            acc.add(face.index, face.crop)
-        ctx.progress("images", done, n)
-    acc.flush()
-    emb, valid = acc.emb, acc.valid
-    if emb is None:
-        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
-                           "settings and the image root")
-    record.update(cache_hits=cached, acquired=int(valid.sum()))
-    t_total = time.perf_counter() - t0
-    timings = {"model_load": round(t_model, 3), "acquire_and_embed": round(t_total - t_model, 3)}
-    return Embedded(emb, valid, record, fta, engine_info, timings)
-
-
-def _compute_parallel(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
-                      acq: AcquireConfig, engine_info: dict[str, Any], t0: float,
-                      t_model: float) -> Embedded:
-    """CPU: every worker detects, aligns and embeds its chunks (see
-    :mod:`facebench.pipeline.parallel`); the engine built here only checked the model and
-    exported it once, so workers load it from the cache."""
-    from facebench.pipeline.parallel import embed_parallel
-
-    proto = cell.protocol
-    source, cfg = engine_parts(cell.model, cell.device)
-    engine_cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
-    items, record = embed_parallel(images, acq, source, cfg, cell.model.preprocess, proto.flip,
-                                   proto.workers, proto.batch_size, engine_cache)
-    n = len(images)
-    emb: np.ndarray | None = None
-    valid = np.zeros(n, dtype=bool)
-    fta: list[dict[str, Any]] = []
-    cached = 0
-    for done, (index, vector, reason, hit) in enumerate(items, start=1):
-        cached += hit
-        if vector is None:
-            fta.append({"image": relative_name(images[index], root), "reason": reason})
-        else:
-            if emb is None:
-                emb = np.full((n, vector.shape[0]), np.nan, dtype=np.float32)
-            emb[index] = vector
-            valid[index] = True
-        ctx.progress("images", done, n)
-    if emb is None:
-        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
-                           "settings and the image root")
-    record.update(cache_hits=cached, acquired=int(valid.sum()))
-    engine_info = {**engine_info, "verification_threads": record["parallel"]}
-    t_total = time.perf_counter() - t0
-    timings = {"model_load": round(t_model, 3), "acquire_and_embed": round(t_total - t_model, 3)}
-    return Embedded(emb, valid, record, fta, engine_info, timings)
-
-
 def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -> Embedded:
     """Embeddings for ``images``, from the embedding cache when this exact work was done."""
-    if cell.model.source == "dlib":  # own detector, chips and per-image descriptor cache
-        from facebench.models_dlib import embed_images_dlib
-
-        return embed_images_dlib(cell, images, root, ctx)
     acq = acquire_config(cell, ctx)
     use_cache = ctx.cache_dir is not None and getattr(cell.protocol, "cache_embeddings", True)
     if not use_cache:
@@ -236,8 +416,6 @@ def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -
     out = compute(cell, images, root, ctx, acq)
     out.acquire["embedding_cache"] = {"key": key, "hit": False}
     try:
-        import io
-
         buf = io.BytesIO()
         np.savez(buf, emb=out.emb, valid=out.valid)
         atomic_write_bytes(arrays, buf.getvalue())
@@ -245,3 +423,31 @@ def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -
     except OSError:
         pass  # a read-only or full cache never fails the run
     return out
+
+
+def record(cell: Cell, e: Embedded, elapsed: float, metrics_s: float | None = None
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics and details every embedding-based cell reports about how it got its
+    embeddings: counts, failures to acquire, settings, engine, per-stage seconds, images/s."""
+    n = int(e.valid.size)
+    total = elapsed + (metrics_s or 0.0)
+    metrics: dict[str, Any] = {"fta_images": len(e.fta), "images": n,
+                               "images_per_s": round(n / elapsed, 2) if elapsed else None}
+    for stage in STAGES:
+        metrics[f"time.{stage}_s"] = e.timings_s.get(stage)
+    metrics["time.metrics_s"] = None if metrics_s is None else round(metrics_s, 3)
+    metrics["time.total_s"] = round(total, 3)
+    details = {
+        "fta_images_list": e.fta,
+        "acquire": e.acquire,
+        "align": e.acquire.get("align"),
+        "preprocess": cell.model.preprocess.model_dump(mode="json"),
+        "flip": flip_of(cell),
+        "engine": e.engine,
+        "timings_s": {**e.timings_s, "embeddings": round(elapsed, 3), "total": round(total, 3)},
+        "timings_definition": "time.<stage>_s: seconds spent in that stage summed over the "
+                              "processes doing it (decode includes reading and hashing the "
+                              "file); time.total_s and images_per_s: wall clock of this cell",
+        "images_per_s": metrics["images_per_s"],
+    }
+    return metrics, details

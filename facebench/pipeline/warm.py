@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+from facebench.datasets import load_pairs, load_spec_identities
 from facebench.faces.acquire import acquire, default_cache_dir
-from facebench.pipeline.embeddings import protocol_acquire_config
+from facebench.pipeline.embeddings import crop_size, protocol_acquire_config
 from facebench.suite.schema import Suite
 
 
 def warm_alignment_cache(suite: Suite, only: list[str] | None = None,
                          workers: int = 2) -> Iterator[str]:
-    """Detect and align every image of every (selected) protocol once per crop size; yields a
-    line per protocol × size with counts."""
-    from facebench.datasets import load_pairs
-    from facebench.datasets.specs import load_spec_identities
+    """Detect and align every image of every (selected) protocol once per alignment its models
+    use; yields a line per protocol × alignment with counts."""
 
     cache = suite.cache_dir or default_cache_dir()
     for proto in suite.protocols:
@@ -25,13 +25,17 @@ def warm_alignment_cache(suite: Suite, only: list[str] | None = None,
         else:
             images = load_pairs(proto.dataset, cache).images
         models = [m for m in suite.models if proto.models is None or m.id in proto.models]
-        sizes = sorted({proto.align_size or m.preprocess.input_size[0] for m in models})
-        for size in sizes:
-            cfg = protocol_acquire_config(proto, size, cache)
+        configs = {}
+        for m in models:
+            cfg = protocol_acquire_config(proto, m.align, crop_size(m, proto), cache)
+            configs.setdefault(json.dumps(cfg.effective_align().settings(), sort_keys=True), cfg)
+        for cfg in configs.values():
             faces, record = acquire(images, cfg, workers=workers)
             hits = fta = 0
             for face in faces:
                 hits += face.cached
                 fta += face.crop is None
-            yield (f"{proto.id}: {len(images)} images at {size}×{size} — {hits} already cached, "
-                   f"{fta} without a face; cache {record['cache']}")
+            w, h = cfg.size
+            method = cfg.effective_align().method  # type: ignore[attr-defined]
+            yield (f"{proto.id}: {len(images)} images, {method} {w}×{h} — {hits} already "
+                   f"cached, {fta} without a face; cache {record['cache']}")

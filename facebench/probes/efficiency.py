@@ -10,8 +10,12 @@ CUDA, from shared/docs/metrics.md). Order of work:
    context creation when this process has not used CUDA yet, for torch and ORT alike);
 4. per batch size: staged input, (torch CUDA: ``reset_peak_memory_stats``), warm-up, timed loop
    (:func:`measure_latency`; torch CUDA: CUDA events), max allocated / reserved;
-5. sampler stops; compute counts (``facebench.probes.compute``, optional) run last so that
-   they do not disturb the memory numbers.
+5. sampler stops; compute counts run last so that they do not disturb the memory numbers:
+   the engine's ``compute_counts()`` when it has one (dlib, see
+   :data:`facebench.engines.base.ComputeCountsFn`), else ``facebench.probes.compute`` (optional).
+
+Every engine goes through this one path; the input batch has the source's input size and
+layout (NHWC for dlib).
 
 ``gflops_per_s`` = GFLOPs per image × B / p50 latency at the largest batch size measured
 (every batch size's rate is in ``details.rate``); ``pct_of_peak`` = 100 × that / the machine's
@@ -38,15 +42,17 @@ import psutil
 
 from facebench import environment
 from facebench.engines import (
+    Engine,
     EngineConfig,
     EngineError,
     EngineUnavailable,
     ModelSource,
     check_available,
     create_engine,
+    run_source,
 )
-from facebench.engines.base import runner_for
-from facebench.engines.sources import load_torch_module, model_size_bytes, onnx_source
+from facebench.engines.base import Layout, runner_for
+from facebench.engines.sources import load_torch_module, model_size_bytes
 from facebench.probes.latency import (
     ColdStart,
     LatencyStats,
@@ -75,10 +81,12 @@ def metric_names(batch_sizes: Sequence[int]) -> list[str]:
     return names
 
 
-def make_input(batch: int, input_size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """A deterministic float32 batch in the models' normalized range [-1, 1]."""
+def make_input(batch: int, input_size: tuple[int, int], seed: int = 0,
+               layout: Layout = "NCHW") -> np.ndarray:
+    """A deterministic float32 batch in the models' normalized range [-1, 1], in ``layout``."""
     h, w = input_size
-    return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
+    shape = (batch, 3, h, w) if layout == "NCHW" else (batch, h, w, 3)
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
 
 
 def step_reporter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
@@ -130,13 +138,21 @@ def _own_cpu_s() -> float:
     return float(t.user + t.system)
 
 
-def _compute(source: ModelSource, run_source: ModelSource) -> dict[str, Any]:
-    """Compute counts via facebench.probes.compute; ``{"skipped": why}`` when impossible.
+def _compute(source: ModelSource, run_src: ModelSource,
+             engine: Engine | None = None) -> dict[str, Any]:
+    """Compute counts: the engine's ``compute_counts()`` when it has one, else via
+    facebench.probes.compute; ``{"skipped": why}`` when impossible.
 
     A model is counted where it is defined: a zoo/TorchScript source on its torch module (so
     every engine of the same model reports the same params and GMAC; an ONNX export folds BN and
     counts lower), an ONNX source on its graph. If the torch count fails and an ONNX export
     exists, that is counted instead (``counted_on`` says which)."""
+    counts = getattr(engine, "compute_counts", None)
+    if counts is not None:
+        try:
+            return dict(counts())
+        except Exception as exc:  # counters are best effort; record why
+            return {"skipped": f"{type(exc).__name__}: {exc}"}
     shape = (1, 3, *source.input_size)
     try:
         from facebench.probes import compute
@@ -155,9 +171,9 @@ def _compute(source: ModelSource, run_source: ModelSource) -> dict[str, Any]:
         return {**compute.count_torch(module, shape), "counted_on": "torch"}
     except Exception as exc:
         why = f"torch count failed: {type(exc).__name__}: {exc}"
-    if run_source.kind == "onnx" and run_source.path is not None:
+    if run_src.kind == "onnx" and run_src.path is not None:
         try:
-            return {**compute.count_onnx(run_source.path, shape), "counted_on": "onnx export",
+            return {**compute.count_onnx(run_src.path, shape), "counted_on": "onnx export",
                     "note": why}
         except Exception as exc:
             why += f"; onnx count failed: {type(exc).__name__}: {exc}"
@@ -203,24 +219,25 @@ def run_efficiency(
     t_cell = time.monotonic()
     load_before = environment.load_avg()
 
-    run_source = onnx_source(source, cache_dir) if cfg.engine == "onnxruntime" else source
+    run_src = run_source(source, cfg, cache_dir)
     cuda = cfg.device == "cuda"
     gc.collect()
     trim_heap()
     baseline = current_rss()
     sampler = RssSampler(interval_s=memory_interval_s, baseline_bytes=baseline).start()
-    torch_cuda = cuda and cfg.engine != "onnxruntime"
+    torch_cuda = cuda and cfg.engine in ("torch", "torch_compile")
     try:
         say()
-        first = make_input(batch_sizes[0], source.input_size)
-        engine, cold = measure_cold_start(lambda: create_engine(run_source, cfg, cache_dir), first)
+        first = make_input(batch_sizes[0], source.input_size, layout=source.layout)
+        engine, cold = measure_cold_start(lambda: create_engine(run_src, cfg, cache_dir), first)
         info = engine.info()
         cpu0, own0, wall0 = _cpu_busy_s(), _own_cpu_s(), time.monotonic()
         stats: dict[int, LatencyStats] = {}
         per_batch_cuda: dict[str, Any] = {}
         for b in batch_sizes:
             say()
-            fn, sync, timed = runner_for(engine, make_input(b, source.input_size, seed=b))
+            fn, sync, timed = runner_for(
+                engine, make_input(b, source.input_size, seed=b, layout=source.layout))
             gc.collect()
             if torch_cuda:
                 cuda_reset_peak()  # weights stay allocated, so they are in the peak
@@ -239,11 +256,11 @@ def run_efficiency(
         mem = sampler.stop() if sampler.running else None
 
     say()
-    comp = _compute(source, run_source)
+    comp = _compute(source, run_src, engine)
     for key in ("params", "gmac", "gflops"):
         metrics[key] = comp.get(key)
     try:
-        metrics["model_size_bytes"], size_source = model_size_bytes(run_source)
+        metrics["model_size_bytes"], size_source = model_size_bytes(run_src)
     except Exception as exc:  # never lose a cell over its size
         size_source = f"failed: {type(exc).__name__}: {exc}"
     metrics["cold_start_ms"] = cold.total_ms
@@ -269,7 +286,7 @@ def run_efficiency(
         "engine_info": info,
         "source": {**{k: (str(v) if isinstance(v, Path) else v)
                       for k, v in asdict(source).items()},
-                   "run_path": str(run_source.path) if run_source.path else None},
+                   "run_path": str(run_src.path) if run_src.path else None},
         **sweep_details(stats, cold, batch_sizes[0]),
         "latency_definition": {"percentiles": "numpy 'linear' (type 7)", "std": "ddof=1",
                                "timed": timed,
@@ -279,7 +296,7 @@ def run_efficiency(
                    "note": "in-process: memory freed by earlier work and reused here is not "
                            "counted in the delta; run_efficiency_isolated gives a clean baseline",
                    "cuda": {"total": cuda_total, "per_batch": per_batch_cuda} if cuda_total else
-                   ("not measured: ONNX Runtime allocates outside torch's allocator"
+                   (f"not measured: {cfg.engine} allocates outside torch's allocator"
                     if cuda else None)},
         "compute": comp,
         "model_size": size_source,
@@ -333,12 +350,10 @@ def run_efficiency_isolated(
 def _child(out_path: str) -> None:
     spec = json.loads(sys.stdin.read())
     src = spec["source"]
-    source = ModelSource(
-        kind=src["kind"], path=Path(src["path"]) if src["path"] else None, arch=src["arch"],
-        embedding_size=src["embedding_size"],
-        weights=Path(src["weights"]) if src["weights"] else None,
-        input_size=tuple(src["input_size"]),
-    )
+    source = ModelSource(**{
+        **src, "path": Path(src["path"]) if src["path"] else None,
+        "weights": Path(src["weights"]) if src["weights"] else None,
+        "input_size": tuple(src["input_size"])})
     cfg = EngineConfig(**{**spec["cfg"], "providers": tuple(spec["cfg"]["providers"])})
     kwargs = spec["kwargs"]
     if kwargs.get("cache_dir"):

@@ -1,7 +1,8 @@
 """Compare two runs cell by cell, and decide which changes are larger than their noise.
 
 Pure functions over ``results.json`` dicts (docs/results.md); reports and gates share them.
-Cells are matched by ``id``; only cells that are ``ok`` in both runs are compared.
+Cells are matched by ``id``; only cells that are ``ok`` in both runs are compared. Which way is
+better, and which metrics are deterministic, come from ``facebench.metrics.catalog``.
 
 When is a change "significant" (larger than its noise)? First rule that applies wins:
 
@@ -16,7 +17,8 @@ When is a change "significant" (larger than its noise)? First rule that applies 
 4. Latency statistics (not the std), throughput and compute rate (at
    ``details.rate.metric_batch``) with ``details.latency`` samples for the batch in both runs:
    Mann–Whitney U (two-sided) p < 0.01 **and** a relative change of the metric itself > 5 %.
-5. Deterministic properties (params, GMAC, GFLOPs, model size, pair/image counts): any change.
+5. Deterministic properties (``deterministic`` in ``facebench.metrics.catalog``: params, GMAC,
+   GFLOPs, model size, pair/image counts): any change.
 6. Anything else (cold start, memory, counts, thresholds, F1): noise unknown -> ``None``.
 
 CI bounds themselves are not compared (they are shown with their metric).
@@ -29,20 +31,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from facebench.metrics.catalog import metric_info, sign
 from facebench.report.fmt import number
 
 MW_ALPHA = 0.01
 MIN_LATENCY_CHANGE = 0.05
 
-_HIGHER = re.compile(
-    r"^(accuracy|precision|recall|specificity|f1|auc|tar@far=.*|throughput\..*|gflops_per_s"
-    r"|pct_of_peak|tp|tn)$"
-)
-_LOWER = re.compile(
-    r"^(eer|fta_rate|fta_images|fta_pairs|fp|fn|cold_start_ms|latency\..*(?<!std)_ms|memory\..*"
-    r"|params|gmac|gflops|model_size_bytes)$"
-)
-_EXACT = re.compile(r"^(params|gmac|gflops|model_size_bytes|pairs|images)$")
 _BATCH = re.compile(r"^(?:latency\.b(\d+)\.(?!samples$|std_ms$)|throughput\.b(\d+)$)")
 _BATCH1 = re.compile(r"^latency\.p\d+_ms$")
 
@@ -72,8 +66,8 @@ class Comparison:
 
 
 def direction(metric: str) -> int:
-    """+1 when higher is better, −1 when lower is better, 0 when neither."""
-    return 1 if _HIGHER.match(metric) else -1 if _LOWER.match(metric) else 0
+    """+1 when higher is better, −1 when lower is better, 0 when neither (the catalog's)."""
+    return sign(metric)
 
 
 def same_machine(current: dict[str, Any], baseline: dict[str, Any]) -> bool | None:
@@ -180,7 +174,8 @@ def _verdict(metric: str, cur: dict[str, Any], base: dict[str, Any], c: float, b
             rel = abs(diff) / abs(b) if b else math.inf
             return (p < MW_ALPHA and rel > MIN_LATENCY_CHANGE,
                     f"Mann–Whitney U p = {p:.2g} (n = {len(xs)}/{len(ys)}), |Δ| {rel:.1%}")
-    if _EXACT.match(metric):
+    info = metric_info(metric)
+    if info is not None and info.deterministic:
         return diff != 0, "exact (deterministic)"
     return None, "noise unknown"
 

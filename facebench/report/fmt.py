@@ -7,20 +7,13 @@ null means 0/0, which must never read as 0.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from typing import Any
 
 from facebench.markdown import md as md  # re-exported: the one Markdown escaper
+from facebench.metrics.catalog import Format, metric_info
 
 NA = "n/a"
-
-_PERCENT = re.compile(
-    r"^(accuracy|accuracy_std|precision|recall|specificity|f1|eer|fta_rate|tar@far=[^_]+"
-    r"|far_achieved@far=[^_]+)(_ci_low|_ci_high)?$"
-)
-_COUNT = re.compile(
-    r"^(tp|fp|tn|fn|pairs|images|fta_images|fta_pairs|params|latency\..*\.samples)$"
-)
 
 
 def number(value: Any) -> float | None:
@@ -78,25 +71,31 @@ def far_text(value: Any) -> str:
     return NA if v is None else f"{sig(v * 100, 2)} %"
 
 
+#: How each catalog display format renders a defined value (facebench.metrics.catalog).
+FORMATS: dict[Format, Callable[[Any], str]] = {
+    "percent": lambda v: f"{pct(v)} %",
+    "percent_value": lambda v: f"{fixed(v, 1)} %",
+    "count": lambda v: count(v),
+    "ms": lambda v: f"{ms(v)} ms",
+    "seconds": lambda v: f"{sig(v, 3)} s",
+    "megabytes": lambda v: f"{mega(v)} MB",
+    "per_second": lambda v: f"{fixed(v, 1)} img/s",
+    "fixed4": lambda v: fixed(v, 4),
+    "sig4": lambda v: sig(v, 4),
+}
+
+
+def metric_format(name: str) -> Format:
+    """The catalog's display format of a metric (``sig4`` for a name it does not list)."""
+    info = metric_info(name)
+    return "sig4" if info is None else info.format
+
+
 def metric(name: str, value: Any) -> str:
     """Any contract metric with its natural unit (used in delta and history tables)."""
     if number(value) is None:
         return NA
-    if _PERCENT.match(name):
-        return f"{pct(value)} %"
-    if _COUNT.match(name):
-        return count(value)
-    if name.endswith("_ms"):
-        return f"{ms(value)} ms"
-    if name.endswith("_bytes"):
-        return f"{mega(value)} MB"
-    if name.startswith("throughput."):
-        return f"{fixed(value, 1)} img/s"
-    if name == "pct_of_peak":
-        return f"{fixed(value, 1)} %"
-    if name in ("auc",) or "threshold" in name:
-        return fixed(value, 4)
-    return sig(value, 4)
+    return FORMATS[metric_format(name)](value)
 
 
 def delta(name: str, diff: float | None, rel: float | None) -> str:
@@ -106,7 +105,7 @@ def delta(name: str, diff: float | None, rel: float | None) -> str:
     if diff == 0:
         return "±0"
     sign = "+" if diff > 0 else "−"
-    if _PERCENT.match(name):
+    if metric_format(name) == "percent":
         return f"{sign}{abs(diff) * 100:.2f} pp"
     if rel is not None:
         return f"{sign}{abs(rel) * 100:.1f} %"

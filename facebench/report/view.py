@@ -257,10 +257,11 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     for protocol, kind in protocols(results):
         cells = [c for c in all_cells if str(c.get("protocol")) == protocol]
         status = {s: sum(c.get("status") == s for c in cells) for s in ("ok", "failed", "skipped")}
+        # throughput.max (the best batch's) is formatted as any throughput.b{B}
         bests = [{
             "label": b.label,
             "winners": ", ".join(f"{c.get('model')} ({c.get('device')})" for c in b.cells),
-            "value": fmt.metric("throughput.b" if b.metric == "throughput.max" else b.metric,
+            "value": fmt.metric("throughput.b1" if b.metric == "throughput.max" else b.metric,
                                 b.value),
         } for b in best_per_metric(results, protocol)]
         entry: dict[str, Any] = {"protocol": protocol, "kind": kind, "bests": bests,

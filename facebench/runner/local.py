@@ -82,7 +82,7 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
         Path(job_path).unlink(missing_ok=True)
     if result_path.is_file() and proc.returncode == 0 and not timed_out:
         return read_json(result_path)
-    rec = cell_record(cell)
+    rec = cell_record(cell).to_dict()
     tail = log_path.read_text(errors="replace")[-4000:] if log_path.is_file() else ""
     if timed_out:
         error = {"type": "CellTimeout", "message": f"timed out after {timeout_s:g} s "

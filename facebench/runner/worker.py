@@ -11,14 +11,21 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from facebench.datasets.pairs import required_inputs
+from facebench.engines import EngineUnavailable, check_available
 from facebench.io import atomic_write_json, read_json
-from facebench.pipeline.context import CellContext, stdout_progress
+from facebench.pipeline.context import CellContext, engine_parts, stdout_progress
+from facebench.pipeline.efficiency import run_efficiency_cell
+from facebench.pipeline.identification import run_identification
+from facebench.pipeline.verification import run_verification
 from facebench.plan import Cell, plan
-from facebench.results import now
+from facebench.results import CellRecord, now
 from facebench.runner.outdir import cell_folder
+from facebench.runner.shards import shard_runner
 from facebench.suite.schema import Suite
 
 LFW_HOWTO = (
@@ -28,14 +35,11 @@ LFW_HOWTO = (
 )
 
 
-def cell_record(cell: Cell) -> dict[str, Any]:
-    return {
-        "id": cell.id, "slug": cell.slug, "model": cell.model.id, "device": cell.device.id,
-        "protocol": cell.protocol.id, "kind": cell.kind, "spec_sha256": cell.spec_sha256,
-        "status": "pending", "reason": None,
-        "error": None, "started": now(), "duration_s": None, "metrics": {}, "details": {},
-        "artifacts": {},
-    }
+def cell_record(cell: Cell) -> CellRecord:
+    """A new record of ``cell``: pending, started now (``.to_dict()`` for results.json)."""
+    return CellRecord(id=cell.id, slug=cell.slug, model=cell.model.id, device=cell.device.id,
+                      protocol=cell.protocol.id, kind=cell.kind, spec_sha256=cell.spec_sha256,
+                      started=now())
 
 
 def skip_reason(cell: Cell) -> str | None:
@@ -46,8 +50,6 @@ def skip_reason(cell: Cell) -> str | None:
             return f"model file not found (optional model): {path}"
     p = cell.protocol
     if p.kind != "efficiency" and p.optional:
-        from facebench.datasets.pairs import required_inputs
-
         for _, path, _ in required_inputs(p.dataset):
             if not path.exists():
                 if p.dataset.kind == "lfw_pairs":
@@ -58,51 +60,32 @@ def skip_reason(cell: Cell) -> str | None:
     if p.kind != "efficiency" and p.requires_weights and m.source == "zoo" and m.weights is None:
         return (f"no trained weights for {m.id!r} (zoo {m.arch}, random init): accuracy would be "
                 "chance; give its checkpoint (see docs/paper.md)")
-    if (m.source == "dlib") != (cell.device.engine == "dlib"):
-        return (f"model {m.id!r} ({m.source}) cannot run on device {cell.device.id!r} "
-                f"(engine {cell.device.engine}): dlib models run only on engine 'dlib', and "
-                "engine 'dlib' runs only dlib models; restrict the protocol's devices")
-    if m.source == "dlib":
-        from facebench.models_dlib import dlib_unavailable
-
-        return dlib_unavailable(cell.device.device)
-    from facebench.engines import check_available
-    from facebench.pipeline.context import engine_parts
-
-    return check_available(engine_parts(m, cell.device)[1])
+    source, cfg = engine_parts(m, cell.device)
+    return check_available(cfg, source)
 
 
-def _pipeline(kind: str) -> Any:
-    """The function that runs a cell of this protocol kind (imported on demand)."""
-    if kind == "verification":
-        from facebench.pipeline.verification import run_verification
-
-        return run_verification
-    if kind == "identification":
-        from facebench.pipeline.identification import run_identification
-
-        return run_identification
-    from facebench.pipeline.efficiency import run_efficiency_cell
-
-    return run_efficiency_cell
+#: The function that runs a cell of each protocol kind.
+PIPELINES: dict[str, Callable[[Cell, CellContext], dict[str, Any]]] = {
+    "verification": run_verification,
+    "identification": run_identification,
+    "efficiency": run_efficiency_cell,
+}
 
 
 def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
     """Run ``cell`` and return its record (never raises for cell-level failures)."""
-    rec = cell_record(cell)
+    rec = cell_record(cell).to_dict()
     cell_dir = cell_folder(out_dir, cell.slug)
     ctx = CellContext(out_dir=out_dir, cell_dir=cell_dir, cache_dir=cache_dir,
-                      progress=stdout_progress())
+                      progress=stdout_progress(), shards=shard_runner(cell))
     t0 = time.perf_counter()
     try:
         reason = skip_reason(cell)
         if reason:
             rec.update(status="skipped", reason=reason)
         else:
-            rec.update(status="ok", **_pipeline(cell.kind)(cell, ctx))
+            rec.update(status="ok", **PIPELINES[cell.kind](cell, ctx))
     except Exception as exc:  # one broken cell never stops the run
-        from facebench.engines import EngineUnavailable
-
         if isinstance(exc, EngineUnavailable):
             rec.update(status="skipped", reason=exc.reason)
         else:

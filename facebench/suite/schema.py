@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -28,7 +29,6 @@ from facebench.bounds import (
     BatchSize,
     Count,
     EmbeddingSize,
-    FoldCount,
     Real,
     Side,
     ThreadCount,
@@ -38,7 +38,10 @@ from facebench.datasets.specs import (
     IdentityFileDataset,
     IdentityFolderDataset,
     InsightfaceBinDataset,
+    LfwPairsDataset,
+    PairCsvDataset,
 )
+from facebench.faces.align import AlignSpec, SimilarityAlign
 from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
 
@@ -59,13 +62,38 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Channels = tuple[Real, Real, Real]
+
+
 class Preprocess(Strict):
-    """How an aligned crop becomes a model input: (x - mean) / std, channel order, size."""
+    """How an aligned crop becomes a model input (the suite's ``normalize:`` block; also read
+    as ``preprocess:``): resize to ``input_size``, channel order, then ``(x - mean) / std`` with
+    scalar or per-channel (model colour order) values in pixel units, or ``per_image``
+    standardisation (FaceNet's prewhiten: each image's own mean and std, the std at least
+    1/sqrt(pixels)); ``layout`` NCHW or NHWC; ``flip`` overrides the protocol's flip test."""
 
     color: Literal["RGB", "BGR"] = "RGB"
-    mean: Real = Field(default=127.5, ge=0, le=255, description="In pixel units (0–255).")
-    std: Real = Field(default=127.5, gt=0, le=10_000, description="In pixel units; > 0.")
-    input_size: tuple[Side, Side] = Field(default=(112, 112), description="In pixels.")
+    mean: Real | Channels = Field(default=127.5, description="Pixel units (0–255), one value "
+                                  "or one per channel in the model's colour order.")
+    std: Real | Channels = Field(default=127.5, description="Pixel units; > 0; one value or "
+                                 "one per channel.")
+    per_image: bool = Field(default=False, description="Standardise each image by its own mean "
+                            "and std instead of mean/std.")
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    input_size: tuple[Side, Side] = Field(default=(112, 112), description="(w, h) in pixels.")
+    flip: bool | None = Field(default=None, description="Flip test for this model: embed the "
+                              "image and its mirror and add them; default: the protocol's flip.")
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _range(cls, value: Any, info: ValidationInfo) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if not 0 <= v <= 255 and info.field_name == "mean":
+                raise ValueError(f"mean {v} is outside 0–255 (pixel units)")
+            if not 0 < v <= 10_000 and info.field_name == "std":
+                raise ValueError(f"std {v} must be > 0 and <= 10000 (pixel units)")
+        return value
 
 
 class ModelSpec(Strict):
@@ -77,7 +105,13 @@ class ModelSpec(Strict):
     arch: str | None = None
     weights: SuitePath | None = None
     embedding_size: EmbeddingSize | None = None
-    preprocess: Preprocess = Preprocess()
+    align: AlignSpec = Field(
+        default=SimilarityAlign(), description="How a detected face becomes the crop this model "
+        "was trained on: similarity (5-point template; default ArcFace), box_crop (detector box "
+        "+ margin), dlib_chip, or none (pre-aligned input).")
+    preprocess: Preprocess = Field(
+        default=Preprocess(), validation_alias=AliasChoices("normalize", "preprocess"),
+        description="Crop → model input (``normalize:``; ``preprocess:`` is the older name).")
     optional: bool = Field(
         default=False,
         description="When its file is missing, skip this model's cells with a note instead of "
@@ -129,23 +163,6 @@ class DeviceSpec(Strict):
     )
 
 
-class LfwPairsDataset(Strict):
-    kind: Literal["lfw_pairs"] = "lfw_pairs"
-    pairs: SuitePath
-    images: SuitePath
-    ext: str = ".jpg"
-    max_folds: FoldCount | None = Field(
-        default=None, description="Use only the first N folds (fixed subsets for speed; >= 2: "
-        "each fold's threshold is chosen on the other folds)."
-    )
-
-
-class PairCsvDataset(Strict):
-    kind: Literal["pair_csv"]
-    pairs: SuitePath
-    images: SuitePath
-
-
 DATASET_KINDS = ("lfw_pairs", "pair_csv", "insightface_bin", "identity_folder", "identity_file")
 
 
@@ -175,16 +192,18 @@ class DetectorSpec(Strict):
     """Five-point detector. ``select`` picks one face when several are found; the default,
     ``closest_to_center``, suits datasets whose subject is centred (LFW, CFP, AgeDB crops)."""
 
-    name: Literal["yunet", "retinaface", "mtcnn", "none"] = "yunet"
+    name: Literal["yunet", "retinaface", "mtcnn", "dlib", "none"] = "yunet"
     model: SuitePath | None = Field(
         default=None, description="Weights file (yunet: .onnx, retinaface: .pth); for mtcnn a "
-        "folder with pnet.pt, rnet.pt, onet.pt (default: the installed facenet-pytorch's).")
+        "folder with pnet.pt, rnet.pt, onet.pt (default: the installed facenet-pytorch's); for "
+        "dlib a folder with shape_predictor_5_face_landmarks.dat (default: "
+        "face_recognition_models').")
     score_threshold: Unit | None = None
     select: Literal["highest_score", "largest", "closest_to_center"] = "closest_to_center"
 
     @model_validator(mode="after")
     def _model_needed(self) -> DetectorSpec:
-        if self.name not in ("none", "mtcnn") and self.model is None:
+        if self.name not in ("none", "mtcnn", "dlib") and self.model is None:
             raise ValueError(f"detector '{self.name}' needs 'model' (its weights file)")
         return self
 
@@ -204,14 +223,17 @@ class VerificationProtocol(Strict):
     far_targets: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = [
         1e-1, 1e-2, 1e-3, 1e-4]
     bootstrap: Count = Field(default=0, ge=0, le=MAX_BOOTSTRAP)
-    batch_size: Count = Field(default=32, gt=0, le=MAX_BATCH)
+    batch_size: Count | None = Field(
+        default=None, gt=0, le=MAX_BATCH, description="Crops per inference call (doubled by "
+        "the flip test); default: the device's smallest batch size on CPU (small batches are "
+        "fastest per image there), its largest on CUDA.")
     cache_embeddings: bool = Field(
         default=True, description="Reuse embeddings of identical work (model, data, settings).")
     shard_size: Annotated[int, Field(gt=0, le=10_000_000), NO_BOOL] | None = Field(
         default=None, description="Embed in shards of this many images "
         "(Ray tasks under --executor ray); the embeddings are those of an unsharded run.")
     workers: Count = Field(default=2, ge=1, le=MAX_WORKERS,
-                           description="Detection/alignment processes.")
+                           description="Processes that detect, align (and on CPU embed).")
     requires_weights: bool = Field(
         default=False, description="Skip zoo models without trained weights (random init) "
         "with a note instead of measuring chance-level accuracy.")
@@ -249,7 +271,7 @@ class IdentificationProtocol(Strict):
     flip: bool = True
     ranks: list[Annotated[int, Field(gt=0, le=10_000), NO_BOOL]] = [1, 5]
     max_rank: Count = Field(default=20, gt=0, le=10_000)
-    batch_size: Count = Field(default=32, gt=0, le=MAX_BATCH)
+    batch_size: Count | None = Field(default=None, gt=0, le=MAX_BATCH)
     cache_embeddings: bool = True
     workers: Count = Field(default=2, ge=1, le=MAX_WORKERS)
     requires_weights: bool = False

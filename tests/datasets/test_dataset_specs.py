@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from facebench.datasets import load_pairs, load_spec_identities
 from facebench.datasets.insightface_bin import write_insightface_bin
 from facebench.datasets.pair_csv import load_pair_csv
 from facebench.datasets.specs import (
     IdentityFileDataset,
     IdentityFolderDataset,
     InsightfaceBinDataset,
-    load_spec_identities,
-    load_spec_pairs,
 )
 
 Spec = TypeAdapter(InsightfaceBinDataset | IdentityFolderDataset | IdentityFileDataset)
@@ -54,12 +53,12 @@ def test_identity_folder_spec_draws_and_saves(tmp_path: Path,
     ids = load_spec_identities(spec)
     assert ids.identities == names
     assert ids.n_images == sum(len(list((folder / n).iterdir())) for n in names)
-    ps = load_spec_pairs(spec, cache_dir=tmp_path / "cache")
+    ps = load_pairs(spec, cache_dir=tmp_path / "cache")
     csv_path = Path(ps.info["pairs_csv"])
     assert csv_path.parent == tmp_path / "cache" / "pairs"
     assert load_pair_csv(csv_path, folder).checksum == ps.checksum
     out = tmp_path / "mine.csv"
-    again = load_spec_pairs(spec.model_copy(update={"pairs_out": out}), tmp_path / "cache")
+    again = load_pairs(spec.model_copy(update={"pairs_out": out}), tmp_path / "cache")
     assert out.read_bytes() == csv_path.read_bytes() and again.checksum == ps.checksum
 
 
@@ -69,6 +68,6 @@ def test_insightface_spec_extracts_into_cache(tmp_path: Path, lfw_dir: Path) -> 
     data = [cv2.imencode(".png", c)[1].tobytes() for c in crops]
     path = write_insightface_bin(tmp_path / "t.bin", data, [True, False])
     spec = InsightfaceBinDataset(kind="insightface_bin", path=path, folds=2)
-    ps = load_spec_pairs(spec, cache_dir=tmp_path / "cache")
+    ps = load_pairs(spec, cache_dir=tmp_path / "cache")
     assert ps.root.parent == tmp_path / "cache" / "insightface_bin"
     np.testing.assert_array_equal(cv2.imread(str(ps.images[3])), crops[3])

@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebench.datasets.identity import (
-    IdentitySet,
-    gallery_probe_split,
-    identification_metrics,
-    load_identity_folder,
-)
+from facebench.datasets.identity import IdentitySet, gallery_probe_split, load_identity_folder
+from facebench.metrics.identification import identification_metrics
 
 
 def _synthetic(rng: np.random.Generator, n_ids: int, max_per: int,

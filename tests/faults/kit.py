@@ -274,7 +274,13 @@ def unparsable_json(out: Path) -> list[str]:
 
 #: Details of a verification cell that describe this run, not its result.
 VOLATILE_DETAILS = ("timings_s", "throughput_images_per_s", "images_per_s")
-VOLATILE_ACQUIRE = ("cache", "cache_hits")
+VOLATILE_ACQUIRE = ("cache", "detect_cache", "cache_hits")
+
+
+def stable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A cell's metrics without the ones that time this run (per-stage seconds, images/s)."""
+    return {k: v for k, v in metrics.items()
+            if not k.startswith("time.") and k != "images_per_s"}
 
 
 def verification_result(cell: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +289,7 @@ def verification_result(cell: dict[str, Any]) -> dict[str, Any]:
     details = {k: v for k, v in cell["details"].items() if k not in VOLATILE_DETAILS}
     details["acquire"] = {k: v for k, v in details["acquire"].items()
                           if k not in VOLATILE_ACQUIRE}
-    return {"status": cell["status"], "metrics": cell["metrics"], "details": details}
+    return {"status": cell["status"], "metrics": stable(cell["metrics"]), "details": details}
 
 
 def tidy_without_run_id(out: Path) -> str:

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 
 from facebench.datasets.lfw import load_lfw_pairs
-from facebench.faces.acquire import AcquireConfig, acquire
-from facebench.faces.align import ARCFACE_TEMPLATE
+from facebench.faces.acquire import AcquireConfig, acquire, acquire_chunk, prepare
+from facebench.faces.align import ARCFACE_TEMPLATE, BoxCropAlign, SimilarityAlign
+from facebench.faces.detect import create_detector, select_face
+from facebench.faces.images import load_image
+
+ARC112 = SimilarityAlign(size=(112, 112))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def test_acquire_real_and_broken(detector: str, images: list[Path], models_dir: 
     files = {"yunet": "face_detection_yunet.onnx", "retinaface": "retinaface_mobilenet0.25.pth"}
     # MTCNN's weights come from the installed facenet-pytorch (scripts/setup.sh)
     options = {"model": models_dir / files[detector]} if detector in files else {}
-    cfg = AcquireConfig(detector, options, "closest_to_center", (112, 112), tmp_path / "cache")
+    cfg = AcquireConfig(detector, options, "closest_to_center", ARC112, tmp_path / "cache")
     faces, record = acquire(images, cfg, workers=2, chunk=4)
     faces = list(faces)
     assert [f.index for f in faces] == list(range(len(images)))
@@ -72,7 +76,7 @@ def test_alignment_is_a_similarity_onto_the_template(images: list[Path],
     from facebench.faces.align import estimate_transform
 
     cfg = AcquireConfig("yunet", {"model": models_dir / "face_detection_yunet.onnx"},
-                        "closest_to_center", (112, 112), None)
+                        "closest_to_center", ARC112, None)
     faces, _ = acquire(images[:10], cfg, workers=1)
     residuals = []
     for f in faces:
@@ -86,13 +90,51 @@ def test_alignment_is_a_similarity_onto_the_template(images: list[Path],
 
 def test_cache_key_changes_with_settings(tmp_path: Path, models_dir: Path) -> None:
     base = AcquireConfig("yunet", {"model": models_dir / "face_detection_yunet.onnx"},
-                         "closest_to_center", (112, 112), tmp_path)
+                         "closest_to_center", ARC112, tmp_path)
     settings = {"name": "yunet", "score_threshold": 0.6}
-    other_size = AcquireConfig(base.detector, base.detector_options, base.select, (128, 128),
-                               tmp_path)
-    other_policy = AcquireConfig(base.detector, base.detector_options, "largest", (112, 112),
+    other_size = AcquireConfig(base.detector, base.detector_options, base.select,
+                               SimilarityAlign(size=(128, 128)), tmp_path)
+    other_policy = AcquireConfig(base.detector, base.detector_options, "largest", ARC112,
                                  tmp_path)
+    box = AcquireConfig(base.detector, base.detector_options, base.select,
+                        BoxCropAlign(margin_px=32, size=(112, 112)), tmp_path)
     keys = {base.key(settings), other_size.key(settings), other_policy.key(settings),
-            base.key({**settings, "score_threshold": 0.7})}
-    assert len(keys) == 4
+            base.key({**settings, "score_threshold": 0.7}), box.key(settings)}
+    assert len(keys) == 5
+    # the detection key depends on the detector and the selection, not on the alignment
+    assert base.detect_key(settings) == other_size.detect_key(settings) == box.detect_key(
+        settings) != other_policy.detect_key(settings)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_one_detection_per_detector_one_crop_per_alignment(images: list[Path], models_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """A second alignment of the same images reuses the cached detections (no detector run) and
+    gets its own crops; the box crop is the detector box ± 16 px, resized (checked by hand)."""
+    options = {"model": models_dir / "face_detection_yunet.onnx"}
+    real = images[:6]
+    arc = AcquireConfig("yunet", options, "closest_to_center", ARC112, tmp_path)
+    box = AcquireConfig("yunet", options, "closest_to_center",
+                        BoxCropAlign(margin_px=32, size=(160, 160)), tmp_path)
+    timings: dict[str, float] = {}
+    caches, _ = prepare(arc)
+    first = acquire_chunk(arc, caches, 0, real, timings)
+    assert timings["detect"] > 0 and all(f.crop is not None for f in first)
+    timings = {}
+    caches, record = prepare(box)
+    second = acquire_chunk(box, caches, 0, real, timings)
+    assert "detect" not in timings and timings["align"] > 0  # detections came from the cache
+    assert record["align"] == {"method": "box_crop", "size": [160, 160], "margin_px": 32.0,
+                               "margin_fraction": None}
+    det = create_detector("yunet", **options)
+    for path, face in zip(real, second, strict=True):
+        image = load_image(path)
+        d = select_face(det.detect(image), image.shape, "closest_to_center")
+        x1, y1, x2, y2 = (int(v) for v in d.box)
+        h, w = image.shape[:2]
+        crop = image[max(y1 - 16, 0):min(y2 + 16, h), max(x1 - 16, 0):min(x2 + 16, w)]
+        want = cv2.resize(crop, (160, 160), interpolation=cv2.INTER_LINEAR)
+        assert face.crop is not None and np.array_equal(face.crop, want)
+    # a third pass hits the crop cache of each alignment
+    again = acquire_chunk(box, caches, 0, real, timings := {})
+    assert all(f.cached for f in again) and "align" not in timings

@@ -26,9 +26,16 @@ class Detection:
 
 
 class Detector(Protocol):
-    """A face detector. ``name`` and ``settings`` identify it in results and cache keys."""
+    """A face detector. ``name`` and ``settings`` identify it in results and cache keys.
+
+    ``landmarks_scheme`` names the meaning and order of the five landmarks: ``"arcface5"`` (the
+    order in this module's docstring: eyes, nose tip, mouth corners) or ``"dlib5"`` (dlib's
+    5-point shape predictor: two corners of each eye and the nose base, the input of
+    ``dlib.get_face_chip``). Aligners check it against what they need.
+    """
 
     name: str
+    landmarks_scheme: str = "arcface5"
 
     def settings(self) -> dict[str, Any]: ...
 
@@ -98,7 +105,7 @@ def create_detector(name: str, **options: Any) -> Detector:
 
 
 #: Detectors shipped with facebench, by suite name → module under ``facebench.faces.detect``.
-BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn"}
+BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn", "dlib": "dlib"}
 
 
 def _load_builtin(name: str) -> None:

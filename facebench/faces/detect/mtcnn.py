@@ -117,6 +117,7 @@ class MTCNN:
     """
 
     name = "mtcnn"
+    landmarks_scheme = "arcface5"
 
     def __init__(
         self,

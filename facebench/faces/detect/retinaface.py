@@ -96,6 +96,7 @@ class RetinaFace:
     """
 
     name = "retinaface"
+    landmarks_scheme = "arcface5"
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ class YuNet:
     """OpenCV's YuNet detector. ``model`` is the ``face_detection_yunet*.onnx`` file."""
 
     name = "yunet"
+    landmarks_scheme = "arcface5"
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""The results contract: the metric catalog, the results loader and the Python API."""
