@@ -39,8 +39,9 @@ from facebench.engines import (
     ModelSource,
     check_available,
     create_engine,
+    run_source,
 )
-from facebench.engines.sources import export_key, onnx_source
+from facebench.engines.sources import export_key
 from facebench.faces.acquire import (
     CHUNK,
     AcquireConfig,
@@ -292,8 +293,7 @@ def make_work(cell: Cell, ctx: CellContext, acq: AcquireConfig) -> tuple[EmbedWo
     reason = check_available(cfg, source)
     if reason:
         raise EngineUnavailable(reason)
-    if cfg.engine == "onnxruntime":
-        source = onnx_source(source, _engine_cache(ctx))
+    source = run_source(source, cfg, _engine_cache(ctx))  # e.g. ORT's export, built once here
     caches, record = prepare(acq)
     work = EmbedWork(acq, caches, source, cfg, cell.model.preprocess, flip_of(cell),
                      batch_size(cell), _engine_cache(ctx))
@@ -352,12 +352,10 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
 
 def _model_key(cell: Cell) -> str:
     source, cfg = engine_parts(cell.model, cell.device)
-    if source.path is not None and source.kind in ("onnx", "dlib"):
-        content = sha256_file_once(source.path)
-    elif source.kind == "dlib":
-        content = "dlib-default"
-    else:
+    if source.kind in ("zoo", "torchscript"):  # the export's key: no export needed to look up
         content = export_key(source)
+    else:  # the file the engine runs
+        content = sha256_file_once(run_source(source, cfg).path)  # type: ignore[arg-type]
     return json.dumps({"model": content, "engine": cfg.engine, "device": cfg.device,
                        "fp16": cfg.fp16, "providers": list(cfg.resolved_providers())})
 
@@ -433,8 +431,9 @@ def record(cell: Cell, e: Embedded, elapsed: float, metrics_s: float | None = No
     total = elapsed + (metrics_s or 0.0)
     metrics: dict[str, Any] = {"fta_images": len(e.fta), "images": n,
                                "images_per_s": round(n / elapsed, 2) if elapsed else None}
+    computed = "acquire_and_embed" in e.timings_s  # else the embeddings came from the cache
     for stage in STAGES:
-        metrics[f"time.{stage}_s"] = e.timings_s.get(stage)
+        metrics[f"time.{stage}_s"] = e.timings_s.get(stage, 0.0 if computed else None)
     metrics["time.metrics_s"] = None if metrics_s is None else round(metrics_s, 3)
     metrics["time.total_s"] = round(total, 3)
     details = {

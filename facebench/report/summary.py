@@ -7,30 +7,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facebench.environment import BUSY_LOAD_PER_CORE, is_busy
+from facebench.metrics.catalog import sign as catalog_sign
 from facebench.report.fmt import number
 
 #: Latency used for the Pareto front: batch-1 median.
 PARETO_LATENCY = "latency.p50_ms"
 
+#: Headline metrics of the summary, (metric, label); which way is better comes from the catalog.
 VERIFICATION_BEST = [
-    ("accuracy", "accuracy", 1),
-    ("precision", "precision", 1),
-    ("recall", "recall", 1),
-    ("specificity", "specificity", 1),
-    ("f1", "F1", 1),
-    ("auc", "AUC", 1),
-    ("eer", "EER", -1),
-    ("fta_rate", "FtA rate", -1),
+    ("accuracy", "accuracy"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("specificity", "specificity"),
+    ("f1", "F1"),
+    ("auc", "AUC"),
+    ("eer", "EER"),
+    ("fta_rate", "FtA rate"),
 ]
 EFFICIENCY_BEST = [
-    ("latency.p50_ms", "latency p50 (batch 1)", -1),
-    ("latency.p99_ms", "latency p99 (batch 1)", -1),
-    ("throughput.max", "throughput (best batch)", 1),
-    ("cold_start_ms", "cold start", -1),
-    ("params", "parameters", -1),
-    ("gflops", "GFLOPs", -1),
-    ("memory.peak_rss_bytes", "peak memory", -1),
+    ("latency.p50_ms", "latency p50 (batch 1)"),
+    ("latency.p99_ms", "latency p99 (batch 1)"),
+    ("throughput.max", "throughput (best batch)"),
+    ("cold_start_ms", "cold start"),
+    ("params", "parameters"),
+    ("gflops", "GFLOPs"),
+    ("memory.peak_rss_bytes", "peak memory"),
 ]
+#: Report-only names and the catalog entry they take their direction and format from.
+CATALOG_ALIASES = {"throughput.max": "throughput.b1"}  # the best batch's throughput.b{B}
+
+
+def catalog_name(metric: str) -> str:
+    """The catalog name behind a report-only metric name (``throughput.max``)."""
+    return CATALOG_ALIASES.get(metric, metric)
+
+
+def better_sign(metric: str) -> int:
+    """+1 when higher is better, −1 when lower is better: the direction in
+    ``facebench.metrics.catalog``. A metric the catalog does not rank has no "best"."""
+    s = catalog_sign(catalog_name(metric))
+    if s == 0:
+        raise ValueError(f"metric {metric!r} has no better direction in "
+                         "facebench.metrics.catalog; it cannot have a best value")
+    return s
 
 
 @dataclass(frozen=True)
@@ -96,8 +115,9 @@ def metric_value(cell: dict[str, Any], name: str) -> float | None:
     return number(m.get(name))
 
 
-def best(cells: list[dict[str, Any]], metric: str, label: str, sign: int) -> Best | None:
+def best(cells: list[dict[str, Any]], metric: str, label: str) -> Best | None:
     """The cell(s) with the best defined value of ``metric``; None when no cell has one."""
+    sign = better_sign(metric)
     scored = [(v, c) for c in cells if (v := metric_value(c, metric)) is not None]
     if not scored:
         return None
@@ -106,25 +126,35 @@ def best(cells: list[dict[str, Any]], metric: str, label: str, sign: int) -> Bes
     return Best(metric, label, winners, sign * top)
 
 
+def rank_keys(cells: list[dict[str, Any]]) -> list[str]:
+    """Identification ``rank{k}`` metrics present in any cell, smallest k first."""
+    ks = {int(k[4:]) for c in cells for k in (c.get("metrics") or {})
+          if k.startswith("rank") and k[4:].isdigit()}
+    return [f"rank{k}" for k in sorted(ks)]
+
+
 def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
     """Winners of each headline metric among the ok cells of ``protocol``."""
     cells = [c for c in ok_cells(results) if c.get("protocol") == protocol]
     if not cells:
         return []
-    if cells[0].get("kind") == "verification":
-        tars = [(f"tar@far={k}", f"TAR @ FAR = {k}", 1) for k in tar_targets(cells)]
+    if cells[0].get("kind") == "identification":
+        specs = [(k, f"rank-{k[4:]}") for k in rank_keys(cells)]
+        cells_for = {m: cells for m, _ in specs}
+    elif cells[0].get("kind") == "verification":
+        tars = [(f"tar@far={k}", f"TAR @ FAR = {k}") for k in tar_targets(cells)]
         specs = VERIFICATION_BEST[:5] + tars + VERIFICATION_BEST[5:]
         cells_for = {  # an unsupported TAR@FAR (N_imp × FAR < 10) wins nothing
             m: [c for c in cells
                 if not m.startswith("tar@far=") or tar_supported(c, m[8:]) is not False]
-            for m, _, _ in specs
+            for m, _ in specs
         }
     else:
         specs = EFFICIENCY_BEST
-        cells_for = {m: cells for m, _, _ in specs}
+        cells_for = {m: cells for m, _ in specs}
     out = []
-    for metric, label, sign in specs:
-        b = best(cells_for[metric], metric, label, sign)
+    for metric, label in specs:
+        b = best(cells_for[metric], metric, label)
         if b is not None:
             out.append(b)
     return out

@@ -6,6 +6,7 @@ stay raw (unescaped): each template escapes for its own format.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -13,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebench.metrics.catalog import metric_info
 from facebench.report import fmt
 from facebench.report.compare import Comparison, Delta, compare
 from facebench.report.figures import cv_threshold
 from facebench.report.summary import (
     best_per_metric,
+    better_sign,
     busy_warning,
+    catalog_name,
     ok_cells,
     pareto_points,
     protocols,
@@ -35,6 +39,13 @@ HEADLINE = re.compile(
     r"|model_size_bytes|cold_start_ms|latency\.p(50|99)_ms|throughput\.b\d+"
     r"|memory\.peak_rss_bytes)$"
 )
+
+#: The metric of each column whose best value is bolded, in column order from column 1 (the
+#: TAR@FAR columns go between the first five and the rest of the verification table's).
+VERIFICATION_MARKED = ("accuracy", "precision", "recall", "specificity", "f1", "eer", "auc",
+                       "fta_rate")
+COST_MARKED = ("params", "gmac", "gflops", "model_size_bytes", "cold_start_ms", "throughput.max",
+               "memory.peak_rss_bytes", "memory.peak_rss_delta_bytes")
 
 DELTA_MARK = {"better": "▲", "worse": "▼", "changed": "●", "noise": "≈", "unknown": "?"}
 
@@ -113,9 +124,11 @@ def _ci(c: dict[str, Any], metric: str) -> str:
     return f"CI [{fmt.pct(lo)}, {fmt.pct(hi)}]"
 
 
-def _mark_best(table: Table, sign_by_col: dict[int, int]) -> None:
-    """Bold the best defined value in each listed column (ties all bold)."""
-    for col, sign in sign_by_col.items():
+def _mark_best(table: Table, metric_by_col: dict[int, str]) -> None:
+    """Bold the best defined value in each listed column (ties all bold); which way is better
+    is the column's metric's direction in the catalog."""
+    for col, metric in metric_by_col.items():
+        sign = better_sign(metric)
         vals = [(float(r[col].sort), r[col]) for r in table.rows
                 if r[col].sort and "unsupported" not in r[col].cls]
         if len(vals) < 2:
@@ -167,8 +180,9 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
                 _value(c, "fta_rate", fmt.pct, deltas, f"{fmt.count(m.get('fta_images'))} images")]
         table.rows.append(row)
     n = len(targets)
-    _mark_best(table, {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, **{6 + i: 1 for i in range(n)},
-                       6 + n: -1, 7 + n: 1, 8 + n: -1})
+    _mark_best(table, {**dict(enumerate(VERIFICATION_MARKED[:5], 1)),
+                       **{6 + i: f"tar@far={k}" for i, k in enumerate(targets)},
+                       **dict(enumerate(VERIFICATION_MARKED[5:], 6 + n))})
     table.notes.append("Rates in % at the per-fold cross-validated thresholds (counts summed over "
                        "folds); n/a = undefined (0/0). Best value per column in bold.")
     if unsupported:
@@ -221,7 +235,7 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
                 _value(c, "gflops_per_s", lambda v: fmt.sig(v, 3), deltas),
                 _value(c, "pct_of_peak", lambda v: fmt.fixed(v, 1), deltas),
             ])
-        _mark_best(cost, {1: -1, 2: -1, 3: -1, 4: -1, 5: -1, 6: 1, 7: -1, 8: -1})
+        _mark_best(cost, dict(enumerate(COST_MARKED, 1)))
         cost.notes.append("MB = 10⁶ bytes. GMAC counts one fused multiply-add as 1; GFLOPs = 2 × "
                           "GMAC. % of peak: achieved GFLOP/s over the machine's peak, when known.")
         lat = Table(f"latency-{protocol}-{device}", f"Latency by batch size — {where}", [
@@ -250,6 +264,118 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
     return tables
 
 
+#: The stages of "Where the time went", (column label, metric), in pipeline order.
+STAGES = (("Decode", "time.decode_s"), ("Detect", "time.detect_s"), ("Align", "time.align_s"),
+          ("Embed", "time.embed_s"), ("Metrics", "time.metrics_s"))
+_EMBED_STAGES = tuple(m for _, m in STAGES if m != "time.metrics_s")
+
+
+def _size_text(size: Any) -> str:
+    if isinstance(size, list | tuple) and len(size) == 2:
+        return f"{size[0]}×{size[1]}"
+    return "" if size is None else str(size)
+
+
+def align_text(settings: Any) -> str:
+    """An alignment's settings (``details.acquire.align``) in a few words:
+    ``similarity arcface 112×112``, ``box_crop +32 px 160×160``, ``dlib_chip 150``."""
+    if not isinstance(settings, dict) or not settings.get("method"):
+        return fmt.NA
+    method, size = str(settings["method"]), settings.get("size")
+    if method == "similarity":
+        template = settings.get("template")
+        words = [method, template if isinstance(template, str) else "5-point template",
+                 _size_text(size)]
+    elif method == "box_crop":
+        px = fmt.number(settings.get("margin_px"))
+        frac = fmt.number(settings.get("margin_fraction"))
+        margin = (f"+{frac * 100:g} %" if frac is not None
+                  else f"+{px:g} px" if px is not None else "")
+        words = [method, margin, _size_text(size)]
+    elif method == "dlib_chip":
+        side = size[0] if isinstance(size, list | tuple) and size else size
+        padding = fmt.number(settings.get("padding"))
+        words = [method, "" if side is None else str(side),
+                 "" if padding in (None, 0.25) else f"padding {padding:g}"]
+    else:
+        words = [method, _size_text(size)]
+    return " ".join(w for w in words if w)
+
+
+def _parallel_text(c: dict[str, Any]) -> tuple[str, str]:
+    """(strategy, "N workers · batch B") of an embedding cell."""
+    d = c.get("details") or {}
+    par = (d.get("acquire") or {}).get("parallel") or {}
+    batch = par.get("batch_size", (d.get("engine") or {}).get("batch_size"))
+    workers = par.get("workers")
+    parts = [f"{workers} worker{'s' if workers != 1 else ''}" if workers is not None else "",
+             f"batch {batch}" if batch is not None else ""]
+    return str(par.get("strategy") or fmt.NA), " · ".join(p for p in parts if p)
+
+
+def _meaning(metric: str) -> str:
+    info = metric_info(metric)
+    return "" if info is None else info.meaning
+
+
+def _catalog_value(c: dict[str, Any], metric: str, deltas: Deltas, note: str = "") -> Cell:
+    """A value shown in the catalog's format and unit (``9.14 s``, ``84.9 img/s``)."""
+    return _value(c, metric, functools.partial(fmt.metric, metric), deltas, note)
+
+
+def timings(results: dict[str, Any], deltas: Deltas) -> dict[str, Any]:
+    """"Where the time went": per verification/identification cell, images/s, the seconds of
+    each stage with its share of the stages' sum, the wall clock, the parallel strategy and the
+    alignment. Cells without stage seconds get a line in ``missing`` instead of a row."""
+    cells = [c for c in ok_cells(results) if c.get("kind") in ("verification", "identification")]
+    cols = [Column("Model", numeric=False), Column("Protocol", numeric=False),
+            Column("Images/s", help=_meaning("images_per_s"))]
+    cols += [Column(label, help=_meaning(m)) for label, m in STAGES]
+    cols += [Column("Total", help=_meaning("time.total_s")),
+             Column("Parallel", numeric=False, help="strategy; workers and batch size per worker"),
+             Column("Alignment", numeric=False, help="alignment method and crop size; detector")]
+    table = Table("time-by-stage", "Seconds per stage", cols)
+    cached, old = [], []
+    for c in cells:
+        m = c.get("metrics") or {}
+        where = f"{c.get('model')} ({c.get('device')}) · {c.get('protocol')}"
+        if all(fmt.number(m.get(k)) is None for k in _EMBED_STAGES):
+            acq = (c.get("details") or {}).get("acquire") or {}
+            if (acq.get("embedding_cache") or {}).get("hit") and "time.total_s" in m:
+                cached.append(f"{where}: {fmt.metric('time.total_s', m.get('time.total_s'))}")
+            else:
+                old.append(where)
+            continue
+        stage_sum = sum(fmt.number(m.get(k)) or 0.0 for _, k in STAGES)
+        row = [_model_cell(c), Cell(str(c.get("protocol")), str(c.get("protocol"))),
+               _catalog_value(c, "images_per_s", deltas)]
+        for _, k in STAGES:
+            v = fmt.number(m.get(k))
+            share = f"{fmt.pct(v / stage_sum, 1)} %" if v is not None and stage_sum else ""
+            row.append(_catalog_value(c, k, deltas, share))
+        row.append(_catalog_value(c, "time.total_s", deltas))
+        strategy, how = _parallel_text(c)
+        row.append(Cell(strategy, strategy, note=how))
+        acq = (c.get("details") or {}).get("acquire") or {}
+        align = align_text(acq.get("align") or (c.get("details") or {}).get("align"))
+        row.append(Cell(align, align, note=str((acq.get("detector") or {}).get("name") or "")))
+        table.rows.append(row)
+    if table.rows:
+        table.notes.append("Stage seconds are summed over the processes doing the stage, so with "
+                           "several workers they can add up to more than the wall clock (Total: "
+                           "the cell's embedding and metrics, start to end); under each, its share "
+                           "of the five stages' sum. 0 s: served from the detection or crop "
+                           "cache.")
+    missing = []
+    if cached:
+        missing.append("Embeddings loaded from the embedding cache, so no stage ran (total wall "
+                       "clock): " + "; ".join(cached) + ".")
+    if old:
+        missing.append("No per-stage timings in this results.json (written by a facebench that "
+                       "did not record them): " + "; ".join(old) + ".")
+    return {"table": table, "missing": missing, "cells": len(cells)}
+
+
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per protocol: cell counts, best model per metric, and the Pareto front in words."""
     out = []
@@ -257,12 +383,10 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     for protocol, kind in protocols(results):
         cells = [c for c in all_cells if str(c.get("protocol")) == protocol]
         status = {s: sum(c.get("status") == s for c in cells) for s in ("ok", "failed", "skipped")}
-        # throughput.max (the best batch's) is formatted as any throughput.b{B}
         bests = [{
             "label": b.label,
             "winners": ", ".join(f"{c.get('model')} ({c.get('device')})" for c in b.cells),
-            "value": fmt.metric("throughput.b1" if b.metric == "throughput.max" else b.metric,
-                                b.value),
+            "value": fmt.metric(catalog_name(b.metric), b.value),
         } for b in best_per_metric(results, protocol)]
         entry: dict[str, Any] = {"protocol": protocol, "kind": kind, "bests": bests,
                                  "counts": ", ".join(f"{n} {s}" for s, n in status.items() if n)}
@@ -423,6 +547,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "summary": summary(results),
         "verification": [t for t in vtables if t.rows],
         "efficiency": efficiency_tables(results, deltas),
+        "timings": timings(results, deltas),
         "failures": failures(results),
         "fta": fta_lists(results),
         "repro": reproducibility(results),

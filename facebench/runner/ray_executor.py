@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facebench.io import atomic_write_bytes, atomic_write_json, read_json
+from facebench.paths import default_cache_dir
 from facebench.plan import Cell
 from facebench.results import now
 from facebench.runner.local import ProgressFn, cell_timeout, finished_record, run_in_subprocess
@@ -191,8 +192,6 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
     """Run one cell on this node in a subprocess; ``{"record", "files"}`` (files: the cell
     folder's contents when this node does not share the driver's filesystem, else ``None``)."""
     import ray
-
-    from facebench.faces.acquire import default_cache_dir
 
     node = node_info()
     shared = _reads(Path(out_dir) / f".ray-probe-{token}", token)

@@ -14,9 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from facebench.environment import fingerprint
+from facebench.environment import git_info as _git
+from facebench.io import atomic_write_json
 from facebench.plan import Cell, plan
+from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
 from facebench.results import load_results, new_results, now, run_header, write_results
+from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
+from facebench.runner.ray_executor import make_ray_executor
 from facebench.suite import Suite, load_suite
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -76,14 +82,10 @@ def sweep_stale(out: Path) -> None:
 
 
 def environment() -> dict[str, Any]:
-    from facebench.environment import fingerprint
-
     return fingerprint()
 
 
 def git_info() -> dict[str, Any]:
-    from facebench.environment import git_info as _git
-
     return _git(REPO_DIR)
 
 
@@ -169,12 +171,8 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
 
 def _executor(opts: RunOptions) -> Any:
     if opts.executor == "local":
-        from facebench.runner.local import run_cells
-
         return run_cells
     if opts.executor == "ray":
-        from facebench.runner.ray_executor import make_ray_executor
-
         return make_ray_executor(opts.address)
     raise ValueError(f"unknown executor {opts.executor!r}; use 'local' or 'ray'")
 
@@ -213,9 +211,6 @@ def _progress(console: Console, enabled: bool) -> Progress:
 def write_interop(out: Path, results: dict[str, Any]) -> Path | None:
     """``pytest-benchmark.json`` beside the results (for pytest-benchmark compare and
     github-action-benchmark) when the run has efficiency cells."""
-    from facebench.io import atomic_write_json
-    from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
-
     data = to_pytest_benchmark_json(results)
     if not data.get("benchmarks"):
         return None
@@ -224,7 +219,7 @@ def write_interop(out: Path, results: dict[str, Any]) -> Path | None:
 
 def history_of(results: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
     """Earlier runs of the same suite from the history database, oldest first."""
-    from facebench.history import HistoryStore
+    from facebench.history import HistoryStore  # SQLAlchemy: only when history is asked for
 
     store = HistoryStore()
     runs = store.list_runs(suite=results["suite"]["name"], limit=limit)
@@ -235,7 +230,7 @@ def render(out: Path, results: dict[str, Any], console: Console,
            baseline: dict | None = None, history: list[dict] | None = None) -> None:
     """Render report.html / report.md; a report failure never loses the results."""
     try:
-        from facebench.report import render_report
+        from facebench.report import render_report  # matplotlib: only when rendering
 
         paths = render_report(results, out, baseline=baseline, history=history)
         for p in paths.values():

@@ -115,8 +115,8 @@ def test_escaped_title_and_sections(browser: dict[str, Any]) -> None:
     info = browser["info"]
     assert info["h1"] == "<script>alert(1)</script>"  # shown as text
     assert info["title"] == "<script>alert(1)</script> — facebench report"
-    assert info["sections"] == ["summary", "verification", "efficiency", "baseline", "figures",
-                                "failures", "reproducibility"]
+    assert info["sections"] == ["summary", "verification", "timings", "efficiency", "baseline",
+                                "figures", "failures", "reproducibility"]
 
 
 def test_tables_render(browser: dict[str, Any]) -> None:
