@@ -1,9 +1,12 @@
 """Acquire aligned faces for a list of images: cache → decode → detect → select → align.
 
-Two caches, both keyed by image content (sha256 of the file's bytes) and shared across models and
-runs: the selected detection per detector settings (``detect/<key>/``), and the crop per detector
-settings × alignment (``align/<key>/``). A suite comparing models with different alignments
-detects each image once per detector and aligns it once per alignment; a second run does neither.
+One cache entry per image content (sha256 of the file's bytes) and alignment, shared across
+models and runs, under ``align/<detector key>/<alignment key>/``: the crop, and the selected
+detection it came from. An alignment without an entry for an image takes the detection from
+another alignment's entry of the same detector, so a suite comparing models with different
+alignments detects each image once per detector and aligns it once per alignment (one file per
+image and alignment: file creation, not serialisation, is what a cold cache costs); a second run
+does neither.
 
 Work runs in a process pool (one detector per process, one thread each) and streams results in
 input order, so embedding starts before detection finishes. Each image file is read once; its
@@ -34,7 +37,7 @@ from facebench.pool import chunks, ordered_map
 
 __all__ = ["AcquireConfig", "Face", "acquire", "acquire_chunk", "default_cache_dir"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
 CHUNK = 32
 
@@ -86,10 +89,20 @@ class AcquireConfig:
 
 @dataclass(frozen=True)
 class Caches:
-    """The two cache folders of one configuration (``None`` without a usable cache)."""
+    """The cache folders of one configuration (``None`` without a usable cache): the detector's
+    folder, and in it this alignment's."""
 
     detect: Path | None = None
     crops: Path | None = None
+
+    def siblings(self) -> list[Path]:
+        """The other alignments' folders of the same detector (their entries hold detections)."""
+        if self.detect is None:
+            return []
+        try:
+            return sorted(p for p in self.detect.iterdir() if p.is_dir() and p != self.crops)
+        except OSError:
+            return []
 
 
 # ---- worker side -----------------------------------------------------------------------------
@@ -156,15 +169,30 @@ def _face_from_crop(index: int, z: dict[str, np.ndarray]) -> Face | None:
         reason = str(z["reason"]) or None
         if reason is not None:
             return Face(index, None, reason=reason, cached=True)
-        return Face(index, z["crop"], z["landmarks"], float(z["score"]), cached=True)
+        return Face(index, z["crop"], z["landmarks"] * z["factor"], float(z["score"]),
+                    cached=True)
     except KeyError:
         return None
 
 
-def _store_crop(entry: Path | None, face: Face) -> None:
+def _detection_of(z: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+    """The detection stored in a crop entry (``None`` when the entry holds none)."""
+    if z is None or not bool(z.get("detected", False)):
+        return None
+    if str(z["reason"]) == "no face detected":
+        return {"reason": z["reason"]}
+    return {k: z[k] for k in ("box", "landmarks", "score") if k in z} | {"reason": np.str_("")}
+
+
+def _store_crop(entry: Path | None, face: Face, detection: dict[str, np.ndarray] | None = None,
+                factor: float = 1.0) -> None:
+    """The crop (or the failure) and the detection it came from, in detection-image
+    coordinates with the factor back to the file's."""
+    d = detection or {}
     _store(entry, crop=face.crop if face.crop is not None else np.zeros((0,), np.uint8),
-           landmarks=face.landmarks if face.landmarks is not None else _NO_POINTS,
+           box=d.get("box", _NO_BOX), landmarks=d.get("landmarks", _NO_POINTS),
            score=np.float32(face.score if face.score is not None else np.nan),
+           factor=np.float32(factor), detected=np.bool_(detection is not None),
            reason=np.str_(face.reason or ""))
 
 
@@ -174,10 +202,9 @@ class _Todo:
 
     i: int
     crop_entry: Path | None
-    detect_entry: Path | None
     image: np.ndarray
     factor: float
-    detection: dict[str, np.ndarray] | None  # from the detection cache
+    detection: dict[str, np.ndarray] | None  # from another alignment's entry
 
 
 def _add(timings: dict[str, float] | None, stage: str, seconds: float) -> None:
@@ -187,10 +214,11 @@ def _add(timings: dict[str, float] | None, stage: str, seconds: float) -> None:
 
 def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Path],
                   timings: dict[str, float] | None = None) -> list[Face]:
-    """Faces for consecutive images ``start, start+1, …``: crop-cache hits are returned as
-    stored; the rest are read once, decoded from memory, detected together (or taken from the
-    detection cache), selected, aligned and cached."""
+    """Faces for consecutive images ``start, start+1, …``: cache hits are returned as stored;
+    the rest are read once, decoded from memory, detected together (or their detection taken
+    from another alignment's entry), selected, aligned and cached."""
     align = cfg.effective_align()
+    siblings = caches.siblings()
     faces: list[Face | None] = [None] * len(paths)
     todo: list[_Todo] = []
     for i, path in enumerate(paths):
@@ -227,8 +255,12 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
             _add(timings, "align", time.perf_counter() - t1)
             _store_crop(crop_entry, faces[i])  # type: ignore[arg-type]
             continue
-        detect_entry = _entry(caches.detect, digest)
-        todo.append(_Todo(i, crop_entry, detect_entry, image, factor, _load(detect_entry)))
+        known = None
+        for sibling in siblings:
+            known = _detection_of(_load(_entry(sibling, digest)))
+            if known is not None:
+                break
+        todo.append(_Todo(i, crop_entry, image, factor, known))
     need = [t for t in todo if t.detection is None]
     if need:
         t1 = time.perf_counter()
@@ -242,10 +274,9 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
                 t.detection = {"box": np.asarray(det.box, np.float32),
                                "landmarks": np.asarray(det.landmarks, np.float32),
                                "score": np.float32(det.score), "reason": np.str_("")}
-            _store(t.detect_entry, **t.detection)
     for t in todo:
         faces[t.i] = _align_one(align, start + t.i, t, timings)
-        _store_crop(t.crop_entry, faces[t.i])  # type: ignore[arg-type]
+        _store_crop(t.crop_entry, faces[t.i], t.detection, t.factor)  # type: ignore[arg-type]
     return faces  # type: ignore[return-value]
 
 
@@ -316,14 +347,13 @@ def prepare(cfg: AcquireConfig) -> tuple[Caches, dict[str, Any]]:
     settings = detector_settings(cfg)
     caches = Caches()
     if cfg.cache_dir is not None:
-        base = Path(cfg.cache_dir)
-        caches = Caches(detect=_folder(base / "detect" / cfg.detect_key(settings)),
-                        crops=_folder(base / "align" / cfg.key(settings)))
+        detector = _folder(Path(cfg.cache_dir) / "align" / cfg.detect_key(settings))
+        if detector is not None:
+            caches = Caches(detect=detector, crops=_folder(detector / cfg.key(settings)))
     record = {"detector": settings, "select": cfg.select,
               "align": cfg.effective_align().settings(), "size": list(cfg.size),
               "detect_max_side": DETECT_MAX_SIDE,
-              "cache": str(caches.crops) if caches.crops else None,
-              "detect_cache": str(caches.detect) if caches.detect else None}
+              "cache": str(caches.crops) if caches.crops else None}
     return caches, record
 
 
