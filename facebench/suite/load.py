@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from facebench.faces.align import ALIGN_METHODS
 from facebench.suite.checks import input_problems
-from facebench.suite.schema import DATASET_KINDS, Suite, reference_problems
+from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite, reference_problems
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -175,7 +176,8 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
 
 
 #: Tags pydantic puts in the location of a tagged-union member; a user never writes them.
-_UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS}
+_UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS, *ALIGN_METHODS,
+               *NORMALIZE_TAGS}
 
 
 def _too_big(path: Path, size: int) -> SuiteError:

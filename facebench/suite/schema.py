@@ -62,7 +62,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Channels = tuple[Real, Real, Real]
+def _scalar_or_channels(value: Any) -> str:
+    return "per_channel" if isinstance(value, list | tuple) else "one_value"
+
+
+PixelMean = Annotated[float, Field(ge=0, le=255, allow_inf_nan=False), NO_BOOL]
+PixelStd = Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False), NO_BOOL]
+#: One value, or one per channel (in the model's colour order); errors name only the form given.
+MeanSpec = Annotated[
+    Annotated[PixelMean, Tag("one_value")]
+    | Annotated[tuple[PixelMean, PixelMean, PixelMean], Tag("per_channel")],
+    Discriminator(_scalar_or_channels),
+]
+StdSpec = Annotated[
+    Annotated[PixelStd, Tag("one_value")]
+    | Annotated[tuple[PixelStd, PixelStd, PixelStd], Tag("per_channel")],
+    Discriminator(_scalar_or_channels),
+]
+NORMALIZE_TAGS = ("one_value", "per_channel")
 
 
 class Preprocess(Strict):
@@ -73,9 +90,9 @@ class Preprocess(Strict):
     1/sqrt(pixels)); ``layout`` NCHW or NHWC; ``flip`` overrides the protocol's flip test."""
 
     color: Literal["RGB", "BGR"] = "RGB"
-    mean: Real | Channels = Field(default=127.5, description="Pixel units (0–255), one value "
+    mean: MeanSpec = Field(default=127.5, description="Pixel units (0–255), one value "
                                   "or one per channel in the model's colour order.")
-    std: Real | Channels = Field(default=127.5, description="Pixel units; > 0; one value or "
+    std: StdSpec = Field(default=127.5, description="Pixel units; > 0; one value or "
                                  "one per channel.")
     per_image: bool = Field(default=False, description="Standardise each image by its own mean "
                             "and std instead of mean/std.")
@@ -83,17 +100,6 @@ class Preprocess(Strict):
     input_size: tuple[Side, Side] = Field(default=(112, 112), description="(w, h) in pixels.")
     flip: bool | None = Field(default=None, description="Flip test for this model: embed the "
                               "image and its mirror and add them; default: the protocol's flip.")
-
-    @field_validator("mean", "std")
-    @classmethod
-    def _range(cls, value: Any, info: ValidationInfo) -> Any:
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if not 0 <= v <= 255 and info.field_name == "mean":
-                raise ValueError(f"mean {v} is outside 0–255 (pixel units)")
-            if not 0 < v <= 10_000 and info.field_name == "std":
-                raise ValueError(f"std {v} must be > 0 and <= 10000 (pixel units)")
-        return value
 
 
 class ModelSpec(Strict):

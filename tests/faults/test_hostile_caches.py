@@ -33,6 +33,7 @@ from .kit import (
     run_suite,
     scenario,
     scenario_name,
+    stable,
     suite,
     verification,
     write_pair_csv,
@@ -71,7 +72,7 @@ def scores_of(run: dict[str, Any]) -> bytes:
 
 
 def metrics_of(run: dict[str, Any]) -> dict[str, Any]:
-    return run["cell"]["metrics"]
+    return stable(run["cell"]["metrics"])
 
 
 @scenario(order=3)

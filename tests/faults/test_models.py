@@ -58,8 +58,10 @@ def test_the_good_model_completes(run: Path) -> None:
 
 
 def rows(run: Path) -> int:
-    """Rows of the one inference batch: every acquired image and its mirror (flip)."""
-    return 2 * cells_by_id(run)["mfn@cpu@lfw"]["details"]["acquire"]["acquired"]
+    """Rows of the first inference call: a batch of acquired images (the device's batch size)
+    and their mirrors (flip)."""
+    acquire = cells_by_id(run)["mfn@cpu@lfw"]["details"]["acquire"]
+    return 2 * min(acquire["parallel"]["batch_size"], acquire["acquired"])
 
 
 def test_a_model_that_raises_fails_its_cell(run: Path) -> None:

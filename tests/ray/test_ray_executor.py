@@ -22,6 +22,7 @@ from rich.console import Console
 
 from facebench.io import read_json
 from facebench.runner.run import RunOptions, run_suite
+from tests.faults.kit import stable
 from tests.ray.cluster import LoopbackCluster
 from tests.ray.conftest import efficiency, verification, write_suite
 
@@ -47,7 +48,7 @@ def cells_by_protocol(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def assert_same_metrics(cell: dict[str, Any], ref: dict[str, Any]) -> None:
     """Equal deterministic metrics: all of a verification cell's, the static efficiency ones."""
     assert cell["status"] == ref["status"] == "ok", (cell.get("error"), ref.get("error"))
-    keys = STATIC_METRICS if cell["kind"] == "efficiency" else tuple(ref["metrics"])
+    keys = STATIC_METRICS if cell["kind"] == "efficiency" else tuple(stable(ref["metrics"]))
     got = {k: cell["metrics"].get(k) for k in keys}
     want = {k: ref["metrics"].get(k) for k in keys}
     assert got == want
