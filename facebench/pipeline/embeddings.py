@@ -293,7 +293,10 @@ def make_work(cell: Cell, ctx: CellContext, acq: AcquireConfig) -> tuple[EmbedWo
     reason = check_available(cfg, source)
     if reason:
         raise EngineUnavailable(reason)
-    source = run_source(source, cfg, _engine_cache(ctx))  # e.g. ORT's export, built once here
+    # ONNX Runtime's export of a torch model is made once here, into the engine cache where the
+    # workers' engines find it; the work keeps the original source, so a node that does not
+    # share this cache (a Ray shard elsewhere) makes its own
+    run_source(source, cfg, _engine_cache(ctx))
     caches, record = prepare(acq)
     work = EmbedWork(acq, caches, source, cfg, cell.model.preprocess, flip_of(cell),
                      batch_size(cell), _engine_cache(ctx))
