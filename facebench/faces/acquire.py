@@ -322,14 +322,25 @@ def init_with_cache(cfg: AcquireConfig, caches: Caches, pool: bool) -> None:
 # ---- driver side -----------------------------------------------------------------------------
 
 
+#: ``(settings, landmarks scheme)`` per detector configuration, for this process: building a
+#: detector (e.g. MTCNN's three networks) only to read its settings is done once, not once for
+#: the embedding cache key and again for the acquisition record.
+_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {}
+
+
 def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
     """The detector's own settings (part of the cache keys and the results); checks that the
     alignment gets the landmarks it needs."""
     if cfg.detector == "none":
         return {"name": "none"}
-    det = create_detector(cfg.detector, **cfg.detector_options)
-    check_landmarks(cfg.align, cfg.detector, getattr(det, "landmarks_scheme", "arcface5"))
-    return {"name": det.name, **det.settings()}
+    ident = json.dumps([cfg.detector, cfg.detector_options], sort_keys=True, default=str)
+    if ident not in _SETTINGS:
+        det = create_detector(cfg.detector, **cfg.detector_options)
+        _SETTINGS[ident] = ({"name": det.name, **det.settings()},
+                            getattr(det, "landmarks_scheme", "arcface5"))
+    settings, scheme = _SETTINGS[ident]
+    check_landmarks(cfg.align, cfg.detector, scheme)
+    return dict(settings)
 
 
 def _folder(root: Path | None) -> Path | None:
