@@ -39,6 +39,8 @@ from typing import Any
 import psutil
 import yaml
 
+from facebench.metrics.catalog import metric_info
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Details of a verification cell that describe the run, not its result.
@@ -106,8 +108,8 @@ def essence(cell: dict[str, Any]) -> dict[str, Any]:
     if isinstance(acquire, dict):
         details["acquire"] = {k: v for k, v in acquire.items()
                               if k not in ("cache", "cache_hits", "embedding_cache")}
-    metrics = {k: v for k, v in (cell.get("metrics") or {}).items()
-               if not k.startswith("time.") and k != "images_per_s"}  # they time this run
+    metrics = {k: v for k, v in (cell.get("metrics") or {}).items()  # drop this run's timings
+               if not ((info := metric_info(k)) is not None and info.machine)}
     return {"status": cell["status"], "metrics": metrics, "details": details}
 
 

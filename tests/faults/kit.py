@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from facebench.metrics.catalog import metric_info
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -278,9 +280,10 @@ VOLATILE_ACQUIRE = ("cache", "detect_cache", "cache_hits")
 
 
 def stable(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A cell's metrics without the ones that time this run (per-stage seconds, images/s)."""
+    """A cell's metrics without the machine-dependent ones (the catalog's ``machine`` flag: for
+    a verification cell, its per-stage seconds and images/s)."""
     return {k: v for k, v in metrics.items()
-            if not k.startswith("time.") and k != "images_per_s"}
+            if not ((info := metric_info(k)) is not None and info.machine)}
 
 
 def verification_result(cell: dict[str, Any]) -> dict[str, Any]:
