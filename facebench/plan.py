@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from facebench.suite.schema import (
     DeviceSpec,
     EfficiencyProtocol,
+    IdentificationProtocol,
     ModelSpec,
     Suite,
     VerificationProtocol,
 )
+
+#: Protocols whose cells embed images (and so can calibrate an int8 model).
+ImageProtocol = VerificationProtocol | IdentificationProtocol
 
 #: Protocol fields that select cells or bound their time, not what a cell computes.
 NOT_WORK = {"models", "devices", "cell_timeout_s"}
@@ -25,7 +29,10 @@ class Cell:
 
     model: ModelSpec
     device: DeviceSpec
-    protocol: VerificationProtocol | EfficiencyProtocol
+    protocol: VerificationProtocol | EfficiencyProtocol | IdentificationProtocol
+    #: For ``precision: int8`` with static quantization: the protocol whose images calibrate the
+    #: activation ranges (None: no protocol with images runs this model, so quantize dynamically).
+    calibration: ImageProtocol | None = None
 
     @property
     def id(self) -> str:
@@ -48,8 +55,11 @@ class Cell:
         ``--resume`` reuses a finished cell only when it is unchanged. The protocol's cell
         selection (``models``, ``devices``) and time limit do not change a cell's work."""
         protocol = self.protocol.model_dump(mode="json", exclude=NOT_WORK)
-        blob = json.dumps([self.model.model_dump(mode="json"), self.device.model_dump(mode="json"),
-                           protocol], sort_keys=True)
+        parts = [self.model.model_dump(mode="json"), self.device.model_dump(mode="json"),
+                 protocol]
+        if self.calibration is not None:
+            parts.append(self.calibration.model_dump(mode="json", exclude=NOT_WORK))
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -64,6 +74,7 @@ def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:
         for device in suite.devices
         if proto.devices is None or device.id in proto.devices
     ]
+    cells = [_with_calibration(c, suite, cells) for c in cells]
     _check_folders(cells)
     if only:
         cells = [c for c in cells if any(_matches(c, pattern) for pattern in only)]
@@ -87,3 +98,50 @@ def _matches(cell: Cell, pattern: str) -> bool:
         return fnmatch.fnmatchcase(cell.id, pattern)
     parts = (cell.model.id, cell.device.id, cell.protocol.id)
     return any(fnmatch.fnmatchcase(p, pattern) for p in parts)
+
+
+def _runs(proto: object, model: ModelSpec, device: DeviceSpec) -> bool:
+    models, devices = getattr(proto, "models", None), getattr(proto, "devices", None)
+    return (models is None or model.id in models) and (devices is None or device.id in devices)
+
+
+def calibration_protocol(cell: Cell, suite: Suite) -> ImageProtocol | None:
+    """The protocol whose images calibrate ``cell``'s int8 model: ``quantization.calibrate_on``;
+    else the cell's own protocol when it embeds images; else the first image protocol of the
+    suite that runs the same model on the same device. None when not int8 static or none fits."""
+    q = cell.device.quantization
+    if cell.device.precision != "int8" or q.mode != "static":
+        return None
+    image_protocols = [p for p in suite.protocols if isinstance(p, ImageProtocol)]
+    if q.calibrate_on is not None:
+        return next((p for p in image_protocols if p.id == q.calibrate_on), None)
+    if isinstance(cell.protocol, ImageProtocol):
+        return cell.protocol
+    return next((p for p in image_protocols if _runs(p, cell.model, cell.device)), None)
+
+
+def _with_calibration(cell: Cell, suite: Suite, cells: list[Cell]) -> Cell:
+    proto = calibration_protocol(cell, suite)
+    if proto is None:
+        return cell
+    return Cell(model=cell.model, device=cell.device, protocol=cell.protocol, calibration=proto)
+
+
+def precision_baseline(cell: Cell, cells: list[Cell]) -> Cell | None:
+    """The fp32 cell ``cell`` (an fp16 or int8 variant) is compared with: same model, same
+    protocol, a device with the same engine and device type at fp32, preferring the same
+    threads and batch sizes. None for an fp32 cell or when the run has no such cell."""
+    if cell.device.precision == "fp32":
+        return None
+    candidates = [
+        c for c in cells
+        if c.model.id == cell.model.id and c.protocol.id == cell.protocol.id
+        and c.device.precision == "fp32" and c.device.engine == cell.device.engine
+        and c.device.device == cell.device.device
+    ]
+
+    def closeness(c: Cell) -> tuple[bool, bool]:
+        return (c.device.threads != cell.device.threads,
+                c.device.batch_sizes != cell.device.batch_sizes)
+
+    return min(candidates, key=closeness, default=None)

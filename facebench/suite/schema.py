@@ -30,6 +30,7 @@ from facebench.bounds import (
     Count,
     EmbeddingSize,
     Real,
+    Seed,
     Side,
     ThreadCount,
     Unit,
@@ -102,6 +103,18 @@ class Preprocess(Strict):
                               "image and its mirror and add them; default: the protocol's flip.")
 
 
+class Reference(Strict):
+    """A published figure for this model, shown beside the measured one in the report's paper
+    table (data, not code: the suite says where it comes from)."""
+
+    lfw_accuracy: Unit | None = Field(default=None, description="Published LFW View 2 "
+                                      "10-fold accuracy as a fraction (0.9905 for 99.05 %).")
+    source: str = Field(min_length=1, description="Where the figure is published (paper, "
+                        "model card, URL).")
+    note: str = Field(default="", description="Conditions of the published figure (training "
+                      "data, alignment, flip test) when they differ from this suite's.")
+
+
 class ModelSpec(Strict):
     """A model: a file (ONNX, TorchScript) or a zoo architecture with optional weights."""
 
@@ -123,6 +136,8 @@ class ModelSpec(Strict):
         description="When its file is missing, skip this model's cells with a note instead of "
         "failing validation.",
     )
+    reference: Reference | None = Field(
+        default=None, description="Published accuracy of this model, for the paper table.")
     description: str = ""
 
     @field_validator("path", "weights", mode="before")
@@ -154,19 +169,54 @@ class Threads(Strict):
     inter_op: ThreadCount | None = None
 
 
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class QuantizationSpec(Strict):
+    """How ``precision: int8`` quantizes a model (onnxruntime.quantization): ``static`` QDQ
+    with activation ranges calibrated on a seeded sample of aligned crops, or ``dynamic``
+    (weights int8, activations quantized at run time; needs no calibration data)."""
+
+    mode: Literal["static", "dynamic"] = "static"
+    per_channel: bool = Field(default=True, description="One weight scale per output channel.")
+    calibration_images: Count = Field(
+        default=200, ge=1, le=100_000, description="Images drawn (seeded, without replacement) "
+        "from the calibration protocol's dataset; their aligned crops calibrate activations.")
+    calibrate_on: str | None = Field(
+        default=None, description="Protocol id whose images calibrate; default: the cell's own "
+        "protocol, and for efficiency cells the first verification or identification protocol "
+        "that runs the same model on this device.")
+    seed: Seed = 0
+
+
 class DeviceSpec(Strict):
-    """An engine on a device, with its thread settings and batch sizes."""
+    """An engine on a device, with its thread settings, numeric precision and batch sizes."""
 
     id: Id
     engine: Literal["torch", "torch_compile", "onnxruntime", "dlib"]
     device: Literal["cpu", "cuda"] = "cpu"
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = []
     threads: Threads = Threads()
-    fp16: bool = False
+    precision: Precision = Field(
+        default="fp32", description="fp32; fp16 (CUDA: half weights and compute, float32 I/O); "
+        "int8 (onnxruntime: the model quantized by onnxruntime.quantization, see quantization). "
+        "A variant a device cannot run is skipped with the reason.")
+    fp16: bool = Field(default=False, description="Older spelling of precision: fp16.")
+    quantization: QuantizationSpec = QuantizationSpec()
     batch_sizes: list[BatchSize] = Field(default=[1], min_length=1)
     label: str | None = Field(
         default=None, description="Cluster resource label: cells run only where it exists."
     )
+
+    @model_validator(mode="after")
+    def _precision(self) -> DeviceSpec:
+        """``fp16: true`` is ``precision: fp16``; afterwards ``fp16`` mirrors ``precision``."""
+        if self.fp16 and self.precision == "int8":
+            raise ValueError("fp16: true contradicts precision: int8; keep precision only")
+        if self.fp16:
+            self.precision = "fp16"
+        self.fp16 = self.precision == "fp16"
+        return self
 
 
 DATASET_KINDS = ("lfw_pairs", "pair_csv", "insightface_bin", "identity_folder", "identity_file")
@@ -293,9 +343,40 @@ ProtocolSpec = Annotated[
 ]
 
 
+class PublishedRow(Strict):
+    """One row of a published results table (e.g. the source paper's Table 1), shown in the
+    paper table beside the measured rows and labelled with its test set and training data.
+    Fractions in [0, 1]; a column the publication does not give is left out."""
+
+    label: str = Field(min_length=1, description="Row label, e.g. 'MobileFaceNet (paper)'.")
+    model: str | None = Field(default=None, description="Suite model id this row corresponds "
+                              "to (its measured row is shown next to it), if any.")
+    test_set: str = Field(min_length=1, description="What the publication tested on.")
+    training: str = Field(default="", description="Training data of the published model.")
+    source: str = Field(min_length=1, description="Citation or URL.")
+    accuracy: Unit | None = None
+    precision: Unit | None = None
+    recall: Unit | None = None
+    specificity: Unit | None = None
+    f1: Unit | None = None
+
+
+class PaperTable(Strict):
+    """The report's paper table: per model the five confusion columns on ``protocol`` beside
+    published rows and each model's published LFW accuracy, plus accuracy-vs-cost Pareto
+    figures."""
+
+    protocol: str | None = Field(default=None, description="Verification protocol id of the "
+                                 "measured rows; default: the suite's first verification "
+                                 "protocol.")
+    published: list[PublishedRow] = []
+
+
 class ReportOptions(Strict):
     title: str | None = None
     formats: list[Literal["html", "md"]] = ["html", "md"]
+    paper_table: PaperTable | None = Field(
+        default=None, description="Add the paper table section (off unless given).")
 
 
 class Suite(Strict):
@@ -347,6 +428,33 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
                     known = ", ".join(sorted(ids.get(key, set()))) or "none"
                     problems.append(
                         f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: {known}")
+    image_protocols = {p.get("id") for p in (protocols if isinstance(protocols, list) else [])
+                       if isinstance(p, dict) and p.get("kind") in ("verification",
+                                                                     "identification")}
+    devices = data.get("devices")
+    for i, d in enumerate(devices if isinstance(devices, list) else []):
+        q = d.get("quantization") if isinstance(d, dict) else None
+        ref = q.get("calibrate_on") if isinstance(q, dict) else None
+        if ref is not None and ref not in image_protocols:
+            known = ", ".join(sorted(str(p) for p in image_protocols)) or "none"
+            problems.append(f"devices[{i}].quantization.calibrate_on: {ref!r} is not a "
+                            f"verification or identification protocol; known: {known}")
+    report = data.get("report")
+    table = report.get("paper_table") if isinstance(report, dict) else None
+    if isinstance(table, dict):
+        ref = table.get("protocol")
+        verification = {p.get("id") for p in (protocols if isinstance(protocols, list) else [])
+                        if isinstance(p, dict) and p.get("kind") == "verification"}
+        if ref is not None and ref not in verification:
+            known = ", ".join(sorted(map(str, verification))) or "none"
+            problems.append(f"report.paper_table.protocol: {ref!r} is not a verification "
+                            f"protocol; known: {known}")
+        rows = table.get("published")
+        for j, row in enumerate(rows if isinstance(rows, list) else []):
+            model = row.get("model") if isinstance(row, dict) else None
+            if model is not None and model not in ids.get("models", set()):
+                problems.append(f"report.paper_table.published[{j}].model: unknown model id "
+                                f"{model!r}; known: {', '.join(sorted(ids['models'])) or 'none'}")
     return problems
 
 
