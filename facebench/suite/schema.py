@@ -362,13 +362,14 @@ class PublishedRow(Strict):
 
 
 class PaperTable(Strict):
-    """The report's paper table: per model the five confusion columns on ``protocol`` beside
-    published rows and each model's published LFW accuracy, plus accuracy-vs-cost Pareto
-    figures."""
+    """The report's paper table: per model the five confusion columns on its verification
+    protocol beside published rows and each model's published LFW accuracy, plus
+    accuracy-vs-cost Pareto figures."""
 
-    protocol: str | None = Field(default=None, description="Verification protocol id of the "
-                                 "measured rows; default: the suite's first verification "
-                                 "protocol.")
+    protocols: list[str] | None = Field(
+        default=None, description="Verification protocol ids of the measured rows (a model "
+        "appears once, from the first of these that ran it); default: every verification "
+        "protocol of the suite, in order.")
     published: list[PublishedRow] = []
 
 
@@ -442,13 +443,14 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
     report = data.get("report")
     table = report.get("paper_table") if isinstance(report, dict) else None
     if isinstance(table, dict):
-        ref = table.get("protocol")
+        refs = table.get("protocols")
         verification = {p.get("id") for p in (protocols if isinstance(protocols, list) else [])
                         if isinstance(p, dict) and p.get("kind") == "verification"}
-        if ref is not None and ref not in verification:
-            known = ", ".join(sorted(map(str, verification))) or "none"
-            problems.append(f"report.paper_table.protocol: {ref!r} is not a verification "
-                            f"protocol; known: {known}")
+        for j, ref in enumerate(refs if isinstance(refs, list) else []):
+            if ref not in verification:
+                known = ", ".join(sorted(map(str, verification))) or "none"
+                problems.append(f"report.paper_table.protocols[{j}]: {ref!r} is not a "
+                                f"verification protocol; known: {known}")
         rows = table.get("published")
         for j, row in enumerate(rows if isinstance(rows, list) else []):
             model = row.get("model") if isinstance(row, dict) else None
