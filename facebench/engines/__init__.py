@@ -5,7 +5,8 @@
 >>> engine.infer(batch)  # float32 (N, 3, H, W) -> float32 (N, D)          # doctest: +SKIP
 
 Engines: ``torch``, ``torch_compile`` (TorchScript and zoo sources), ``onnxruntime`` (ONNX, or
-an export of a torch source) and ``dlib`` (dlib sources only; NHWC 150×150 chips).
+an export of a torch source) and ``dlib`` (dlib sources only; NHWC 150×150 chips). int8 is
+ONNX Runtime running a model quantized by :mod:`facebench.engines.quantize`.
 
 :func:`check_available` answers "can this run here, and if not why" without building anything;
 :func:`create_engine` raises :class:`EngineUnavailable` with the same kind of reason, including
@@ -30,6 +31,8 @@ from facebench.engines.dlib_engine import (
     resolve_source,
     source_problem,
 )
+from facebench.engines.quantize import already_quantized, is_quantized
+from facebench.engines.quantize import unavailable_reason as int8_unavailable
 
 
 def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str | None:
@@ -38,6 +41,8 @@ def check_available(cfg: EngineConfig, source: ModelSource | None = None) -> str
     Raises ``ValueError`` for configurations that are wrong everywhere (e.g. CUDA providers
     on ``device='cpu'``), so that typos are not reported as skips.
     """
+    if cfg.int8 is not None and (reason := int8_unavailable(cfg, cfg.int8)):
+        return reason
     if cfg.engine == "onnxruntime":
         from facebench.engines.ort_engine import ort_unavailable_reason
 
@@ -74,6 +79,10 @@ def _source_reason(source: ModelSource, cfg: EngineConfig) -> str | None:
                 "protocol's devices")
     if cfg.engine != "onnxruntime" and source.kind == "onnx":
         return f"{cfg.engine} cannot run an ONNX file (ONNX -> torch conversion is not supported)"
+    if cfg.int8 is not None and source.kind == "onnx" and source.path is not None \
+            and Path(source.path).is_file() and (why := already_quantized(Path(source.path))):
+        return (f"int8: {Path(source.path).name} is already quantized ({why}); it is not "
+                "quantized twice: measure it at precision fp32")
     needs = []
     if source.kind == "zoo":
         needs.append("facebench.zoo")
@@ -104,7 +113,12 @@ def create_engine(
         from facebench.engines.ort_engine import OrtEngine
         from facebench.engines.sources import onnx_path_for
 
-        return OrtEngine(onnx_path_for(source, cache_dir), cfg, cache_dir=cache_dir)
+        path = onnx_path_for(source, cache_dir)
+        if cfg.int8 is not None and not is_quantized(path):
+            raise EngineError(f"precision int8 runs the quantized model, but {path.name} is a "
+                              "float model: quantize it first (facebench.engines.quantize."
+                              "quantize_onnx; a suite's cells do this themselves)")
+        return OrtEngine(path, cfg, cache_dir=cache_dir)
     if cfg.engine == "dlib":
         return DlibEngine(source, cfg)
     from facebench.engines.sources import load_torch_module

@@ -40,6 +40,8 @@ class EngineConfig:
     ``providers`` applies to ONNX Runtime only, in priority order; empty means ``("cpu",)`` on
     CPU and ``("cuda",)`` on CUDA. ``fp16`` means half precision weights and compute on CUDA
     (torch ``.half()``, ORT model converted to fp16 with float32 I/O, TensorRT ``trt_fp16``).
+    ``int8`` (``static``/``dynamic``, ONNX Runtime only) says the source is an int8 model made
+    by :func:`facebench.engines.quantize.quantize_onnx`; the engine refuses a float model then.
     """
 
     engine: EngineName
@@ -47,6 +49,7 @@ class EngineConfig:
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     fp16: bool = False
+    int8: Literal["static", "dynamic"] | None = None
     providers: tuple[ProviderName, ...] = ()
 
     def resolved_providers(self) -> tuple[ProviderName, ...]:

@@ -152,7 +152,10 @@ class OrtEngine:
             if p == "cuda":
                 options = {"device_id": 0}
             elif p == "tensorrt":
-                options = {"device_id": 0, "trt_fp16_enable": bool(cfg.fp16)}
+                # int8: TensorRT reads the scales from the model's QDQ nodes (no calibration
+                # table), with int8 kernels allowed
+                options = {"device_id": 0, "trt_fp16_enable": bool(cfg.fp16),
+                           "trt_int8_enable": cfg.int8 is not None}
                 if cache_dir is not None:
                     trt_cache = Path(cache_dir) / "trt"
                     trt_cache.mkdir(parents=True, exist_ok=True)
@@ -241,6 +244,7 @@ class OrtEngine:
             "graph_optimization": "ORT_ENABLE_ALL",
             "fp16": self.cfg.fp16,
             "fp16_converter": self.fp16_converter,
+            "int8": self.cfg.int8,
             "versions": {
                 "onnxruntime": ort.__version__,
                 "onnx": _version("onnx"),

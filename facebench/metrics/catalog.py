@@ -19,9 +19,10 @@ Direction = Literal["higher", "lower", "none"]
 #: How the report shows a value (see ``facebench.report.fmt``):
 #: ``percent`` a fraction as %, ``percent_value`` a number already in %, ``count`` an integer,
 #: ``ms`` milliseconds, ``seconds``, ``megabytes`` bytes in MB (10⁶), ``per_second`` a rate
-#: with one decimal, ``fixed4`` four decimals, ``sig4`` four significant digits.
+#: with one decimal, ``fixed4`` four decimals, ``sig4`` four significant digits,
+#: ``signed_pp`` a difference of fractions in signed percentage points, ``ratio`` a ratio (×).
 Format = Literal["percent", "percent_value", "count", "ms", "seconds", "megabytes", "per_second",
-                 "fixed4", "sig4"]
+                 "fixed4", "sig4", "signed_pp", "ratio"]
 Kind = Literal["verification", "identification", "efficiency"]
 
 _V: tuple[Kind, ...] = ("verification",)
@@ -131,6 +132,14 @@ CATALOG: tuple[MetricInfo, ...] = (
        "seconds computing scores and metrics from the embeddings", _VI, machine=True),
     _m("time.total_s", "s", "lower", "seconds", "wall-clock seconds of the whole cell", _VI,
        machine=True),
+    _m("accuracy_vs_fp32", "fraction", "higher", "signed_pp",
+       "precision variant (fp16, int8) minus its fp32 baseline cell: difference of their k-fold "
+       "accuracies on the same pairs", _V),
+    _m("accuracy_vs_fp32_ci_low", "fraction", "higher", "signed_pp",
+       "lower end of the 95 % paired percentile bootstrap CI of accuracy_vs_fp32 (one resample "
+       "of the pairs weighs both cells' scores)", _V),
+    _m("accuracy_vs_fp32_ci_high", "fraction", "higher", "signed_pp",
+       "upper end of the 95 % paired percentile bootstrap CI of accuracy_vs_fp32", _V),
     # -- identification -------------------------------------------------------------------------
     _m("rank{k}", "fraction", "higher", "percent",
        "CMC at rank k: probes whose identity is among the k best-scoring gallery identities, "
@@ -147,13 +156,22 @@ CATALOG: tuple[MetricInfo, ...] = (
        "gallery images without a face (their identity leaves the gallery)", _I),
     # -- efficiency ------------------------------------------------------------------------------
     _m("params", "parameters", "lower", "count",
-       "Σ numel of all parameters (buffers excluded)", _E, deterministic=True),
+       "Σ numel of all parameters (buffers excluded); a quantized weight counts its stored "
+       "elements, its zero points and scales are metadata, not parameters", _E,
+       deterministic=True),
+    _m("params_quantized", "parameters", "none", "count",
+       "the params stored quantized (reached through DequantizeLinear or a QLinear/Integer op's "
+       "weight slot); 0 for a float model", _E, deterministic=True),
     _m("gmac", "GMAC", "lower", "sig4",
        "10⁹ multiply-accumulates per image (one fused multiply-add = 1, as fvcore counts)", _E,
        deterministic=True),
     _m("gflops", "GFLOP", "lower", "sig4", "2 × gmac", _E, deterministic=True),
     _m("model_size_bytes", "bytes", "lower", "megabytes", "size of the model file(s)", _E,
        deterministic=True),
+    _m("weight_bytes", "bytes", "lower", "megabytes",
+       "Σ bytes of the stored weights at their stored precision: every ONNX initializer "
+       "(quantization scales, zero points and shape tensors included), torch parameters and "
+       "buffers", _E, deterministic=True),
     _m("cold_start_ms", "ms", "lower", "ms",
        "session/model creation plus the first inference", _E, machine=True),
     _m("latency.b{B}.mean_ms", "ms", "lower", "ms", f"mean {_LAT}", _E, machine=True),
@@ -189,6 +207,12 @@ CATALOG: tuple[MetricInfo, ...] = (
     _m("pct_of_peak", "%", "higher", "percent_value",
        "gflops_per_s as a percentage (0–100) of the CPU's derived FP32 peak; null when unknown",
        _E, machine=True),
+    _m("latency.b{B}.p50_vs_fp32", "ratio", "lower", "ratio",
+       "precision variant's latency.b{B}.p50_ms / its fp32 baseline cell's (below 1: faster)",
+       _E, machine=True),
+    _m("memory.peak_rss_delta_vs_fp32", "ratio", "lower", "ratio",
+       "precision variant's memory.peak_rss_delta_bytes / its fp32 baseline cell's", _E,
+       machine=True),
 )
 
 

@@ -66,6 +66,7 @@ def engine_parts(model: ModelSpec, device: DeviceSpec) -> tuple[ModelSource, Eng
         intra_op_threads=device.threads.intra_op,
         inter_op_threads=device.threads.inter_op,
         fp16=device.fp16,
+        int8=device.quantization.mode if device.precision == "int8" else None,
         providers=tuple(device.providers),
     )
     return source, cfg

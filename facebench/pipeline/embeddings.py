@@ -41,6 +41,7 @@ from facebench.engines import (
     create_engine,
     run_source,
 )
+from facebench.engines.quantize import quantize_onnx, recommended_settings
 from facebench.engines.sources import export_key
 from facebench.faces.acquire import (
     CHUNK,
@@ -60,7 +61,8 @@ from facebench.io import (
     sha256_file,
     sha256_file_once,
 )
-from facebench.paths import relative_name
+from facebench.paths import default_cache_dir, relative_name
+from facebench.pipeline.calibrate import calibration_sample
 from facebench.pipeline.context import CellContext, engine_parts
 from facebench.pipeline.embed import embed_batch
 from facebench.plan import Cell
@@ -82,6 +84,7 @@ class Embedded:
     fta: list[dict[str, Any]]
     engine: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
+    precision: dict[str, Any] | None = None  # details["precision"]: see cell_source
 
 
 @dataclass(frozen=True)
@@ -285,11 +288,74 @@ def _engine_cache(ctx: CellContext) -> Path | None:
     return ctx.cache_dir / "engines" if ctx.cache_dir else None
 
 
+#: This process's int8 models per cell and cache: quantized once, before any worker starts.
+_CELL_SOURCES: dict[tuple[str, str], tuple[ModelSource, EngineConfig, dict[str, Any]]] = {}
+
+
+def cell_source(cell: Cell, ctx: CellContext) -> tuple[ModelSource, EngineConfig,
+                                                        dict[str, Any]]:
+    """The source the cell's engine runs, its config, and ``details["precision"]``.
+
+    fp32 and fp16: the model's own source. int8 (ONNX Runtime): the model — its ONNX export
+    for a torch source — quantized here by :func:`facebench.engines.quantize.quantize_onnx`
+    (cached under ``<cache>/quantized/``), statically on a seeded sample of the images of
+    ``cell.calibration`` acquired with this model's alignment
+    (:mod:`facebench.pipeline.calibrate`), or dynamically when the cell has no calibration
+    protocol or the device asks for it. Raises :class:`EngineUnavailable` when the variant
+    cannot run here (e.g. a model that came quantized)."""
+    source, cfg = engine_parts(cell.model, cell.device)
+    dev = cell.device
+    if dev.precision != "int8":
+        return source, cfg, {"precision": dev.precision}
+    memo = (cell.spec_sha256, str(ctx.cache_dir))
+    if memo in _CELL_SOURCES:
+        return _CELL_SOURCES[memo]
+    reason = check_available(cfg, source)
+    if reason:
+        raise EngineUnavailable(reason)
+    onnx = run_source(source, cfg, _engine_cache(ctx))
+    q = dev.quantization
+    sample = None
+    if q.mode == "static" and cell.calibration is not None:
+        proto = cell.calibration
+        acq = protocol_acquire_config(proto, cell.model.align, crop_size(cell.model, proto),
+                                      ctx.cache_dir)
+        sample = calibration_sample(proto, acq, cell.model.preprocess, q.calibration_images,
+                                    q.seed)
+    settings = recommended_settings(cfg, q.mode, q.per_channel,
+                                    sample.identity() if sample else None)
+    ctx.progress("quantize", 0, 1)
+    out_dir = Path(ctx.cache_dir or default_cache_dir()) / "quantized"
+    made = quantize_onnx(onnx.path, out_dir, settings,  # type: ignore[arg-type]
+                         sample.batches if sample else None)
+    ctx.progress("quantize", 1, 1)
+    calibration = None
+    if sample is not None and made.mode == "static":
+        calibration = sample.record()
+        if made.reused:  # calibrated when the file was made: its record says how many images
+            calibration["images_used"] = used = made.calibration_images
+            calibration["failed_to_acquire"] = None if used is None else len(sample.images) - used
+    record = {"precision": "int8", "mode": made.mode, "requested_mode": q.mode,
+              "reason": made.reason, "per_channel": q.per_channel,
+              "activation_type": settings.activation_type if made.mode == "static" else None,
+              "weight_type": settings.weight_type, "reduce_range": settings.reduce_range,
+              "types_chosen": settings.why_types, "calibration": calibration,
+              "model_sha256": made.sha256, "model_path": str(made.path),
+              "source_path": str(onnx.path), "quantize_s": made.seconds, "reused": made.reused,
+              "pre_process": made.pre_process, "versions": made.versions}
+    run = ModelSource(kind="onnx", path=made.path, arch=source.arch,
+                      embedding_size=source.embedding_size, input_size=source.input_size,
+                      layout=source.layout)
+    _CELL_SOURCES[memo] = (run, cfg, record)
+    return run, cfg, record
+
+
 def make_work(cell: Cell, ctx: CellContext, acq: AcquireConfig) -> tuple[EmbedWork,
                                                                            dict[str, Any]]:
-    """The cell's :class:`EmbedWork` and acquisition record. The engine is checked here, and a
-    torch model for ONNX Runtime exported once, so that workers only load it."""
-    source, cfg = engine_parts(cell.model, cell.device)
+    """The cell's :class:`EmbedWork` and acquisition record. The engine is checked here, a
+    torch model for ONNX Runtime exported once and an int8 model quantized once
+    (:func:`cell_source`), so that workers only load it."""
+    source, cfg, _ = cell_source(cell, ctx)
     reason = check_available(cfg, source)
     if reason:
         raise EngineUnavailable(reason)
@@ -353,12 +419,19 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
     return Embedded(whole.emb, whole.valid, record, fta, engine, timings)
 
 
-def _model_key(cell: Cell) -> str:
-    source, cfg = engine_parts(cell.model, cell.device)
-    if source.kind in ("zoo", "torchscript"):  # the export's key: no export needed to look up
-        content = export_key(source)
-    else:  # the file the engine runs
-        content = sha256_file_once(run_source(source, cfg).path)  # type: ignore[arg-type]
+def _model_key(cell: Cell, ctx: CellContext | None = None) -> str:
+    if cell.device.precision == "int8":  # the quantized file the engine runs
+        if ctx is None:
+            raise ValueError("the embedding cache key of an int8 cell needs its context")
+        source, cfg, precision = cell_source(cell, ctx)
+        content = precision["model_sha256"]
+    else:
+        source, cfg = engine_parts(cell.model, cell.device)
+        if source.kind in ("zoo", "torchscript"):  # the export's key: no export to look up
+            content = export_key(source)
+        else:  # the file the engine runs
+            content = sha256_file_once(run_source(source, cfg).path)  # type: ignore[arg-type]
+    # int8: ``content`` is the quantized file's sha256, so fp32 keys (and caches) are unchanged
     return json.dumps({"model": content, "engine": cfg.engine, "device": cfg.device,
                        "fp16": cfg.fp16, "providers": list(cfg.resolved_providers())})
 
@@ -379,10 +452,13 @@ def _images_digest(images: list[Path]) -> str:
     return h.hexdigest()
 
 
-def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig) -> str:
+def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig,
+              ctx: CellContext | None = None) -> str:
+    """Key of a cell's embeddings (``ctx``: needed for an int8 cell, whose key holds the
+    quantized model's sha256)."""
     blob = json.dumps({
         "v": EMBED_CACHE_VERSION,
-        "model": _model_key(cell),
+        "model": _model_key(cell, ctx),
         "preprocess": cell.model.preprocess.model_dump(mode="json"),
         "flip": flip_of(cell),
         "batch_size": batch_size(cell),  # batching changes float rounding
@@ -395,11 +471,14 @@ def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig) -> str:
 def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -> Embedded:
     """Embeddings for ``images``, from the embedding cache when this exact work was done."""
     acq = acquire_config(cell, ctx)
+    precision = cell_source(cell, ctx)[2]
     use_cache = ctx.cache_dir is not None and getattr(cell.protocol, "cache_embeddings", True)
     if not use_cache:
-        return compute(cell, images, root, ctx, acq)
+        out = compute(cell, images, root, ctx, acq)
+        out.precision = precision
+        return out
     t0 = time.perf_counter()
-    key = cache_key(cell, images, acq)
+    key = cache_key(cell, images, acq, ctx)
     base = Path(ctx.cache_dir) / "embeddings" / key  # type: ignore[arg-type]
     arrays, meta = base.with_suffix(".npz"), base.with_suffix(".json")
     if arrays.is_file() and meta.is_file():
@@ -411,10 +490,11 @@ def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -
                 info["acquire"]["embedding_cache"] = {"key": key, "hit": True}
                 ctx.progress("images", len(images), len(images))
                 return Embedded(emb, valid, info["acquire"], info["fta"], info["engine"],
-                                {"cache_load": round(time.perf_counter() - t0, 3)})
+                                {"cache_load": round(time.perf_counter() - t0, 3)}, precision)
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is recomputed
     out = compute(cell, images, root, ctx, acq)
+    out.precision = precision
     out.acquire["embedding_cache"] = {"key": key, "hit": False}
     try:
         buf = io.BytesIO()
@@ -446,6 +526,7 @@ def record(cell: Cell, e: Embedded, elapsed: float, metrics_s: float | None = No
         "preprocess": cell.model.preprocess.model_dump(mode="json"),
         "flip": flip_of(cell),
         "engine": e.engine,
+        "precision": e.precision,
         "timings_s": {**e.timings_s, "embeddings": round(elapsed, 3), "total": round(total, 3)},
         "timings_definition": "time.<stage>_s: seconds spent in that stage summed over the "
                               "processes doing it (decode includes reading and hashing the "

@@ -13,6 +13,9 @@ CUDA, from shared/docs/metrics.md). Order of work:
 5. sampler stops; compute counts run last so that they do not disturb the memory numbers:
    the engine's ``compute_counts()`` when it has one (dlib, see
    :data:`facebench.engines.base.ComputeCountsFn`), else ``facebench.probes.compute`` (optional).
+   Its weight fields become ``params_quantized``, ``weight_bytes`` (Σ bytes of the stored
+   weights: ONNX initializers, torch parameters and buffers) and ``details.weights_by_dtype`` /
+   ``details.dequantized_at_run_time``; null where the counter does not give them (dlib).
 
 Every engine goes through this one path; the input batch has the source's input size and
 layout (NHWC for dlib).
@@ -73,7 +76,8 @@ LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "
 
 def metric_names(batch_sizes: Sequence[int]) -> list[str]:
     """All efficiency metric names of docs/results.md for these batch sizes."""
-    names = ["params", "gmac", "gflops", "model_size_bytes", "cold_start_ms"]
+    names = ["params", "params_quantized", "gmac", "gflops", "model_size_bytes", "weight_bytes",
+             "cold_start_ms"]
     for b in batch_sizes:
         names += [f"latency.b{b}.{f}" for f in LATENCY_FIELDS] + [f"throughput.b{b}"]
     names += ["latency.p50_ms", "latency.p90_ms", "latency.p99_ms",
@@ -181,6 +185,25 @@ def _compute(source: ModelSource, run_src: ModelSource,
             "params_source": "sum of parameter numel (docs/metrics.md definition)"}
 
 
+#: The count fields that describe how weights are stored (facebench.probes.compute).
+STORAGE_FIELDS = ("params_by_dtype", "quantized_params", "weights", "dequantized_at_run_time")
+
+
+def _stored_weights(comp: dict[str, Any], run_src: ModelSource) -> dict[str, Any]:
+    """``comp`` with the storage fields of the model that runs (an int8 variant quantized from
+    the counted source stores int8 weights), where that model is an ONNX file."""
+    if run_src.kind != "onnx" or run_src.path is None:
+        return comp
+    try:
+        from facebench.probes import compute
+
+        run = compute.count_onnx_weights(run_src.path)
+    except Exception as exc:  # counters are best effort; record why
+        return {**comp, **dict.fromkeys(STORAGE_FIELDS),
+                "storage_skipped": f"{type(exc).__name__}: {exc}"}
+    return {**comp, **{k: run[k] for k in STORAGE_FIELDS}, "storage_counted_on": str(run_src.path)}
+
+
 def _peak(info: dict[str, Any], cfg: EngineConfig) -> dict[str, Any] | None:
     if cfg.device == "cuda":
         return environment.gpu_peak_gflops(str(info.get("device_name", "")), fp16=cfg.fp16)
@@ -200,8 +223,15 @@ def run_efficiency(
     max_seconds: float | None = None,
     cache_dir: Path | None = None,
     memory_interval_s: float = 0.01,
+    run_src: ModelSource | None = None,
 ) -> dict[str, Any]:
     """Measure one efficiency cell in this process (see module docstring).
+
+    ``run_src`` is the model the engine runs when it is not ``source`` itself or its export
+    (an int8 model quantized from ``source``): latency, memory and size are that model's;
+    params and GMAC are counted on ``source``, the weight storage fields (``params_quantized``,
+    ``weight_bytes``, ``details.weights_by_dtype``, ``details.dequantized_at_run_time``) on
+    ``run_src``.
 
     ``progress(done, total)`` is called between steps (cold start, each batch size, compute),
     never inside a timed loop. Raises :class:`EngineUnavailable` when the configuration cannot
@@ -219,7 +249,9 @@ def run_efficiency(
     t_cell = time.monotonic()
     load_before = environment.load_avg()
 
-    run_src = run_source(source, cfg, cache_dir)
+    own_run = run_src is not None  # a model of its own (int8 variant), not source's export
+    if run_src is None:
+        run_src = run_source(source, cfg, cache_dir)
     cuda = cfg.device == "cuda"
     gc.collect()
     trim_heap()
@@ -257,8 +289,14 @@ def run_efficiency(
 
     say()
     comp = _compute(source, run_src, engine)
+    if own_run:
+        comp = _stored_weights(comp, run_src)
     for key in ("params", "gmac", "gflops"):
         metrics[key] = comp.get(key)
+    metrics["params_quantized"] = comp.get("quantized_params")
+    weights = comp.get("weights")
+    metrics["weight_bytes"] = (sum(int(w["bytes"]) for w in weights.values())
+                               if isinstance(weights, dict) else None)
     try:
         metrics["model_size_bytes"], size_source = model_size_bytes(run_src)
     except Exception as exc:  # never lose a cell over its size
@@ -299,6 +337,8 @@ def run_efficiency(
                    (f"not measured: {cfg.engine} allocates outside torch's allocator"
                     if cuda else None)},
         "compute": comp,
+        "weights_by_dtype": weights,
+        "dequantized_at_run_time": comp.get("dequantized_at_run_time"),
         "model_size": size_source,
         "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1],
                  "latency": "p50", "peak": peak},

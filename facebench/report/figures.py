@@ -23,6 +23,13 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from facebench.report.fmt import number
+from facebench.report.paper import (
+    PaperModel,
+    paper_models,
+    paper_options,
+    paper_protocols,
+    pareto_front,
+)
 from facebench.report.summary import PARETO_LATENCY, ok_cells, pareto_points, protocols
 
 RC = {
@@ -285,6 +292,62 @@ def pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
         return Figure(name, title, caption, svg=_svg(fig))
 
 
+#: The paper table's Pareto figures: (file stem, cost's name, axis label, cost of a model).
+PAPER_COSTS: tuple[tuple[str, str, str, Callable[[PaperModel], float | None]], ...] = (
+    ("latency", "latency", "latency p50, batch 1 (ms), fastest fp32 device",
+     lambda m: m.latency_ms),
+    ("params", "parameters", "parameters (millions)",
+     lambda m: None if m.params is None else m.params / 1e6),
+    ("gmac", "GMAC", "GMAC (multiply-adds per face, 10⁹)", lambda m: m.gmac),
+)
+
+
+def paper_pareto_figure(models: list[PaperModel], cost: str, xlabel: str,
+                        get: Callable[[PaperModel], float | None], name: str) -> Figure:
+    """Accuracy vs one cost, one labelled point per model of the paper table; the Pareto front
+    (:func:`facebench.report.paper.pareto_front`) as a step line, its members filled."""
+    title = f"Accuracy vs {cost} — paper table"
+    caption = (f"k-fold accuracy of each model's paper-table row against its {xlabel}; filled "
+               "points joined by the step line are the Pareto front (no other model is at least "
+               "as accurate at no more cost, and better in one); hollow points are dominated.")
+    points = [(m, acc, x) for m in models
+              if (acc := m.accuracy) is not None and (x := get(m)) is not None]
+    if not points:
+        return Figure(name, title, caption, note=f"no model has both an accuracy and a {cost}")
+    on_front = pareto_front([(acc, x) for _, acc, x in points])
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        front = sorted((x, acc) for (_, acc, x), f in zip(points, on_front, strict=True) if f)
+        ax.step([x for x, _ in front], [acc * 100 for _, acc in front], where="post",
+                color="0.3", lw=1, ls="--", label="Pareto front")
+        for i, ((m, acc, x), f) in enumerate(zip(points, on_front, strict=True)):
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot([x], [acc * 100], "o", ms=8, color=color, mew=1.5,
+                    mfc=color if f else "white")
+            ax.annotate(m.model, (x, acc * 100), textcoords="offset points", xytext=(6, 4),
+                        fontsize=8)
+        xs = [x for _, _, x in points]
+        if min(xs) > 0 and max(xs) / min(xs) > 10:
+            _log_axis(ax, "x")
+        ax.margins(0.15)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def paper_figures(results: dict[str, Any], unique: Callable[[str], str]) -> list[Figure]:
+    """The paper table's three Pareto figures (none when the suite has no paper table)."""
+    options = paper_options(results)
+    if options is None:
+        return []
+    models = paper_models(results, paper_protocols(results, options))
+    return [paper_pareto_figure(models, cost, xlabel, get, unique(f"paper-accuracy-{stem}"))
+            for stem, cost, xlabel, get in PAPER_COSTS]
+
+
 def _latency_batch(cells: list[dict[str, Any]]) -> str | None:
     batches = {b for c in cells for b in ((c.get("details") or {}).get("latency") or {})}
     if not batches:
@@ -389,6 +452,7 @@ def render_figures(results: dict[str, Any], history: list[dict[str, Any]] | None
             continue
         for prefix, builder in PER_PROTOCOL:
             figures.append(builder(results, protocol, unique(f"{prefix}-{_slug(protocol)}")))
+    figures += paper_figures(results, unique)
     if ok_cells(results, "efficiency"):
         figures.append(latency_figure(results, unique("latency")))
     if history is not None:

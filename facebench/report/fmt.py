@@ -65,6 +65,40 @@ def mega(value: Any, digits: int = 2) -> str:
     return NA if v is None else f"{v / 1e6:,.{digits}f}"
 
 
+def signed_pp(value: Any, digits: int = 2) -> str:
+    """A difference of fractions in signed percentage points: ``-0.003 -> "−0.30 pp"``."""
+    v = number(value)
+    if v is None:
+        return NA
+    text = f"{abs(v) * 100:.{digits}f}"
+    sign = "±" if float(text) == 0 else "+" if v > 0 else "−"
+    return f"{sign}{text} pp"
+
+
+#: Short names of the float dtypes in the weights-by-precision text (others keep numpy's).
+PRECISION_SHORT = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def weights_by_precision(by_dtype: Any) -> str:
+    """Weight elements by stored precision in millions, largest first:
+    ``{"int8": {"elements": 9762178, ...}, "float32": {"elements": 213764, ...}}`` ->
+    ``"9.76 M int8 + 0.21 M fp32"``. Values may also be plain counts. Precisions that round to
+    0.00 M (shape tensors and other small change) are left out unless that leaves nothing, then
+    the largest is shown with three significant digits."""
+    if not isinstance(by_dtype, dict):
+        return NA
+    counts = []
+    for dtype, entry in by_dtype.items():
+        n = number(entry.get("elements") if isinstance(entry, dict) else entry)
+        if n is not None and n > 0:
+            counts.append((n, PRECISION_SHORT.get(str(dtype), str(dtype))))
+    if not counts:
+        return NA
+    counts.sort(key=lambda t: (-t[0], t[1]))
+    shown = [f"{mega(n)} M {name}" for n, name in counts if round(n / 1e6, 2) > 0]
+    return " + ".join(shown) or f"{sig(counts[0][0] / 1e6, 3)} M {counts[0][1]}"
+
+
 def far_text(value: Any) -> str:
     """A FAR as a short percentage, e.g. ``0.000967 -> "0.097 %"``."""
     v = number(value)
@@ -82,6 +116,8 @@ FORMATS: dict[Format, Callable[[Any], str]] = {
     "per_second": lambda v: f"{fixed(v, 1)} img/s",
     "fixed4": lambda v: fixed(v, 4),
     "sig4": lambda v: sig(v, 4),
+    "signed_pp": lambda v: signed_pp(v),
+    "ratio": lambda v: f"{sig(v, 3)}×",
 }
 
 
@@ -105,7 +141,7 @@ def delta(name: str, diff: float | None, rel: float | None) -> str:
     if diff == 0:
         return "±0"
     sign = "+" if diff > 0 else "−"
-    if metric_format(name) == "percent":
+    if metric_format(name) in ("percent", "signed_pp"):
         return f"{sign}{abs(diff) * 100:.2f} pp"
     if rel is not None:
         return f"{sign}{abs(rel) * 100:.1f} %"

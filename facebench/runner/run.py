@@ -23,6 +23,8 @@ from facebench.results import load_results, new_results, now, run_header, write_
 from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
 from facebench.runner.ray_executor import make_ray_executor
+from facebench.runner.variants import attach_precision_comparisons
+from facebench.runner.worker import skip_reason
 from facebench.suite import Suite, load_suite
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -95,9 +97,13 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
     suite = load_suite(suite_path)
     cells = plan(suite, opts.only)
     if opts.dry_run:
+        skipped = 0
         for c in cells:
-            console.print(f"{c.id}  [dim]({c.kind})[/dim]")
-        console.print(f"{len(cells)} cell(s); nothing run (--dry-run)")
+            reason = skip_reason(c)
+            skipped += reason is not None
+            note = f"  [yellow]skipped: {escape(reason)}[/yellow]" if reason else ""
+            console.print(f"{c.id}  [dim]({c.kind})[/dim]{note}")
+        console.print(f"{len(cells)} cell(s), {skipped} to be skipped; nothing run (--dry-run)")
         return None
     if not cells:
         raise ValueError(f"--only {opts.only} matches no cell of suite {suite.name!r}")
@@ -155,6 +161,11 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         _executor(opts)(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
                         progress=on_progress)
+    try:
+        attach_precision_comparisons(results, out, every_cell)
+    except Exception as exc:  # noqa: BLE001 - a comparison never loses the results
+        console.print(f"[yellow]precision comparison failed:[/yellow] {type(exc).__name__}: "
+                      f"{escape(str(exc))}")
     results["run"]["finished"] = now()
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())
