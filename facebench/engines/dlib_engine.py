@@ -130,7 +130,12 @@ class DlibEngine:
         """Params read from the ``.dat`` file and MACs of the analytic walk (per chip)."""
         params, comp = count_params(self.path), count_macs()
         gmac = comp["macs"] / 1e9
-        return {"params": params["total"], "gmac": gmac, "gflops": 2 * gmac,
+        total = params["total"]
+        return {"params": total, "gmac": gmac, "gflops": 2 * gmac,
+                # dlib holds every tensor in float32 at run time (the .dat packs them smaller)
+                "params_by_dtype": {"float32": total}, "quantized_params": 0,
+                "weights": {"float32": {"elements": total, "bytes": 4 * total}},
+                "dequantized_at_run_time": 0,
                 "macs": comp["macs"], "params_by_layer": params,
                 "params_source": "tensors read from the .dat file",
                 "params_analytic": comp["params"],

@@ -5,7 +5,9 @@
   ``facebench.pipeline.calibrate``). Types follow ONNX Runtime's own guidance in
   ``quantize_static``'s docstring: on x86-64 CPUs activations ``QUInt8`` and weights ``QInt8``
   (U8S8), with ``reduce_range`` (7-bit weights, against int16 saturation) only on CPUs without
-  VNNI; on ARM CPUs and for TensorRT symmetric ``QInt8`` for both.
+  VNNI; on ARM CPUs and for TensorRT symmetric ``QInt8`` for both. Normalisation operators stay
+  float (:data:`FLOAT_OPS`), and the quantized model must build a session and run one
+  calibration batch before it is cached.
 - ``dynamic``: weights int8, activations quantized at run time (``ConvInteger``/``MatMulInteger``;
   CPU provider only); needs no calibration data.
 
@@ -53,6 +55,10 @@ NO_CALIBRATION = ("no protocol with images runs this model on this device; dynam
                   "quantization")
 #: Per-channel ``DequantizeLinear`` (its ``axis`` attribute) needs this opset.
 PER_CHANNEL_OPSET = 13
+#: Operators left in float: normalisations have no int8 kernel on the CPU provider (no speed to
+#: gain), and per-channel QDQ of a BatchNormalization on a 2-D input (FaceNet's bottleneck BN
+#: after its last MatMul) writes a zero point onnxruntime refuses at run time.
+FLOAT_OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class QuantizeSettings:
     reduce_range: bool = False
     calibration: dict[str, Any] | None = None
     why_types: str = ""
+    float_ops: tuple[str, ...] = FLOAT_OPS
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +269,30 @@ def _input_name(path: Path) -> str:
     return names[0]
 
 
+def _op_types(model: Path, keep_float: tuple[str, ...]) -> list[str]:
+    """The op types static QDQ may quantize: onnxruntime's QDQ registry minus ``keep_float``."""
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    return sorted(set(QDQRegistry) - set(keep_float))
+
+
+def _smoke_test(path: Path, batch: np.ndarray | None, src: Path) -> None:
+    """Build a CPU session on the quantized model and run one batch: a model onnxruntime
+    cannot run is refused here, with the reason, instead of being cached."""
+    import onnxruntime as ort
+
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        if batch is not None:
+            sess.run(None, {sess.get_inputs()[0].name: batch[:1]})
+    except Exception as exc:
+        raise EngineError(f"the int8 model onnxruntime.quantization made from {src.name} does "
+                          f"not run: {type(exc).__name__}: {str(exc)[:400]}; try "
+                          "quantization.per_channel: false or mode: dynamic") from exc
+
+
 def _mark(path: Path, record: dict[str, Any]) -> None:
     import onnx
 
@@ -332,7 +363,8 @@ def quantize_onnx(src: Path, out_dir: Path, settings: QuantizeSettings,
                     reduce_range=settings.reduce_range,
                     activation_type=getattr(OrtQuantType, settings.activation_type),
                     weight_type=getattr(OrtQuantType, settings.weight_type),
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax,
+                    op_types_to_quantize=_op_types(model, settings.float_ops))
             else:
                 quantize_dynamic(str(model), str(qmodel), per_channel=settings.per_channel,
                                  reduce_range=settings.reduce_range,
@@ -340,6 +372,7 @@ def quantize_onnx(src: Path, out_dir: Path, settings: QuantizeSettings,
         except Exception as exc:
             raise EngineError(f"onnxruntime.quantization ({settings.mode}) failed on "
                               f"{src.name}: {type(exc).__name__}: {exc}") from exc
+        _smoke_test(qmodel, batches[0] if batches else None, src)
         seconds = time.perf_counter() - t0
         record = {"source_sha256": sha256_file_once(src), "source": str(src),
                   "settings": settings.record(), "reason": reason, "seconds": round(seconds, 3),

@@ -15,7 +15,7 @@ CUDA, from shared/docs/metrics.md). Order of work:
    :data:`facebench.engines.base.ComputeCountsFn`), else ``facebench.probes.compute`` (optional).
    Its weight fields become ``params_quantized``, ``weight_bytes`` (Σ bytes of the stored
    weights: ONNX initializers, torch parameters and buffers) and ``details.weights_by_dtype`` /
-   ``details.dequantized_at_run_time``; null where the counter does not give them (dlib).
+   ``details.dequantized_at_run_time``; null where a counter does not give them.
 
 Every engine goes through this one path; the input batch has the source's input size and
 layout (NHWC for dlib).

@@ -173,3 +173,22 @@ def test_variants_that_cannot_run_say_why(cfg: EngineConfig, words: str) -> None
 def test_the_engine_refuses_a_float_model_labelled_int8() -> None:
     with pytest.raises(EngineError, match="quantize it first"):
         create_engine(SOURCE, INT8)
+
+
+def test_facenet_with_batchnorm_after_matmul_quantizes_and_runs(
+        shared: Path, tmp_path: Path) -> None:
+    """FaceNet's TF graph keeps a BatchNormalization on the 2-D bottleneck after its last MatMul:
+    per-channel QDQ of it made a model onnxruntime refused at run time. Normalisations stay
+    float, and the result runs (checked before it is cached) and keeps the embeddings."""
+    facenet = shared / "models" / "facenet_inception_resnet_v1_casia.onnx"
+    rng = np.random.default_rng(0)
+    batches = [(rng.uniform(0, 255, (2, 3, 160, 160)).astype(np.float32) - 127.5) / 128.0]
+    settings = recommended_settings(ORT, "static", True, {"test": "facenet"})
+    made = quantize_onnx(facenet, tmp_path, settings, lambda: iter(batches))
+    counts = ops(made.path)
+    assert counts["DequantizeLinear"] > 100
+    src = ModelSource(kind="onnx", path=facenet, input_size=(160, 160))
+    q = ModelSource(kind="onnx", path=made.path, input_size=(160, 160))
+    e32 = l2_normalize(create_engine(src, ORT).infer(batches[0]))
+    e8 = l2_normalize(create_engine(q, INT8).infer(batches[0]))
+    assert e8.shape == (2, 512) and np.all(np.sum(e32 * e8, axis=1) > 0.9)
