@@ -28,9 +28,14 @@ from facebench.report.paper import (
     paper_models,
     paper_options,
     paper_protocols,
-    pareto_front,
 )
-from facebench.report.summary import PARETO_LATENCY, ok_cells, pareto_points, protocols
+from facebench.report.summary import (
+    PARETO_LATENCY,
+    ok_cells,
+    pareto_front,
+    pareto_points,
+    protocols,
+)
 
 RC = {
     "svg.hashsalt": "facebench-report",
@@ -305,7 +310,7 @@ PAPER_COSTS: tuple[tuple[str, str, str, Callable[[PaperModel], float | None]], .
 def paper_pareto_figure(models: list[PaperModel], cost: str, xlabel: str,
                         get: Callable[[PaperModel], float | None], name: str) -> Figure:
     """Accuracy vs one cost, one labelled point per model of the paper table; the Pareto front
-    (:func:`facebench.report.paper.pareto_front`) as a step line, its members filled."""
+    (:func:`facebench.report.summary.pareto_front`) as a step line, its members filled."""
     title = f"Accuracy vs {cost} — paper table"
     caption = (f"k-fold accuracy of each model's paper-table row against its {xlabel}; filled "
                "points joined by the step line are the Pareto front (no other model is at least "

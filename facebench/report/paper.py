@@ -8,7 +8,6 @@ Plain data only (no formatting, no figures): :mod:`facebench.report.view` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +19,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 #: The paper table's latency: batch-1 median (``latency.p50_ms`` is its older shortcut).
 LATENCY = "latency.b1.p50_ms"
 LATENCY_FALLBACK = "latency.p50_ms"
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """For ``(benefit, cost)`` points (higher benefit and lower cost are better), whether each
-    is on the Pareto front: no other point is at least as good on both and strictly better on
-    one. Equal points do not dominate each other, so ties are all on the front."""
-    return [not any(b >= pb and c <= pc and (b > pb or c < pc) for b, c in points)
-            for pb, pc in points]
 
 
 def paper_options(results: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ shipping on accuracy vs latency (the Pareto front), and whether the machine was 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +161,18 @@ def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
     return out
 
 
+def dominates(q: tuple[float, float], p: tuple[float, float]) -> bool:
+    """For ``(benefit, cost)`` points (higher benefit, lower cost are better): ``q`` is at least
+    as good as ``p`` on both and strictly better on one."""
+    return q[0] >= p[0] and q[1] <= p[1] and (q[0] > p[0] or q[1] < p[1])
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Whether each ``(benefit, cost)`` point is on the Pareto front (no point dominates it).
+    Equal points do not dominate each other, so ties are all on the front."""
+    return [not any(dominates(q, p) for q in points) for p in points]
+
+
 def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
     """Join ``protocol``'s verification cells with efficiency cells by model (same device
     preferred), and mark each point's dominators (at least as accurate and as fast, better in
@@ -179,11 +192,8 @@ def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
         seen.add(key)
         points.append(ParetoPoint(f"{key[0]} ({key[1]})", key[0], key[1], acc, latency))
     for p in points:
-        p.dominated_by = [
-            q.label for q in points
-            if q is not p and q.accuracy >= p.accuracy and q.latency_ms <= p.latency_ms
-            and (q.accuracy > p.accuracy or q.latency_ms < p.latency_ms)
-        ]
+        p.dominated_by = [q.label for q in points if q is not p and dominates(
+            (q.accuracy, q.latency_ms), (p.accuracy, p.latency_ms))]
     return points
 
 

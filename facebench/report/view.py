@@ -6,30 +6,33 @@ stay raw (unescaped): each template escapes for its own format.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shlex
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from facebench.metrics.catalog import metric_info
 from facebench.report import fmt
+from facebench.report.cells import (
+    DELTA_MARK,
+    Cell,
+    Column,
+    Deltas,
+    Table,
+    catalog_value,
+    ci_text,
+    delta_class,
+    latency_batches,
+    mark_best,
+    meaning,
+    model_cell,
+    sort_key,
+    value_cell,
+)
 from facebench.report.compare import Comparison, Delta, compare
 from facebench.report.figures import cv_threshold
-from facebench.report.paper import (
-    LATENCY,
-    PaperModel,
-    VariantGroup,
-    paper_models,
-    paper_options,
-    paper_protocols,
-    variant_groups,
-)
+from facebench.report.paper_view import paper_table, variants_tables
 from facebench.report.summary import (
     best_per_metric,
-    better_sign,
     busy_warning,
     catalog_name,
     ok_cells,
@@ -56,103 +59,6 @@ VERIFICATION_MARKED = ("accuracy", "precision", "recall", "specificity", "f1", "
 COST_MARKED = ("params", "gmac", "gflops", "model_size_bytes", "cold_start_ms", "throughput.max",
                "memory.peak_rss_bytes", "memory.peak_rss_delta_bytes")
 
-DELTA_MARK = {"better": "▲", "worse": "▼", "changed": "●", "noise": "≈", "unknown": "?"}
-
-
-@dataclass
-class Cell:
-    """A table cell: ``text`` shown, ``sort`` the sort key ("" = undefined, sorts last)."""
-
-    text: str
-    sort: str = ""
-    cls: str = ""
-    note: str = ""
-    delta: str = ""
-    delta_cls: str = ""
-    title: str = ""
-
-
-@dataclass
-class Column:
-    label: str
-    numeric: bool = True
-    help: str = ""
-
-
-@dataclass
-class Table:
-    id: str
-    title: str
-    columns: list[Column]
-    rows: list[list[Cell]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def _sort_key(value: Any) -> str:
-    v = fmt.number(value)
-    return "" if v is None else repr(v)
-
-
-def delta_class(d: Delta) -> str:
-    if d.significant is None:
-        return "unknown"
-    if not d.significant:
-        return "noise"
-    return "changed" if d.better is None else "better" if d.better else "worse"
-
-
-class Deltas:
-    """Baseline deltas by (cell id, metric), attached to table cells."""
-
-    def __init__(self, comparison: Comparison | None) -> None:
-        self.by_key = {(d.cell_id, d.metric): d for d in comparison.deltas} if comparison else {}
-
-    def attach(self, cell: Cell, cell_id: str, metric: str) -> Cell:
-        d = self.by_key.get((cell_id, metric))
-        if d is not None and d.diff is not None:
-            cls = delta_class(d)
-            cell.delta = f"{fmt.delta(metric, d.diff, d.rel)} {DELTA_MARK[cls]}"
-            cell.delta_cls = cls
-            cell.title = f"baseline {fmt.metric(metric, d.baseline)}; {d.method}"
-        return cell
-
-
-def _value(c: dict[str, Any], metric: str, render: Callable[[Any], str], deltas: Deltas,
-           note: str = "") -> Cell:
-    v = (c.get("metrics") or {}).get(metric)
-    text = render(v)
-    cell = Cell(text, _sort_key(v), "num na" if text == fmt.NA else "num", note)
-    return deltas.attach(cell, str(c.get("id")), metric)
-
-
-def _ci(c: dict[str, Any], metric: str) -> str:
-    m = c.get("metrics") or {}
-    lo, hi = m.get(f"{metric}_ci_low"), m.get(f"{metric}_ci_high")
-    if fmt.number(lo) is None or fmt.number(hi) is None:
-        return ""
-    return f"CI [{fmt.pct(lo)}, {fmt.pct(hi)}]"
-
-
-def _mark_best(table: Table, metric_by_col: dict[int, str]) -> None:
-    """Bold the best defined value in each listed column (ties all bold); which way is better
-    is the column's metric's direction in the catalog."""
-    for col, metric in metric_by_col.items():
-        sign = better_sign(metric)
-        vals = [(float(r[col].sort), r[col]) for r in table.rows
-                if r[col].sort and "unsupported" not in r[col].cls]
-        if len(vals) < 2:
-            continue
-        top = max(sign * v for v, _ in vals)
-        for v, cell in vals:
-            if sign * v == top:
-                cell.cls += " best"
-
-
-def _model_cell(c: dict[str, Any], note: str = "") -> Cell:
-    return Cell(str(c.get("model")), str(c.get("model")), "model",
-                note or str(c.get("device")), title=str(c.get("id")))
-
-
 def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -> Table:
     """The source paper's Table 1 layout, then TAR@FAR, EER, AUC and FtA."""
     cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
@@ -168,28 +74,29 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     unsupported = False
     for c in cells:
         m = c.get("metrics") or {}
-        acc = _value(c, "accuracy", fmt.pct, deltas, _ci(c, "accuracy"))
+        acc = value_cell(c, "accuracy", fmt.pct, deltas, ci_text(c, "accuracy"))
         if acc.text != fmt.NA and fmt.number(m.get("accuracy_std")) is not None:
             acc.text += f" ± {fmt.pct(m['accuracy_std'])}"
-        row = [_model_cell(c), acc]
-        row += [_value(c, k, fmt.pct, deltas, _ci(c, k))
+        row = [model_cell(c), acc]
+        row += [value_cell(c, k, fmt.pct, deltas, ci_text(c, k))
                 for k in ("precision", "recall", "specificity", "f1")]
         for k in targets:
-            cell = _value(c, f"tar@far={k}", fmt.pct, deltas,
+            cell = value_cell(c, f"tar@far={k}", fmt.pct, deltas,
                           f"FAR {fmt.far_text(m.get(f'far_achieved@far={k}'))}")
-            if _ci(c, f"tar@far={k}"):
-                cell.note += f"; {_ci(c, f'tar@far={k}')}"
+            if ci_text(c, f"tar@far={k}"):
+                cell.note += f"; {ci_text(c, f'tar@far={k}')}"
             if tar_supported(c, k) is False:
                 unsupported = True
                 cell.cls += " unsupported"
                 cell.text += " †"
             row.append(cell)
-        row += [_value(c, "eer", fmt.pct, deltas, _ci(c, "eer")),
-                _value(c, "auc", lambda v: fmt.fixed(v, 4), deltas, _ci(c, "auc")),
-                _value(c, "fta_rate", fmt.pct, deltas, f"{fmt.count(m.get('fta_images'))} images")]
+        row += [value_cell(c, "eer", fmt.pct, deltas, ci_text(c, "eer")),
+                value_cell(c, "auc", lambda v: fmt.fixed(v, 4), deltas, ci_text(c, "auc")),
+                value_cell(c, "fta_rate", fmt.pct, deltas,
+                           f"{fmt.count(m.get('fta_images'))} images")]
         table.rows.append(row)
     n = len(targets)
-    _mark_best(table, {**dict(enumerate(VERIFICATION_MARKED[:5], 1)),
+    mark_best(table, {**dict(enumerate(VERIFICATION_MARKED[:5], 1)),
                        **{6 + i: f"tar@far={k}" for i, k in enumerate(targets)},
                        **dict(enumerate(VERIFICATION_MARKED[5:], 6 + n))})
     table.notes.append("Rates in % at the per-fold cross-validated thresholds (counts summed over "
@@ -198,12 +105,6 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
         table.notes.append("† unsupported by the data: N_imp × FAR < 10, too few impostor pairs to "
                            "measure this FAR (docs/metrics.md).")
     return table
-
-
-def _batches(cells: list[dict[str, Any]]) -> list[int]:
-    keys = {k.split(".")[1][1:] for c in cells for k in (c.get("metrics") or {})
-            if k.startswith("latency.b") and k.endswith(".p50_ms")}
-    return sorted(int(b) for b in keys if b.isdigit())
 
 
 #: Marks a model whose graph dequantizes stored weights on every call (see the cost table note).
@@ -255,29 +156,29 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
         dequantized: dict[str, int] = {}
         for c in group:
             best_tp = max(((b, (c.get("metrics") or {}).get(f"throughput.b{b}"))
-                           for b in _batches([c])),
+                           for b in latency_batches([c])),
                           key=lambda t: fmt.number(t[1]) or -1, default=(None, None))
-            tp = _value(c, f"throughput.b{best_tp[0]}", lambda v: fmt.fixed(v, 1), deltas,
+            tp = value_cell(c, f"throughput.b{best_tp[0]}", lambda v: fmt.fixed(v, 1), deltas,
                         f"batch {best_tp[0]}" if best_tp[0] else "")
-            size = _value(c, "model_size_bytes", fmt.mega, deltas, _weights_note(c))
+            size = value_cell(c, "model_size_bytes", fmt.mega, deltas, _weights_note(c))
             dq = _dequantized(c)
             if dq:
                 size.note += f" {DEQUANT_MARK}"
                 dequantized[str(c.get("model"))] = dq
             cost.rows.append([
-                _model_cell(c),
-                _value(c, "params", fmt.mega, deltas),
-                _value(c, "gmac", lambda v: fmt.sig(v, 3), deltas),
-                _value(c, "gflops", lambda v: fmt.sig(v, 3), deltas),
+                model_cell(c),
+                value_cell(c, "params", fmt.mega, deltas),
+                value_cell(c, "gmac", lambda v: fmt.sig(v, 3), deltas),
+                value_cell(c, "gflops", lambda v: fmt.sig(v, 3), deltas),
                 size,
-                _value(c, "cold_start_ms", fmt.ms, deltas),
+                value_cell(c, "cold_start_ms", fmt.ms, deltas),
                 tp,
-                _value(c, "memory.peak_rss_bytes", lambda v: fmt.mega(v, 1), deltas),
-                _value(c, "memory.peak_rss_delta_bytes", lambda v: fmt.mega(v, 1), deltas),
-                _value(c, "gflops_per_s", lambda v: fmt.sig(v, 3), deltas),
-                _value(c, "pct_of_peak", lambda v: fmt.fixed(v, 1), deltas),
+                value_cell(c, "memory.peak_rss_bytes", lambda v: fmt.mega(v, 1), deltas),
+                value_cell(c, "memory.peak_rss_delta_bytes", lambda v: fmt.mega(v, 1), deltas),
+                value_cell(c, "gflops_per_s", lambda v: fmt.sig(v, 3), deltas),
+                value_cell(c, "pct_of_peak", lambda v: fmt.fixed(v, 1), deltas),
             ])
-        _mark_best(cost, dict(enumerate(COST_MARKED, 1)))
+        mark_best(cost, dict(enumerate(COST_MARKED, 1)))
         cost.notes.append("MB = 10⁶ bytes. GMAC counts one fused multiply-add as 1; GFLOPs = 2 × "
                           "GMAC. % of peak: achieved GFLOP/s over the machine's peak, when known.")
         if any(r[4].note for r in cost.rows):
@@ -290,20 +191,20 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
             Column("p90 (ms)"), Column("p99 (ms)"), Column("Mean ± std (ms)"),
             Column("Min (ms)"), Column("Samples"), Column("Throughput (img/s)")])
         for c in group:
-            for b in _batches([c]):
+            for b in latency_batches([c]):
                 p = f"latency.b{b}."
-                mean = _value(c, p + "mean_ms", fmt.ms, deltas)
+                mean = value_cell(c, p + "mean_ms", fmt.ms, deltas)
                 if mean.text != fmt.NA:
                     mean.text += f" ± {fmt.ms((c.get('metrics') or {}).get(p + 'std_ms'))}"
                 lat.rows.append([
-                    _model_cell(c), Cell(str(b), str(b), "num"),
-                    _value(c, p + "p50_ms", fmt.ms, deltas),
-                    _value(c, p + "p90_ms", fmt.ms, deltas),
-                    _value(c, p + "p99_ms", fmt.ms, deltas),
+                    model_cell(c), Cell(str(b), str(b), "num"),
+                    value_cell(c, p + "p50_ms", fmt.ms, deltas),
+                    value_cell(c, p + "p90_ms", fmt.ms, deltas),
+                    value_cell(c, p + "p99_ms", fmt.ms, deltas),
                     mean,
-                    _value(c, p + "min_ms", fmt.ms, deltas),
-                    _value(c, p + "samples", fmt.count, deltas),
-                    _value(c, f"throughput.b{b}", lambda v: fmt.fixed(v, 1), deltas),
+                    value_cell(c, p + "min_ms", fmt.ms, deltas),
+                    value_cell(c, p + "samples", fmt.count, deltas),
+                    value_cell(c, f"throughput.b{b}", lambda v: fmt.fixed(v, 1), deltas),
                 ])
         lat.notes.append("Warm synchronous calls after warm-up; throughput = batch × iterations / "
                          "wall time.")
@@ -360,25 +261,15 @@ def _parallel_text(c: dict[str, Any]) -> tuple[str, str]:
     return str(par.get("strategy") or fmt.NA), " · ".join(p for p in parts if p)
 
 
-def _meaning(metric: str) -> str:
-    info = metric_info(metric)
-    return "" if info is None else info.meaning
-
-
-def _catalog_value(c: dict[str, Any], metric: str, deltas: Deltas, note: str = "") -> Cell:
-    """A value shown in the catalog's format and unit (``9.14 s``, ``84.9 img/s``)."""
-    return _value(c, metric, functools.partial(fmt.metric, metric), deltas, note)
-
-
 def timings(results: dict[str, Any], deltas: Deltas) -> dict[str, Any]:
     """"Where the time went": per verification/identification cell, images/s, the seconds of
     each stage with its share of the stages' sum, the wall clock, the parallel strategy and the
     alignment. Cells without stage seconds get a line in ``missing`` instead of a row."""
     cells = [c for c in ok_cells(results) if c.get("kind") in ("verification", "identification")]
     cols = [Column("Model", numeric=False), Column("Protocol", numeric=False),
-            Column("Images/s", help=_meaning("images_per_s"))]
-    cols += [Column(label, help=_meaning(m)) for label, m in STAGES]
-    cols += [Column("Total", help=_meaning("time.total_s")),
+            Column("Images/s", help=meaning("images_per_s"))]
+    cols += [Column(label, help=meaning(m)) for label, m in STAGES]
+    cols += [Column("Total", help=meaning("time.total_s")),
              Column("Parallel", numeric=False, help="strategy; workers and batch size per worker"),
              Column("Alignment", numeric=False, help="alignment method and crop size; detector")]
     table = Table("time-by-stage", "Seconds per stage", cols)
@@ -394,13 +285,13 @@ def timings(results: dict[str, Any], deltas: Deltas) -> dict[str, Any]:
                 old.append(where)
             continue
         stage_sum = sum(fmt.number(m.get(k)) or 0.0 for _, k in STAGES)
-        row = [_model_cell(c), Cell(str(c.get("protocol")), str(c.get("protocol"))),
-               _catalog_value(c, "images_per_s", deltas)]
+        row = [model_cell(c), Cell(str(c.get("protocol")), str(c.get("protocol"))),
+               catalog_value(c, "images_per_s", deltas)]
         for _, k in STAGES:
             v = fmt.number(m.get(k))
             share = f"{fmt.pct(v / stage_sum, 1)} %" if v is not None and stage_sum else ""
-            row.append(_catalog_value(c, k, deltas, share))
-        row.append(_catalog_value(c, "time.total_s", deltas))
+            row.append(catalog_value(c, k, deltas, share))
+        row.append(catalog_value(c, "time.total_s", deltas))
         strategy, how = _parallel_text(c)
         row.append(Cell(strategy, strategy, note=how))
         acq = (c.get("details") or {}).get("acquire") or {}
@@ -544,9 +435,9 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
     def row(d: Delta) -> list[Cell]:
         cls = delta_class(d)
         return [Cell(d.cell_id, d.cell_id, "model"), Cell(d.metric, d.metric),
-                Cell(fmt.metric(d.metric, d.baseline), _sort_key(d.baseline), "num"),
-                Cell(fmt.metric(d.metric, d.current), _sort_key(d.current), "num"),
-                Cell(fmt.delta(d.metric, d.diff, d.rel), _sort_key(d.rel if d.rel is not None
+                Cell(fmt.metric(d.metric, d.baseline), sort_key(d.baseline), "num"),
+                Cell(fmt.metric(d.metric, d.current), sort_key(d.current), "num"),
+                Cell(fmt.delta(d.metric, d.diff, d.rel), sort_key(d.rel if d.rel is not None
                                                                    else d.diff), "num",
                      delta_cls=cls),
                 Cell(f"{DELTA_MARK[cls]} {cls}", cls, f"verdict {cls}"),
@@ -573,227 +464,6 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
         "added": comparison.added, "removed": comparison.removed,
         "not_comparable": comparison.not_comparable,
     }
-
-
-# ---- paper table and precision variants (report.paper_table; devices' precision) -----------
-
-#: What the paper table and the variants section show for a value that is absent or undefined.
-DASH = "—"
-
-
-def _dash(cell: Cell) -> Cell:
-    if cell.text == fmt.NA:
-        cell.text, cell.cls = DASH, f"{cell.cls} na".strip()
-    return cell
-
-
-def _text(text: str, sort: Any = None, cls: str = "num", note: str = "") -> Cell:
-    """A computed value's cell: ``—`` when ``text`` is n/a (undefined) or empty."""
-    return _dash(Cell(text or fmt.NA, _sort_key(sort), cls, note))
-
-
-def _catalog_ci(m: dict[str, Any], metric: str) -> str:
-    """``CI [lo, hi]`` of ``metric`` in the catalog's format of its bounds; "" without one."""
-    lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
-    if fmt.number(m.get(lo)) is None or fmt.number(m.get(hi)) is None:
-        return ""
-    return f"CI [{fmt.metric(lo, m[lo])}, {fmt.metric(hi, m[hi])}]"
-
-
-def _reference_note(ref: dict[str, Any]) -> str:
-    note = str(ref.get("note") or "")
-    return str(ref.get("source") or "") + (f" ({note})" if note else "")
-
-
-PAPER_FIVE = ("accuracy", "precision", "recall", "specificity", "f1")
-PAPER_COST = (("Params", "params"), ("GMAC", "gmac"), ("Latency b1 p50", LATENCY),
-              ("Peak RSS Δ", "memory.peak_rss_delta_bytes"))
-
-
-def _paper_row(pm: PaperModel, no_deltas: Deltas) -> list[Cell]:
-    c = pm.verification
-    if c is None:
-        row = [Cell(pm.model, pm.model, "model", "no verification cell finished"),
-               Cell("measured: cost only", "measured")]
-        row += [_text(fmt.NA) for _ in (*PAPER_FIVE, "fta_pairs")]
-    else:
-        m = c.get("metrics") or {}
-        acc = _dash(_value(c, "accuracy", fmt.pct, no_deltas, _ci(c, "accuracy")))
-        if acc.text != DASH and fmt.number(m.get("accuracy_std")) is not None:
-            acc.text += f" ± {fmt.pct(m['accuracy_std'])}"
-        row = [Cell(pm.model, pm.model, "model", title=str(c.get("id"))),
-               Cell(f"measured: {c.get('protocol')} · {c.get('device')}", "measured"), acc]
-        row += [_dash(_value(c, k, fmt.pct, no_deltas, _ci(c, k))) for k in PAPER_FIVE[1:]]
-        row.append(_dash(_catalog_value(c, "fta_pairs", no_deltas)))
-    ref = pm.reference or {}
-    published = fmt.number(ref.get("lfw_accuracy"))
-    row.append(_text(fmt.pct(published), published, note=_reference_note(ref) if ref else ""))
-    diff = None if published is None or pm.accuracy is None else pm.accuracy - published
-    row.append(_text(fmt.delta("accuracy", diff, None), diff))
-    fastest = pm.fastest or {}
-    for _, metric in PAPER_COST:
-        value = {"params": pm.params, "gmac": pm.gmac, LATENCY: pm.latency_ms,
-                 "memory.peak_rss_delta_bytes": pm.rss_delta}[metric]
-        note = f"on {fastest.get('device')}" if metric == LATENCY and value is not None else ""
-        row.append(_text(fmt.metric(metric, value), value, note=note))
-    return row
-
-
-def _published_row(p: dict[str, Any]) -> list[Cell]:
-    training = str(p.get("training") or "")
-    note = (f"trained on {training}; " if training else "") + str(p.get("source") or "")
-    row = [Cell(str(p.get("label")), str(p.get("label")), "model published", note),
-           Cell(f"published: {p.get('test_set')}", "published", "published")]
-    row += [_text(fmt.pct(p.get(k)), p.get(k)) for k in PAPER_FIVE]
-    row += [_text(fmt.NA) for _ in range(3 + len(PAPER_COST))]
-    return row
-
-
-def paper_table(results: dict[str, Any]) -> dict[str, Any] | None:
-    """The paper table (None unless the suite sets ``report.paper_table``): per model its
-    verification cell's five confusion columns, FtA, published LFW accuracy and measured −
-    published, and its cost on fp32 devices; each published row right after its model's."""
-    options = paper_options(results)
-    if options is None:
-        return None
-    protocol_ids = paper_protocols(results, options)
-    models = paper_models(results, protocol_ids)
-    cols = [Column("Model", numeric=False), Column("Row", numeric=False),
-            Column("Accuracy (%)", help="k-fold mean ± std; bootstrap CI below"),
-            Column("Precision (%)"), Column("Recall (%)"), Column("Specificity (%)"),
-            Column("F1 (%)"), Column("FtA pairs", help=_meaning("fta_pairs")),
-            Column("Published LFW (%)", help="the model's reference.lfw_accuracy; source below"),
-            Column("Measured − published", help="measured accuracy − published LFW accuracy")]
-    cols += [Column(label, help=_meaning(metric)) for label, metric in PAPER_COST]
-    table = Table("paper-table", "Paper table — " + ", ".join(protocol_ids), cols)
-    published = [p for p in options.get("published") or [] if isinstance(p, dict)]
-    placed = {pm.model for pm in models}
-    no_deltas = Deltas(None)
-    for pm in models:
-        table.rows.append(_paper_row(pm, no_deltas))
-        table.rows += [_published_row(p) for p in published if p.get("model") == pm.model]
-    table.rows += [_published_row(p) for p in published if p.get("model") not in placed]
-    table.notes.append(
-        "Measured rows: each model once, from the first of these protocols that ran it, on an "
-        "fp32 device (other precisions: Precision variants). Rates in % at the per-fold CV "
-        "thresholds; measured − published in percentage points. Cost: params and GMAC of the "
-        "model; batch-1 p50 latency and peak RSS Δ on its fastest fp32 efficiency device. "
-        f"{DASH} = not measured or undefined.")
-    table.notes.append("Published rows (labelled 'published' with their test set) are the "
-                       "publication's numbers, not measured here: a different test set or "
-                       "training data makes them a reference, not a like-for-like comparison.")
-    for pm in models:
-        if pm.reference:
-            table.notes.append(f"Published LFW accuracy of {pm.model}: "
-                               f"{_reference_note(pm.reference)}.")
-    return {"table": table, "protocols": protocol_ids}
-
-
-def quantization_text(cell: dict[str, Any]) -> str:
-    """``details["precision"]`` in a few words (mode, per-channel, types, calibration images,
-    why a mode other than the one asked for was used); ``—`` when absent."""
-    d = (cell.get("details") or {}).get("precision")
-    if not isinstance(d, dict):
-        return DASH if d in (None, "") else str(d)
-    settings = d.get("settings") if isinstance(d.get("settings"), dict) else {}
-
-    def get(key: str) -> Any:
-        return d.get(key, settings.get(key))
-
-    words = [str(get("mode") or "")]
-    if isinstance(get("per_channel"), bool):
-        words.append("per-channel" if get("per_channel") else "per-tensor")
-    if get("weight_type") or get("activation_type"):
-        words.append(f"weights {get('weight_type') or '?'}, "
-                     f"activations {get('activation_type') or '?'}")
-    cal = get("calibration")
-    if isinstance(cal, dict):
-        n = fmt.number(cal.get("images_used", cal.get("images_sampled")))
-        where = f" of {cal['protocol']}" if cal.get("protocol") else ""
-    else:
-        n, where = fmt.number(get("calibration_images")), ""
-    if n is not None:
-        words.append(f"{fmt.count(n)} calibration images{where}")
-    if get("reason"):
-        words.append(f"({get('reason')})")
-    return ", ".join(w for w in words if w) or DASH
-
-
-def _baseline_text(cell: dict[str, Any], precision: str) -> Cell:
-    if precision == "fp32":
-        return Cell("baseline", "")
-    base = (cell.get("details") or {}).get("precision_baseline")
-    if not isinstance(base, dict):
-        return _text(fmt.NA, cls="")
-    if base.get("cell"):
-        return Cell(str(base["cell"]), str(base["cell"]))
-    return Cell("none", "", note=str(base.get("reason") or ""))
-
-
-def _status_cell(c: dict[str, Any]) -> Cell:
-    status = str(c.get("status"))
-    err = c.get("error") or {}
-    why = str(c.get("reason") or err.get("message") or "") if status != "ok" else ""
-    return Cell(status, status, f"status-{status}", why)
-
-
-def variants_tables(results: dict[str, Any]) -> list[Table]:
-    """Per protocol, the models with an fp16 or int8 variant: each precision's cells (fp32
-    first) with accuracy or latency, the change vs the fp32 baseline and how it was made."""
-    by_protocol: dict[str, list[VariantGroup]] = {}
-    for g in variant_groups(results):
-        by_protocol.setdefault(g.protocol, []).append(g)
-    tables = []
-    for protocol, groups in by_protocol.items():
-        efficiency = groups[0].kind == "efficiency"
-        cells = [c for g in groups for _, c in g.cells]
-        batches = _batches(cells) if efficiency else []
-        cols = [Column("Model", numeric=False), Column("Precision", numeric=False),
-                Column("Device", numeric=False), Column("Status", numeric=False)]
-        if efficiency:
-            for b in batches:
-                cols += [Column(f"p50 b{b}", help=_meaning(f"latency.b{b}.p50_ms")),
-                         Column(f"b{b} ÷ fp32", help=_meaning(f"latency.b{b}.p50_vs_fp32"))]
-            cols += [Column("Peak RSS", help=_meaning("memory.peak_rss_bytes")),
-                     Column("RSS Δ", help=_meaning("memory.peak_rss_delta_bytes")),
-                     Column("RSS Δ ÷ fp32", help=_meaning("memory.peak_rss_delta_vs_fp32"))]
-        else:
-            cols += [Column("Accuracy (%)"),
-                     Column("vs fp32", help=_meaning("accuracy_vs_fp32"))]
-        cols += [Column("Compared with", numeric=False, help="the fp32 baseline cell"),
-                 Column("Quantization", numeric=False, help="details.precision")]
-        table = Table(f"variants-{protocol}", f"Precision variants — {protocol}", cols)
-        no_deltas = Deltas(None)
-        for g in groups:
-            for precision, c in g.cells:
-                m = c.get("metrics") or {}
-                row = [Cell(g.model, g.model, "model", title=str(c.get("id"))),
-                       Cell(precision, precision),
-                       Cell(str(c.get("device")), str(c.get("device"))), _status_cell(c)]
-                if efficiency:
-                    for b in batches:
-                        row.append(_dash(_catalog_value(c, f"latency.b{b}.p50_ms", no_deltas)))
-                        ratio = f"latency.b{b}.p50_vs_fp32"
-                        row.append(_dash(_catalog_value(c, ratio, no_deltas)))
-                    row += [_dash(_catalog_value(c, name, no_deltas)) for name in
-                            ("memory.peak_rss_bytes", "memory.peak_rss_delta_bytes",
-                             "memory.peak_rss_delta_vs_fp32")]
-                else:
-                    acc = _dash(_value(c, "accuracy", fmt.pct, no_deltas, _ci(c, "accuracy")))
-                    row += [acc, _dash(_catalog_value(c, "accuracy_vs_fp32", no_deltas,
-                                                      _catalog_ci(m, "accuracy_vs_fp32")))]
-                row += [_baseline_text(c, precision),
-                        _text(quantization_text(c), cls="")]
-                table.rows.append(row)
-        table.notes.append(
-            "fp32 rows are the baselines; a variant is compared with the fp32 cell of the same "
-            "model and protocol on the same engine and device type. "
-            + ("Latency ratio: variant p50 / fp32 p50 (below 1: faster)."
-               if efficiency else "vs fp32: variant − fp32 accuracy on the same pairs, "
-               "percentage points, with its paired-bootstrap 95 % CI.")
-            + f" {DASH} = not measured or undefined.")
-        tables.append(table)
-    return tables
 
 
 def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, Any]:

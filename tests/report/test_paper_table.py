@@ -26,7 +26,7 @@ from faults.kit import (
 )
 
 from facebench.report import fmt, render_report
-from facebench.report.paper import pareto_front
+from facebench.report.summary import pareto_front
 from facebench.results import load_results
 
 from .htmlscan import Scan, Td, scan
