@@ -186,6 +186,7 @@ class OrtEngine:
         self.input_name = inputs[0].name
         self.input_shape = list(inputs[0].shape)
         self.output_name = outputs[0].name
+        self.output_shape = list(outputs[0].shape)
 
     def _fp16_model_bytes(self) -> bytes:
         self.fp16_converter, data = fp16_model_bytes(self.model_path)
@@ -255,7 +256,18 @@ class OrtEngine:
             "input_name": self.input_name,
             "input_shape": self.input_shape,
             "output_name": self.output_name,
+            "output_shape": self.output_shape,
+            "shape_note": _shape_note(self.input_shape, self.output_shape),
         }
+
+
+def _shape_note(inputs: list[Any], outputs: list[Any]) -> str | None:
+    """A fixed output batch beside a dynamic input batch (SFace declares ``fc1`` as [1, 128]):
+    the declaration is wrong, onnxruntime returns the real batch (and warns, silenced here)."""
+    if inputs and outputs and not isinstance(inputs[0], int) and isinstance(outputs[0], int):
+        return (f"the model declares its output batch as {outputs[0]} while its input batch is "
+                f"dynamic ({inputs[0]!r}); outputs have the real batch size")
+    return None
 
 
 def _sha256_prefix(path: Path) -> str:

@@ -89,3 +89,20 @@ def test_fp16_conversion_keeps_float32_io(mfn: ModelSource, batch8: np.ndarray) 
     a, b = half.run(None, {"input": batch8})[0], full.run(None, {"input": batch8})[0]
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.999, (name, cos)
+
+
+def test_sface_fixed_output_batch_is_noted_and_batches_work(models_dir: Path,
+                                                            batch8: np.ndarray) -> None:
+    """SFace declares ``fc1`` as [1, 128] with a dynamic input batch: batches still come back
+    whole (each row its own image) and the engine's record says the declaration is wrong."""
+    sface = ModelSource(kind="onnx", path=models_dir / "face_recognition_sface_2021dec_int8bq.onnx")
+    engine = create_engine(sface, EngineConfig(engine="onnxruntime", intra_op_threads=1))
+    x = (batch8 + 1) * 127.5  # SFace takes raw 0-255 input
+    got = engine.infer(x)
+    assert got.shape == (8, 128)
+    np.testing.assert_allclose(got[3], engine.infer(x[3:4])[0], rtol=1e-4, atol=1e-4)
+    info = engine.info()
+    assert info["output_shape"][0] == 1 and "declares its output batch as 1" in info["shape_note"]
+    mfn = create_engine(ModelSource(kind="onnx", path=models_dir / "mobilefacenet_128d.onnx"),
+                        EngineConfig(engine="onnxruntime", intra_op_threads=1))
+    assert mfn.info()["shape_note"] is None

@@ -155,3 +155,50 @@ def test_screenshot_saved(browser: dict[str, Any], artifacts_dir: Path) -> None:
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (WIDTH, browser["height"])
     assert (artifacts_dir / "report-screenshot.png").read_bytes() == png
+
+
+FLAGSHIP = Path(__file__).resolve().parents[2] / "reports" / "paper" / "report.html"
+
+
+@pytest.fixture(scope="module")
+def flagship(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The committed flagship example report (reports/paper) opened in Chromium."""
+    _require(CHROMIUM.is_file(), f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        _require(False, "websocket-client not installed (pip install websocket-client)")
+    from .cdp import chromium
+
+    url = FLAGSHIP.resolve().as_uri()
+    with chromium(tmp_path_factory.mktemp("chromium-flagship")) as page:
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            page.call(f"{domain}.enable")
+        page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=1000,
+                  deviceScaleFactor=1, mobile=False)
+        page.call("Page.navigate", url=url)
+        page.wait("Page.loadEventFired")
+        info = page.evaluate(INFO_JS)
+        events = list(page.events)
+    return {"info": info, "events": events, "url": url}
+
+
+def test_flagship_example_renders_whole(flagship: dict[str, Any]) -> None:
+    """reports/paper/report.html: paper table and variants sections, every figure drawn (the
+    three Pareto figures included), no error, nothing loaded but the file itself."""
+    info, events = flagship["info"], flagship["events"]
+    errors = [e for e in events if e["method"] == "Runtime.exceptionThrown"
+              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    assert not errors
+    requests = [e["params"]["request"]["url"] for e in events
+                if e["method"] == "Network.requestWillBeSent"]
+    assert requests == [flagship["url"]]
+    assert "paper" in info["sections"] and "variants" in info["sections"]
+    paper = info["tables"]["paper-table"]
+    assert paper["rows"] >= 8 and paper["open"] and paper["size"][0] > 300, paper
+    assert info["tables"]["variants-efficiency"]["rows"] >= 6
+    ids = {f["id"] for f in info["figures"]}
+    assert {"fig-paper-accuracy-latency", "fig-paper-accuracy-params",
+            "fig-paper-accuracy-gmac"} <= ids, ids
+    for f in info["figures"]:
+        assert not f["skipped"] and f["size"][0] > 300 and f["shapes"] > 20, f
