@@ -10,9 +10,11 @@ is a failure.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +60,10 @@ def _require(ok: bool, why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
-def browser(rendered: dict[str, Path], artifacts_dir: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@contextlib.contextmanager
+def opened(url: str, profile: Path) -> Iterator[Any]:
+    """Headless Chromium at ``WIDTH`` with ``url`` loaded and the Page, Runtime, Log and Network
+    events recorded (skipped outside CI without Chromium or websocket-client)."""
     _require(CHROMIUM.is_file(), f"{CHROMIUM} not found (apt-get install chromium)")
     try:
         import websocket  # noqa: F401
@@ -68,14 +71,21 @@ def browser(rendered: dict[str, Path], artifacts_dir: Path,
         _require(False, "websocket-client not installed (pip install websocket-client)")
     from .cdp import chromium
 
-    url = rendered["html"].resolve().as_uri()
-    with chromium(tmp_path_factory.mktemp("chromium-profile")) as page:
+    with chromium(profile) as page:
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.call(f"{domain}.enable")
         page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=1000,
                   deviceScaleFactor=1, mobile=False)
         page.call("Page.navigate", url=url)
         page.wait("Page.loadEventFired")
+        yield page
+
+
+@pytest.fixture(scope="module")
+def browser(rendered: dict[str, Path], artifacts_dir: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    url = rendered["html"].resolve().as_uri()
+    with opened(url, tmp_path_factory.mktemp("chromium-profile")) as page:
         dialogs = [e for e in page.events if e["method"] == "Page.javascriptDialogOpening"]
         assert not dialogs, f"a dialog opened: {dialogs}"
         info = page.evaluate(INFO_JS)
@@ -163,21 +173,8 @@ FLAGSHIP = Path(__file__).resolve().parents[2] / "reports" / "paper" / "report.h
 @pytest.fixture(scope="module")
 def flagship(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The committed flagship example report (reports/paper) opened in Chromium."""
-    _require(CHROMIUM.is_file(), f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        import websocket  # noqa: F401
-    except ImportError:
-        _require(False, "websocket-client not installed (pip install websocket-client)")
-    from .cdp import chromium
-
     url = FLAGSHIP.resolve().as_uri()
-    with chromium(tmp_path_factory.mktemp("chromium-flagship")) as page:
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            page.call(f"{domain}.enable")
-        page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=1000,
-                  deviceScaleFactor=1, mobile=False)
-        page.call("Page.navigate", url=url)
-        page.wait("Page.loadEventFired")
+    with opened(url, tmp_path_factory.mktemp("chromium-flagship")) as page:
         info = page.evaluate(INFO_JS)
         events = list(page.events)
     return {"info": info, "events": events, "url": url}
