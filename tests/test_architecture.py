@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "facebench"
 #: an error.
 LAYER_RULES: tuple[tuple[str, str], ...] = (
     ("pipeline", "runner"),
-    *((low, high) for low in ("faces", "engines", "metrics", "datasets")
+    *((low, high) for low in ("faces", "engines", "metrics", "datasets", "search")
       for high in ("pipeline", "runner", "report", "gates", "history", "cli")),
 )
 
