@@ -1,11 +1,22 @@
-"""Accuracy metrics (pure numpy): verification, identification (CMC) and bootstrap CIs.
+"""Accuracy metrics (pure numpy): verification, identification (CMC), open-set 1:N search
+(FNIR at FPIR) and bootstrap CIs. Template pooling lives in :mod:`facebench.metrics.templates`.
 
 Definitions follow ``docs/metrics.md`` of the shared data; metric names follow docs/results.md.
 """
 
 from facebench.metrics._inputs import far_key
 from facebench.metrics.bootstrap import bootstrap_kfold_accuracy, bootstrap_tar_at_far
-from facebench.metrics.identification import Cmc, Identification, cmc, identification_metrics
+from facebench.metrics.identification import Cmc, cmc
+from facebench.metrics.open_set import (
+    FnirAtFpir,
+    Searches,
+    cmc_curve,
+    det_curve,
+    fnir_at_fpir,
+    open_set_metrics,
+    rank_rate,
+    searches_from_candidates,
+)
 from facebench.metrics.roc import (
     Eer,
     Roc,
@@ -37,9 +48,10 @@ __all__ = [
     "Cmc",
     "Confusion",
     "Eer",
-    "Identification",
+    "FnirAtFpir",
     "KFold",
     "Roc",
+    "Searches",
     "TarAtFar",
     "VerificationResult",
     "auc",
@@ -47,16 +59,21 @@ __all__ = [
     "bootstrap_kfold_accuracy",
     "bootstrap_tar_at_far",
     "cmc",
+    "cmc_curve",
     "compute_verification_metrics",
     "confusion_at",
     "confusion_ratios",
+    "det_curve",
     "downsample_roc",
     "eer",
     "far_key",
-    "identification_metrics",
+    "fnir_at_fpir",
     "kfold_accuracy",
+    "open_set_metrics",
+    "rank_rate",
     "roc_auc",
     "roc_curve",
     "score_histogram",
+    "searches_from_candidates",
     "tar_at_far",
 ]

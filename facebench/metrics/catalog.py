@@ -142,14 +142,32 @@ CATALOG: tuple[MetricInfo, ...] = (
        "upper end of the 95 % paired percentile bootstrap CI of accuracy_vs_fp32", _V),
     # -- identification -------------------------------------------------------------------------
     _m("rank{k}", "fraction", "higher", "percent",
-       "CMC at rank k: probes whose identity is among the k best-scoring gallery identities, "
-       "over all probes", _I),
-    _m("probes", "images", "none", "count", "probe images (every image after the first of an "
-       "identity)", _I, deterministic=True),
-    _m("gallery", "images", "none", "count", "gallery images (the first image of each identity)",
+       "rank k over the mated probes (CMC at k): probes (images or templates) whose identity is "
+       "among the k best-scoring gallery identities, over the probes whose identity is enrolled "
+       "(all probes of a closed-set split)", _I),
+    _m("probes", "probes", "none", "count", "probes searched (images or templates; for an "
+       "identity-folder split every image after the first of an identity)", _I,
+       deterministic=True),
+    _m("gallery", "entries", "none", "count", "gallery entries (images or templates; for an "
+       "identity-folder split the first image of each identity)", _I, deterministic=True),
+    _m("distractors", "entries", "none", "count",
+       "gallery entries whose identity has no probe", _I, deterministic=True),
+    _m("fnir@fpir={x}", "fraction", "lower", "percent",
+       "open-set FNIR (mated probes whose mate is not within the open-set rank at a score ≥ t, "
+       "over the mated probes) at the smallest threshold t whose empirical FPIR (non-mated "
+       "probes with a top score ≥ t / N_nonmated) is ≤ x", _I),
+    _m("fpir_achieved@fpir={x}", "fraction", "none", "percent",
+       "the empirical FPIR at the fnir@fpir={x} threshold (≤ x by construction)", _I),
+    _m("threshold@fpir={x}", "cosine", "none", "fixed4", "the score threshold of fnir@fpir={x}",
+       _I),
+    _m("mated_searches", "probes", "none", "count",
+       "probe searches whose identity is enrolled in the gallery", _I, deterministic=True),
+    _m("nonmated_searches", "probes", "none", "count",
+       "probe searches whose identity is not enrolled in the gallery (open-set FPIR denominator)",
        _I, deterministic=True),
-    _m("distractors", "images", "none", "count",
-       "gallery images whose identity has no probe", _I, deterministic=True),
+    _m("templates", "templates", "none", "count",
+       "templates of a template protocol (IJB-style sets of faces pooled into one feature)", _VI,
+       deterministic=True),
     _m("fta_probes", "images", "lower", "count", "probe images without a face (count as misses)",
        _I),
     _m("fta_gallery", "images", "lower", "count",

@@ -1,5 +1,6 @@
-"""Closed-set identification: CMC curve and rank-k rates from probe x gallery similarities,
-and :func:`identification_metrics` for a labelled image set with failures to acquire.
+"""Closed-set identification: CMC curve and rank-k rates from a probe x gallery similarity
+matrix (or embeddings). The pipeline's 1:N cells search at scale and score through
+:mod:`facebench.metrics.open_set`, whose CMC agrees with this one (a test checks it).
 
 Ranking is by *identity*: a gallery identity with several entries scores the maximum of its
 entries. A probe's rank is 1 + the number of other gallery identities whose score is ``>=`` the
@@ -9,9 +10,8 @@ are processed in chunks of probes, so memory is O(chunk x gallery), linear in th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
@@ -151,58 +151,3 @@ def cmc(
 
     return Cmc(ranks, _curve(ranks, max_rank, n_probes), n_probes, int(identities.size),
                n_unmatched)
-
-
-# ---- a labelled image set: gallery/probe indices, failures to acquire ----------------------------
-
-
-class LabelledImages(Protocol):
-    """Images with identity labels, e.g. :class:`facebench.datasets.identity.IdentitySet`:
-    ``labels[i]`` is image i's identity code."""
-
-    name: str
-    labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class Identification:
-    """Closed-set 1:N result. ``ranks[i]``: probe i's rank, 0 = not identifiable (FtA probe, or
-    its identity's gallery image failed). ``curve[k-1]``: rate at rank k over all probes."""
-
-    ranks: np.ndarray
-    curve: np.ndarray
-    metrics: dict[str, float | int]
-
-
-def identification_metrics(embeddings: np.ndarray, ids: LabelledImages, gallery_idx: np.ndarray,
-                           probe_idx: np.ndarray, ranks: Sequence[int] = (1, 5),
-                           max_rank: int = 20, valid: np.ndarray | None = None) -> Identification:
-    """Rank-k rates and the CMC curve (cosine, identity-level max pooling) of the images
-    ``ids`` labels, through :func:`cmc` (probe chunks: memory linear in the gallery).
-    ``gallery_idx`` / ``probe_idx`` index the images (see
-    :func:`facebench.datasets.identity.gallery_probe_split`). ``valid`` marks images with an
-    embedding: an invalid probe counts as a miss, an invalid gallery image removes its identity
-    from the gallery (its probes miss). Rates are over all probes."""
-    labels = np.asarray(ids.labels)
-    emb = np.asarray(embeddings)
-    if emb.ndim != 2 or emb.shape[0] != labels.size:
-        raise ValueError(f"embeddings must be ({labels.size}, D), one row per image; got "
-                         f"{emb.shape}")
-    g, p = np.asarray(gallery_idx, dtype=np.int64), np.asarray(probe_idx, dtype=np.int64)
-    if p.size == 0:
-        raise ValueError(f"{ids.name}: no probes (every identity has a single image); "
-                         "identification needs identities with >= 2 images")
-    ok = np.ones(labels.size, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
-    g_ok, p_ok = g[ok[g]], ok[p]
-    all_ranks = np.zeros(p.size, dtype=np.int64)
-    if g_ok.size and p_ok.any():
-        res = cmc(emb[p[p_ok]], labels[g_ok], labels[p[p_ok]], max_rank, gallery=emb[g_ok],
-                  unmatched="miss")
-        all_ranks[p_ok] = res.ranks
-    metrics: dict[str, float | int] = {f"rank{k}": _rate_at(all_ranks, k, p.size) for k in ranks}
-    probe_ids = set(labels[p].tolist())
-    metrics.update({
-        "probes": int(p.size), "gallery": int(g.size),
-        "distractors": int(sum(1 for i in labels[g].tolist() if i not in probe_ids)),
-        "fta_probes": int(np.count_nonzero(~p_ok)), "fta_gallery": int(g.size - g_ok.size)})
-    return Identification(all_ranks, _curve(all_ranks, max_rank, p.size), metrics)
