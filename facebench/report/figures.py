@@ -8,6 +8,7 @@ a :class:`Figure` whose ``svg`` is None with a ``note`` when its data is absent.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -20,7 +21,7 @@ import matplotlib
 import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from facebench.report.fmt import number
 from facebench.report.paper import (
@@ -35,6 +36,7 @@ from facebench.report.summary import (
     pareto_front,
     pareto_points,
     protocols,
+    rank_keys,
 )
 
 RC = {
@@ -55,13 +57,15 @@ MARKERS = "osD^vP*X"
 
 @dataclass(frozen=True)
 class Figure:
-    """One figure: ``name`` is the file stem under ``figures/``; ``svg`` None means skipped."""
+    """One figure: ``name`` is the file stem under ``figures/``; ``svg`` None means skipped;
+    ``section`` the kind of the protocol it belongs to ("" for run-wide figures)."""
 
     name: str
     title: str
     caption: str
     svg: str | None = None
     note: str | None = None
+    section: str = ""
 
 
 @contextmanager
@@ -201,6 +205,96 @@ def det_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
         ax.set_ylabel("FNMR (false non-match rate)")
         ax.set_title(title)
         ax.legend(loc="lower left")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def _identification_cells(results: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+    return [c for c in ok_cells(results, "identification") if c.get("protocol") == protocol]
+
+
+def _cmc(cell: dict[str, Any]) -> np.ndarray | None:
+    curve = _floats((cell.get("details") or {}).get("cmc"))
+    return curve if curve.size and np.isfinite(curve).all() else None
+
+
+def cmc_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    """Closed-set identification rate vs rank (``details.cmc``), one line per model · device;
+    markers at the ranks the table shows."""
+    title = f"CMC — {protocol}"
+    caption = ("Cumulative match characteristic: closed-set identification rate of the mated "
+               "searches vs rank; markers: the ranks in the table.")
+    cells = _identification_cells(results, protocol)
+    curves = [(c, r) for c in cells if (r := _cmc(c)) is not None]
+    if not curves:
+        return Figure(name, title, caption, note="no cell has details.cmc")
+    colors = _colors(results)
+    shown = [int(k[4:]) for k in rank_keys(cells)]
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        for cell, curve in curves:
+            color = colors[str(cell.get("model"))]
+            ks = np.arange(1, curve.size + 1)
+            ax.plot(ks, curve, color=color, lw=1.5, label=_label(cell))
+            at = [k for k in shown if k <= curve.size]
+            ax.plot(at, curve[np.array(at, dtype=int) - 1], "o", color=color, ms=5)
+        if max(r.size for _, r in curves) > 20:
+            _log_axis(ax, "x")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("rank")
+        ax.set_ylabel("identification rate (mated searches)")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def _det_1n(cell: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    det = (cell.get("details") or {}).get("det_1n") or {}
+    fpir, fnir = _floats(det.get("fpir")), _floats(det.get("fnir"))
+    if fpir.size != fnir.size:
+        return None
+    keep = np.isfinite(fpir) & np.isfinite(fnir) & (fpir > 0)
+    return (fpir[keep], fnir[keep]) if keep.sum() >= 2 else None
+
+
+def det_1n_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
+    """Open-set FNIR vs FPIR (``details.det_1n``, log x), one line per model · device; markers
+    at each FPIR target, hollow when unsupported (N_nonmated × FPIR < 10)."""
+    title = f"DET (1:N) — {protocol}"
+    caption = ("Open-set false negative identification rate vs false positive identification "
+               "rate (log scale) as the threshold moves; markers: FNIR at each FPIR target "
+               "(hollow = unsupported by the data, N_nonmated × FPIR < 10).")
+    cells = _identification_cells(results, protocol)
+    curves = [(c, r) for c in cells if (r := _det_1n(c)) is not None]
+    if not curves:
+        return Figure(name, title, caption,
+                      note="no cell has details.det_1n (no non-mated searches: closed-set only)")
+    colors = _colors(results)
+    low = min(float(fpir.min()) for _, (fpir, _) in curves)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        for cell, (fpir, fnir) in curves:
+            color = colors[str(cell.get("model"))]
+            ax.plot(fpir, fnir, color=color, lw=1.5, label=_label(cell))
+            for row in (cell.get("details") or {}).get("fnir_at_fpir") or []:
+                fa, f = number(row.get("fpir_achieved")), number(row.get("fnir"))
+                if fa is not None and f is not None:
+                    ax.plot([max(fa, low)], [f], "o", color=color, ms=5,
+                            mfc=color if row.get("supported") else "white")
+        _log_axis(ax, "x")
+        ax.set_xlim(low / 1.5, 1.0)
+        n_non = [n for c in cells
+                 if (n := number((c.get("metrics") or {}).get("nonmated_searches")))]
+        if n_non:
+            ax.axvspan(low / 1.5, min(10 / min(n_non), 1.0), color="0.5", alpha=0.12, lw=0,
+                       label=f"FPIR < 10/N_nonmated (N_nonmated = {int(min(n_non)):,})")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("FPIR (false positive identification rate)")
+        ax.set_ylabel("FNIR (false negative identification rate)")
+        ax.set_title(title)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=7)
         return Figure(name, title, caption, svg=_svg(fig))
 
 
@@ -437,6 +531,8 @@ PER_PROTOCOL: list[tuple[str, Builder]] = [
     ("roc", roc_figure), ("det", det_figure), ("scores", scores_figure),
     ("accuracy-latency", pareto_figure),
 ]
+#: The figures of each identification protocol.
+PER_IDENTIFICATION: list[tuple[str, Builder]] = [("cmc", cmc_figure), ("det-1n", det_1n_figure)]
 
 
 def render_figures(results: dict[str, Any], history: list[dict[str, Any]] | None = None
@@ -452,11 +548,11 @@ def render_figures(results: dict[str, Any], history: list[dict[str, Any]] | None
         used.add(name)
         return name
 
+    by_kind = {"verification": PER_PROTOCOL, "identification": PER_IDENTIFICATION}
     for protocol, kind in protocols(results):
-        if kind != "verification":
-            continue
-        for prefix, builder in PER_PROTOCOL:
-            figures.append(builder(results, protocol, unique(f"{prefix}-{_slug(protocol)}")))
+        for prefix, builder in by_kind.get(kind, []):
+            fig = builder(results, protocol, unique(f"{prefix}-{_slug(protocol)}"))
+            figures.append(dataclasses.replace(fig, section=kind))
     figures += paper_figures(results, unique)
     if ok_cells(results, "efficiency"):
         figures.append(latency_figure(results, unique("latency")))

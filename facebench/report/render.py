@@ -82,6 +82,7 @@ def inline_svg(svg: str) -> Markup:
 
 def _figure_view(f: Figure) -> dict[str, Any]:
     return {"name": f.name, "title": f.title, "caption": f.caption, "note": f.note or "",
+            "section": f.section,
             "file": f"figures/{f.name}.svg" if f.svg else "",
             "svg": inline_svg(f.svg) if f.svg else ""}
 

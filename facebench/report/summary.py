@@ -92,19 +92,41 @@ def protocols(results: dict[str, Any]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def _target_keys(cells: list[dict[str, Any]], prefix: str) -> list[str]:
+    """The target keys (``"1e-3"``) of the ``{prefix}{key}`` metrics of any cell, loosest
+    first."""
+    keys = {k[len(prefix):] for c in cells for k in (c.get("metrics") or {})
+            if k.startswith(prefix) and not k.endswith(("_ci_low", "_ci_high"))}
+    return sorted(keys, key=lambda k: -float(k))
+
+
+def _supported(cell: dict[str, Any], rows: str, field: str, key: str) -> bool | None:
+    """``supported`` of the ``details[rows]`` entry whose ``field`` is ``key`` (None: absent)."""
+    for row in (cell.get("details") or {}).get(rows) or []:
+        if number(row.get(field)) == float(key):
+            return bool(row.get("supported"))
+    return None
+
+
 def tar_targets(cells: list[dict[str, Any]]) -> list[str]:
     """FAR keys (``"1e-3"``) present in any cell, loosest first."""
-    keys = {k.split("=", 1)[1] for c in cells for k in (c.get("metrics") or {})
-            if k.startswith("tar@far=") and not k.endswith(("_ci_low", "_ci_high"))}
-    return sorted(keys, key=lambda k: -float(k))
+    return _target_keys(cells, "tar@far=")
 
 
 def tar_supported(cell: dict[str, Any], key: str) -> bool | None:
     """``supported`` of the details.tar_at_far entry for FAR ``key`` (None when absent)."""
-    for row in (cell.get("details") or {}).get("tar_at_far") or []:
-        if number(row.get("far")) == float(key):
-            return bool(row.get("supported"))
-    return None
+    return _supported(cell, "tar_at_far", "far", key)
+
+
+def fpir_targets(cells: list[dict[str, Any]]) -> list[str]:
+    """FPIR keys (``"1e-2"``) of the ``fnir@fpir=`` metrics of any cell, loosest first."""
+    return _target_keys(cells, "fnir@fpir=")
+
+
+def fnir_supported(cell: dict[str, Any], key: str) -> bool | None:
+    """``supported`` of the details.fnir_at_fpir entry for FPIR ``key`` (None when absent):
+    N_nonmated × FPIR >= 10."""
+    return _supported(cell, "fnir_at_fpir", "fpir", key)
 
 
 def metric_value(cell: dict[str, Any], name: str) -> float | None:
@@ -141,7 +163,12 @@ def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
         return []
     if cells[0].get("kind") == "identification":
         specs = [(k, f"rank-{k[4:]}") for k in rank_keys(cells)]
-        cells_for = {m: cells for m, _ in specs}
+        specs += [(f"fnir@fpir={k}", f"FNIR @ FPIR = {k}") for k in fpir_targets(cells)]
+        cells_for = {  # an unsupported FNIR@FPIR (N_nonmated × FPIR < 10) wins nothing
+            m: [c for c in cells
+                if not m.startswith("fnir@fpir=") or fnir_supported(c, m[10:]) is not False]
+            for m, _ in specs
+        }
     elif cells[0].get("kind") == "verification":
         tars = [(f"tar@far={k}", f"TAR @ FAR = {k}") for k in tar_targets(cells)]
         specs = VERIFICATION_BEST[:5] + tars + VERIFICATION_BEST[5:]

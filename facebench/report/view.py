@@ -30,6 +30,7 @@ from facebench.report.cells import (
 )
 from facebench.report.compare import Comparison, Delta, compare
 from facebench.report.figures import cv_threshold
+from facebench.report.identification_view import identification_tables, templates_notes
 from facebench.report.paper_view import paper_table, variants_tables
 from facebench.report.summary import (
     best_per_metric,
@@ -99,11 +100,15 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     mark_best(table, {**dict(enumerate(VERIFICATION_MARKED[:5], 1)),
                        **{6 + i: f"tar@far={k}" for i, k in enumerate(targets)},
                        **dict(enumerate(VERIFICATION_MARKED[5:], 6 + n))})
-    table.notes.append("Rates in % at the per-fold cross-validated thresholds (counts summed over "
-                       "folds); n/a = undefined (0/0). Best value per column in bold.")
+    one = any((c.get("details") or {}).get("threshold_policy") == "all_data" for c in cells)
+    table.notes.append(("Rates in % at one threshold chosen on all pairs (no folds: accuracy has "
+                        "no ± std)" if one else "Rates in % at the per-fold cross-validated "
+                        "thresholds (counts summed over folds)")
+                       + "; n/a = undefined (0/0). Best value per column in bold.")
     if unsupported:
         table.notes.append("† unsupported by the data: N_imp × FAR < 10, too few impostor pairs to "
                            "measure this FAR (docs/metrics.md).")
+    table.notes += templates_notes(cells)
     return table
 
 
@@ -484,6 +489,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "busy": busy_warning(results),
         "summary": summary(results),
         "verification": [t for t in vtables if t.rows],
+        "identification": identification_tables(results, deltas),
         "efficiency": efficiency_tables(results, deltas),
         "paper": paper_table(results),
         "variants": variants_tables(results),
