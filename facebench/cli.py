@@ -309,6 +309,39 @@ def align(
         out.print(line)
 
 
+@app.command("make-ijb")
+def make_ijb(
+    lfw_images: Annotated[Path, typer.Argument(help="LFW image folder (<Name>/<file>.jpg)")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (new, empty, or an earlier "
+                                            "make-ijb output)")],
+    subjects: Annotated[int, typer.Option(help="Identities to use")] = 40,
+    min_images: Annotated[int, typer.Option(help="Images an identity needs (>= 3)")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of every draw")] = 0,
+    detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn")] = "yunet",
+    detector_model: Annotated[Path | None, typer.Option(
+        help="Detector weights (YuNet: face_detection_yunet.onnx)")] = None,
+) -> None:
+    """Write a small IJB-format dataset (templates, media, 1:1 pairs, 1:N lists) from LFW."""
+    from facebench.datasets.make_ijb import make_ijb_from_lfw
+    from facebench.faces.images import ImageError
+
+    try:
+        m = make_ijb_from_lfw(lfw_images, out_dir, detector=detector,
+                              detector_model=detector_model, subjects=subjects,
+                              min_images=min_images, seed=seed,
+                              progress=lambda k, n: err.print(f"  subject {k}/{n}",
+                                                              highlight=False))
+    except (ValueError, OSError, ImageError) as exc:
+        _suite_error(exc)
+    c = m["counts"]
+    out.print(f"{escape(str(out_dir))}: {c['faces']} faces of {c['subjects']} subjects in "
+              f"{c['templates']} templates ({c['media']} media); 1:1: {c['genuine_pairs']} "
+              f"genuine + {c['impostor_pairs']} impostor template pairs; 1:N: galleries "
+              + ", ".join(f"{g} {n}" for g, n in c["galleries"].items())
+              + f", {c['probe_templates']} probe templates; "
+              f"{len(m['skipped_images'])} image(s) skipped (manifest.json)", highlight=False)
+
+
 def main() -> None:
     app()
 

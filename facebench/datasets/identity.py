@@ -10,8 +10,8 @@ Images are ordered by identity, then by relative path ("sorted file order").
 
 :func:`draw_pairs` draws a balanced, seeded verification protocol and :func:`write_pair_csv`
 saves it as a ``pair_csv`` file, so any draw can be audited and reused.
-:func:`gallery_probe_split` splits the images for closed-set 1:N identification
-(:func:`facebench.metrics.identification.identification_metrics` scores it).
+:func:`enrollment_split` splits the images for 1:N identification (gallery, mated and
+non-mated probes) and :func:`load_distractors` lists gallery-only distractor images.
 """
 
 from __future__ import annotations
@@ -368,11 +368,47 @@ def write_pair_csv(pairs: PairSet, path: str | Path) -> Path:
 # ---- identification (1:N) split (the metrics: facebench.metrics.identification) ----------------
 
 
-def gallery_probe_split(ids: IdentitySet) -> tuple[np.ndarray, np.ndarray]:
-    """Gallery = the first image of each identity (sorted file order); probes = all the others.
+def enrollment_split(ids: IdentitySet, gallery_images: int = 1, unenrolled: float = 0.0,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A declared 1:N split: ``(gallery, probes)`` image indices.
 
-    Identities with one image are gallery-only (distractors for every probe)."""
-    first = np.zeros(ids.n_images, dtype=bool)
-    first[np.unique(ids.labels, return_index=True)[1]] = True
-    return np.flatnonzero(first), np.flatnonzero(~first)
+    A seeded ``unenrolled`` fraction of the identities (rounded down) is kept out of the gallery:
+    all their images are non-mated probes (open-set). Every other identity enrols its first
+    ``gallery_images`` images (sorted file order) and its remaining images are mated probes; an
+    identity with no image left over is gallery-only (a distractor for every probe).
+    The default (``gallery_images=1, unenrolled=0``): the first image of each identity is the
+    gallery, every other image a mated probe."""
+    if gallery_images < 1:
+        raise ValueError(f"gallery_images must be >= 1, got {gallery_images}")
+    if not 0.0 <= unenrolled < 1.0:
+        raise ValueError(f"unenrolled must be in [0, 1), got {unenrolled}")
+    n_ids = len(ids.identities)
+    out = np.zeros(n_ids, dtype=bool)
+    k = int(np.floor(unenrolled * n_ids))
+    if k:
+        out[np.random.default_rng(seed).choice(n_ids, size=k, replace=False)] = True
+    order = np.argsort(ids.labels, kind="stable")  # images by identity, file order within
+    first = np.searchsorted(ids.labels[order], np.arange(n_ids))
+    pos = np.empty(ids.n_images, dtype=np.int64)
+    pos[order] = np.arange(ids.n_images) - first[ids.labels[order]]  # index within identity
+    in_gallery = (pos < gallery_images) & ~out[ids.labels]
+    return np.flatnonzero(in_gallery), np.flatnonzero(~in_gallery)
 
+
+def load_distractors(folders: Sequence[str | Path],
+                     extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Every image below ``folders`` (recursively, sorted, hidden entries skipped): gallery-only
+    entries of identities no probe has (MegaFace style), each image its own identity."""
+    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    out: list[Path] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: distractor folder not found; give a folder of images")
+        found = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        if not found:
+            raise DatasetError(f"{root}: no images with extensions {sorted(exts)} in the "
+                               "distractor folder")
+        out += found
+    return out

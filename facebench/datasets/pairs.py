@@ -33,6 +33,10 @@ class PairSet:
     folds: np.ndarray
     checksum: str
     info: dict[str, Any] = field(default_factory=dict)
+    #: Image pairs: the images are the items scored, found by the protocol's detector (no
+    #: given landmarks, no template pooling; see facebench.datasets.sets).
+    landmarks: None = None
+    templates: None = None
 
     @property
     def n_pairs(self) -> int:
@@ -114,6 +118,9 @@ def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], check
 
 def required_inputs(spec: Any) -> list[tuple[str, Path, bool]]:
     """``(field, path, is_dir)`` of every file or folder a dataset spec needs."""
+    root = getattr(spec, "root", None)
+    if isinstance(root, Path):  # kind ijb: one dataset folder; its other fields name files in it
+        return [("root", root, True)]
     out = []
     for name, is_dir in (("pairs", False), ("path", False), ("identities", False),
                          ("images", True)):

@@ -1,5 +1,5 @@
 """Suite models of every dataset kind: ``lfw_pairs``, ``pair_csv``, ``insightface_bin``,
-``identity_folder``, ``identity_file``.
+``identity_folder``, ``identity_file``, ``ijb``.
 
 They plug into the suite's dataset union by their ``kind`` tag. Paths resolve against the suite
 file's folder (``context={"base_dir": ...}``) (``facebench.paths.SuitePath``).
@@ -8,11 +8,12 @@ This module imports no loader: :mod:`facebench.datasets.load` turns a spec into 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from facebench.bounds import Count, FoldCount, Seed
+from facebench.metrics.templates import TemplatePooling
 from facebench.paths import SuitePath
 
 
@@ -95,8 +96,36 @@ class IdentityFileDataset(_IdentityDraw):
     images: SuitePath = Field(description="Image root the names are relative to.")
 
 
+#: A file-name part of an ijb meta file (prefix, gallery or probe set name).
+_MetaName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class IjbDataset(_Strict):
+    """An IJB-B/C-style template dataset (the ``IJB_release`` layout; see docs/ijb.md): loose
+    crops with five landmarks each, faces grouped in templates and media, 1:1 template pairs
+    and 1:N gallery/probe template lists."""
+
+    kind: Literal["ijb"]
+    root: SuitePath = Field(description="The dataset folder holding loose_crop/ and meta/.")
+    prefix: _MetaName | None = Field(
+        default=None, description="File prefix <p> of meta/<p>_face_tid_mid.txt etc. (ijbc, "
+        "ijbb, ...); default: detected from the single meta/*_face_tid_mid.txt.")
+    images: str = Field(default="loose_crop",
+                        description="Folder of the loose face crops, relative to root.")
+    galleries: list[_MetaName] | None = Field(
+        default=None, min_length=1,
+        description="1:N gallery sets <G> of meta/<p>_1N_gallery_<G>.csv (IJB-C: G1, G2; "
+        "IJB-B: S1, S2); default: every such file, sorted.")
+    probes: _MetaName = Field(default="mixed",
+                              description="1:N probe set: meta/<p>_1N_probe_<probes>.csv.")
+    templates: TemplatePooling = Field(
+        default_factory=TemplatePooling,
+        description="How a template's faces are pooled into one feature.")
+
+
 IdentityDataset = IdentityFolderDataset | IdentityFileDataset
-AnyDataset = LfwPairsDataset | PairCsvDataset | InsightfaceBinDataset | IdentityDataset
+AnyDataset = (LfwPairsDataset | PairCsvDataset | InsightfaceBinDataset | IdentityDataset
+              | IjbDataset)
 #: Every dataset kind's model, by its ``kind`` tag.
 KINDS: dict[str, type[_Strict]] = {
     "lfw_pairs": LfwPairsDataset,
@@ -104,4 +133,5 @@ KINDS: dict[str, type[_Strict]] = {
     "insightface_bin": InsightfaceBinDataset,
     "identity_folder": IdentityFolderDataset,
     "identity_file": IdentityFileDataset,
+    "ijb": IjbDataset,
 }

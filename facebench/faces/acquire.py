@@ -12,10 +12,16 @@ Work runs in a process pool (one detector per process, one thread each) and stre
 input order, so embedding starts before detection finishes. Each image file is read once; its
 bytes are hashed for the cache keys and decoded from memory. Per-stage seconds (``decode``,
 ``detect``, ``align``) are summed into the caller's ``timings``.
+
+A dataset that comes with its faces' five landmarks (IJB's loose crops) is acquired with the
+detector ``given``: no detector runs; each image's :class:`GivenLandmarks` row is its detection
+(the box is the whole image), aligned by the model's own alignment. Such a crop's cache entry is
+keyed by the image bytes *and* its landmarks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,11 +41,45 @@ from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, 
 from facebench.paths import default_cache_dir
 from facebench.pool import chunks, ordered_map
 
-__all__ = ["AcquireConfig", "Face", "acquire", "acquire_chunk", "default_cache_dir"]
+__all__ = ["GIVEN", "AcquireConfig", "Face", "GivenLandmarks", "acquire", "acquire_chunk",
+           "default_cache_dir"]
 
 CACHE_VERSION = 3
 #: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
 CHUNK = 32
+#: The detector name of images whose landmarks come with the dataset.
+GIVEN = "given"
+
+
+@dataclass(frozen=True)
+class GivenLandmarks:
+    """Five landmarks (``(n, 5, 2)``, image pixels, ArcFace order: eyes, nose, mouth corners)
+    and a detector score per image, from the dataset; a row with a NaN point is a failure to
+    acquire ("no landmarks given")."""
+
+    points: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float32)
+        sc = np.asarray(self.scores, dtype=np.float32)
+        if pts.ndim != 3 or pts.shape[1:] != (5, 2) or sc.shape != (pts.shape[0],):
+            raise ValueError(f"given landmarks must be (n, 5, 2) with (n,) scores, got "
+                             f"{pts.shape} and {sc.shape}")
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "scores", sc)
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def part(self, lo: int, hi: int) -> GivenLandmarks:
+        return GivenLandmarks(self.points[lo:hi], self.scores[lo:hi])
+
+    def digest(self) -> str:
+        """sha256 of every point and score (part of the embedding cache key)."""
+        h = hashlib.sha256(self.points.tobytes())
+        h.update(self.scores.tobytes())
+        return h.hexdigest()
 
 
 @dataclass
@@ -67,6 +107,10 @@ class AcquireConfig:
     @property
     def size(self) -> tuple[int, int]:
         return self.align.out_size()
+
+    def with_given_landmarks(self) -> AcquireConfig:
+        """This alignment fed by the dataset's landmarks (the ``given`` detector)."""
+        return dataclasses.replace(self, detector=GIVEN, detector_options={}, select=GIVEN)
 
     def effective_align(self) -> _Align:
         """Without a detector the input is pre-aligned: every method becomes a resize."""
@@ -213,10 +257,17 @@ def _add(timings: dict[str, float] | None, stage: str, seconds: float) -> None:
 
 
 def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Path],
-                  timings: dict[str, float] | None = None) -> list[Face]:
+                  timings: dict[str, float] | None = None,
+                  given: GivenLandmarks | None = None) -> list[Face]:
     """Faces for consecutive images ``start, start+1, …``: cache hits are returned as stored;
     the rest are read once, decoded from memory, detected together (or their detection taken
-    from another alignment's entry), selected, aligned and cached."""
+    from another alignment's entry, or from ``given`` landmarks, one row per path), selected,
+    aligned and cached."""
+    if (given is None) != (cfg.detector != GIVEN) or (given is not None
+                                                      and len(given) != len(paths)):
+        raise ValueError(f"detector {cfg.detector!r} with "
+                         f"{'no' if given is None else len(given)} given landmark rows for "
+                         f"{len(paths)} images: the 'given' detector needs one row per image")
     align = cfg.effective_align()
     siblings = caches.siblings()
     faces: list[Face | None] = [None] * len(paths)
@@ -233,6 +284,9 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
             faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
             continue
         digest = hashlib.sha256(data).hexdigest()
+        if given is not None:  # the same bytes with other landmarks are another face
+            digest = hashlib.sha256(f"{digest}:{given.part(i, i + 1).digest()}".encode()
+                                    ).hexdigest()
         crop_entry = _entry(caches.crops, digest)
         stored = _load(crop_entry)
         hit = _face_from_crop(index, stored) if stored is not None else None
@@ -255,8 +309,8 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
             _add(timings, "align", time.perf_counter() - t1)
             _store_crop(crop_entry, faces[i])  # type: ignore[arg-type]
             continue
-        known = None
-        for sibling in siblings:
+        known = _given_detection(given, i, image, factor) if given is not None else None
+        for sibling in siblings if known is None else ():
             known = _detection_of(_load(_entry(sibling, digest)))
             if known is not None:
                 break
@@ -278,6 +332,19 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
         faces[t.i] = _align_one(align, start + t.i, t, timings)
         _store_crop(t.crop_entry, faces[t.i], t.detection, t.factor)  # type: ignore[arg-type]
     return faces  # type: ignore[return-value]
+
+
+def _given_detection(given: GivenLandmarks, i: int, image: np.ndarray,
+                     factor: float) -> dict[str, np.ndarray]:
+    """Row ``i`` of the dataset's landmarks as a detection on the (maybe reduced) image: box =
+    the whole image, landmarks in its pixels."""
+    pts = given.points[i]
+    if not np.isfinite(pts).all():
+        return {"reason": np.str_("no landmarks given")}
+    h, w = image.shape[:2]
+    return {"box": np.array([0, 0, w, h], np.float32),
+            "landmarks": (pts / np.float32(factor)).astype(np.float32),
+            "score": np.float32(given.scores[i]), "reason": np.str_("")}
 
 
 def _align_one(align: _Align, index: int, t: _Todo,
@@ -308,9 +375,9 @@ def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
     return [det.detect(im) for im in images]
 
 
-def _work(job: tuple[int, list[Path]]) -> list[Face]:
-    start, paths = job
-    return acquire_chunk(_STATE["cfg"], _STATE["caches"], start, paths)
+def _work(job: tuple[int, list[Path], GivenLandmarks | None]) -> list[Face]:
+    start, paths, given = job
+    return acquire_chunk(_STATE["cfg"], _STATE["caches"], start, paths, given=given)
 
 
 def init_with_cache(cfg: AcquireConfig, caches: Caches, pool: bool) -> None:
@@ -333,6 +400,10 @@ def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
     alignment gets the landmarks it needs."""
     if cfg.detector == "none":
         return {"name": "none"}
+    if cfg.detector == GIVEN:
+        check_landmarks(cfg.align, GIVEN, "arcface5")
+        return {"name": GIVEN, "landmarks": "five points per image from the dataset",
+                "box": "the whole image"}
     ident = json.dumps([cfg.detector, cfg.detector_options], sort_keys=True, default=str)
     if ident not in _SETTINGS:
         det = create_detector(cfg.detector, **cfg.detector_options)
@@ -368,10 +439,13 @@ def prepare(cfg: AcquireConfig) -> tuple[Caches, dict[str, Any]]:
     return caches, record
 
 
-def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2,
-            chunk: int = CHUNK) -> tuple[Iterator[Face], dict[str, Any]]:
-    """Stream a :class:`Face` per path, in order. Returns the iterator and the settings record."""
+def acquire(paths: list[Path], cfg: AcquireConfig, workers: int = 2, chunk: int = CHUNK,
+            given: GivenLandmarks | None = None) -> tuple[Iterator[Face], dict[str, Any]]:
+    """Stream a :class:`Face` per path, in order (``given``: the dataset's landmarks, one row
+    per path, for the ``given`` detector). Returns the iterator and the settings record."""
     caches, record = prepare(cfg)
-    faces = ordered_map(_work, chunks(paths, chunk), workers, init_with_cache,
+    jobs = [(s, part, None if given is None else given.part(s, s + len(part)))
+            for s, part in chunks(paths, chunk)]
+    faces = ordered_map(_work, jobs, workers, init_with_cache,
                         (cfg, caches, True), (cfg, caches, False))
     return faces, record

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from facebench.datasets import load_pairs, load_spec_identities
-from facebench.faces.acquire import AcquireConfig, acquire, detector_settings
+from facebench.datasets import load_pairs, load_search_set
+from facebench.faces.acquire import AcquireConfig, GivenLandmarks, acquire, detector_settings
 from facebench.io import sha256_file_once
 from facebench.paths import relative_name
 from facebench.pipeline.embed import to_input
@@ -32,22 +32,27 @@ from facebench.suite.schema import Preprocess
 BATCH = 16
 
 
-def protocol_images(proto: Any, cache_dir: Path | None) -> tuple[list[Path], Path]:
-    """The distinct images of a verification or identification protocol, and their root."""
-    if proto.kind == "identification":
-        ids = load_spec_identities(proto.dataset)
-        return list(ids.images), Path(ids.root)
-    pairs = load_pairs(proto.dataset, cache_dir)
-    return list(pairs.images), Path(pairs.root)
+def protocol_images(proto: Any, cache_dir: Path | None
+                    ) -> tuple[list[Path], Path, GivenLandmarks | None]:
+    """The distinct images of a verification or identification protocol, their root, and their
+    landmarks when the dataset gives them."""
+    data: Any = (load_search_set(proto) if proto.kind == "identification"
+                 else load_pairs(proto.dataset, cache_dir))
+    return list(data.images), Path(data.root), data.landmarks
+
+
+def sample_indices(n_images: int, n: int, seed: int) -> list[int]:
+    """``n`` of ``range(n_images)`` drawn with ``default_rng(seed)`` without replacement, in
+    order (all of them when there are no more than ``n``)."""
+    if n >= n_images:
+        return list(range(n_images))
+    idx = np.random.default_rng(seed).choice(n_images, size=n, replace=False)
+    return sorted(int(i) for i in idx)
 
 
 def sample_images(images: list[Path], n: int, seed: int) -> list[Path]:
-    """``n`` of ``images`` drawn with ``default_rng(seed)`` without replacement, in list order
-    (all of them when there are no more than ``n``)."""
-    if n >= len(images):
-        return list(images)
-    idx = np.random.default_rng(seed).choice(len(images), size=n, replace=False)
-    return [images[i] for i in sorted(int(i) for i in idx)]
+    """``n`` of ``images`` drawn by :func:`sample_indices`, in list order."""
+    return [images[i] for i in sample_indices(len(images), n, seed)]
 
 
 @dataclass
@@ -63,6 +68,7 @@ class CalibrationSample:
     requested: int
     seed: int
     workers: int = 1
+    given: GivenLandmarks | None = None
     used: int | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -73,13 +79,15 @@ class CalibrationSample:
         digest = hashlib.sha256()
         for p in self.images:
             digest.update(f"{relative_name(p, self.root)}\0{sha256_file_once(p)}\n".encode())
+        if self.given is not None:
+            digest.update(self.given.digest().encode())
         return {"acquire": self.acq.key(detector_settings(self.acq)),
                 "normalize": self.pre.model_dump(mode="json"), "requested": self.requested,
                 "seed": self.seed, "images": len(self.images), "images_sha256": digest.hexdigest()}
 
     def batches(self) -> Iterator[np.ndarray]:
         """Model-input batches of the acquired crops (no flip); counts ``used`` and ``failed``."""
-        faces, _ = acquire(self.images, self.acq, workers=self.workers)
+        faces, _ = acquire(self.images, self.acq, workers=self.workers, given=self.given)
         self.used, self.failed = 0, []
         crops: list[np.ndarray] = []
         for face in faces:
@@ -105,6 +113,10 @@ class CalibrationSample:
 def calibration_sample(proto: Any, acq: AcquireConfig, pre: Preprocess, requested: int,
                        seed: int) -> CalibrationSample:
     """The seeded sample of ``proto``'s images that calibrates a model acquired by ``acq``."""
-    images, root = protocol_images(proto, acq.cache_dir)
-    return CalibrationSample(proto.id, sample_images(images, requested, seed), root, acq, pre,
-                             requested, seed, workers=getattr(proto, "workers", 1))
+    images, root, given = protocol_images(proto, acq.cache_dir)
+    idx = sample_indices(len(images), requested, seed)
+    if given is not None:  # aligned from the dataset's landmarks, as the cells embed them
+        acq = acq.with_given_landmarks()
+        given = GivenLandmarks(given.points[idx], given.scores[idx])
+    return CalibrationSample(proto.id, [images[i] for i in idx], root, acq, pre, requested,
+                             seed, workers=getattr(proto, "workers", 1), given=given)

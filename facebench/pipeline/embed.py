@@ -50,6 +50,13 @@ def embed_batch(infer: Callable[[np.ndarray], np.ndarray], crops: list[np.ndarra
     """Normalized embeddings: ``normalize(e(x) + e(hflip(x)))`` with flip, else ``normalize(e(x))``.
 
     The original and flipped images go through the model in one batch."""
+    return l2_normalize(embed_raw(infer, crops, pre, flip))
+
+
+def embed_raw(infer: Callable[[np.ndarray], np.ndarray], crops: list[np.ndarray],
+              pre: Preprocess, flip: bool) -> np.ndarray:
+    """``e(x) + e(hflip(x))`` with flip, else ``e(x)``, before normalisation (its norm is what
+    template norm weighting uses)."""
     x = to_input(crops, pre)
     n = len(crops)
     if flip:
@@ -61,7 +68,7 @@ def embed_batch(infer: Callable[[np.ndarray], np.ndarray], crops: list[np.ndarra
         raise ValueError("model returned NaN or Inf embeddings")
     if flip:
         out = out[:n] + out[n:]
-    return l2_normalize(out)
+    return out
 
 
 def cosine_scores(emb: np.ndarray, left: np.ndarray, right: np.ndarray,

@@ -14,8 +14,10 @@ acquired crops ``batch_size`` at a time. Strategies only decide where chunks run
   after another here.
 
 Embeddings are cached under a key made of the model's content hash, the engine, device and
-precision, the preprocessing, flip, batch size, the detector/alignment settings and the path and
-content of every image, so a second run of the same suite builds no model at all.
+precision, the preprocessing, flip, batch size, the detector/alignment settings, the path and
+content of every image and (for a dataset that gives its landmarks) those landmarks, so a second
+run of the same suite builds no model at all. Each embedding's norm before L2 normalisation is
+kept beside it (template norm weighting reads it).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from facebench.faces.acquire import (
     AcquireConfig,
     Caches,
     Face,
+    GivenLandmarks,
     acquire_chunk,
     detector_settings,
     init_with_cache,
@@ -64,19 +67,20 @@ from facebench.io import (
 from facebench.paths import default_cache_dir, relative_name
 from facebench.pipeline.calibrate import calibration_sample
 from facebench.pipeline.context import CellContext, engine_parts
-from facebench.pipeline.embed import embed_batch
+from facebench.pipeline.embed import embed_raw, l2_normalize
 from facebench.plan import Cell
 from facebench.pool import chunks, ordered_map
 from facebench.suite.schema import Preprocess
 
-EMBED_CACHE_VERSION = 2
+EMBED_CACHE_VERSION = 3
 #: Stages whose seconds every embedding cell reports (summed over the processes doing them).
 STAGES = ("decode", "detect", "align", "embed")
 
 
 @dataclass
 class Embedded:
-    """Per-image embeddings (NaN rows where no face was acquired) and how they were made."""
+    """Per-image embeddings (NaN rows where no face was acquired), each one's norm before L2
+    normalisation (NaN likewise), and how they were made."""
 
     emb: np.ndarray
     valid: np.ndarray
@@ -85,6 +89,7 @@ class Embedded:
     engine: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
     precision: dict[str, Any] | None = None  # details["precision"]: see cell_source
+    norms: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,12 @@ class EmbedWork:
 
 @dataclass
 class Chunk:
-    """Embeddings of images ``start:start+valid.size`` (NaN rows for failures to acquire)."""
+    """Embeddings of images ``start:start+valid.size`` (NaN rows for failures to acquire) and
+    their norms before normalisation."""
 
     start: int
     emb: np.ndarray | None  # None when no face was acquired in the chunk
+    norms: np.ndarray  # float32, NaN for failures to acquire
     valid: np.ndarray
     fta: list[tuple[int, str | None]]  # (index in the whole list, reason)
     cache_hits: int
@@ -133,10 +140,11 @@ class Embedder:
                                      "load_s": round(time.perf_counter() - t0, 3)}
         return self._engine.infer(batch)
 
-    def acquire(self, job: tuple[int, list[Path]]) -> tuple[int, list[Face], dict[str, float]]:
-        start, paths = job
+    def acquire(self, job: Job) -> tuple[int, list[Face], dict[str, float]]:
+        start, paths, given = job
         timings: dict[str, float] = {}
-        return start, acquire_chunk(self.work.acq, self.work.caches, start, paths, timings), timings
+        faces = acquire_chunk(self.work.acq, self.work.caches, start, paths, timings, given)
+        return start, faces, timings
 
     def embed(self, start: int, faces: list[Face], timings: dict[str, float]) -> Chunk:
         """Embed the acquired faces of a chunk ``batch_size`` at a time."""
@@ -144,28 +152,33 @@ class Embedder:
         n = len(faces)
         got = [(i, f.crop) for i, f in enumerate(faces) if f.crop is not None]
         emb: np.ndarray | None = None
+        norms = np.full(n, np.nan, dtype=np.float32)
         valid = np.zeros(n, dtype=bool)
         t0 = time.perf_counter()
         for b in range(0, len(got), w.batch_size):
             part = got[b:b + w.batch_size]
-            out = embed_batch(self.infer, [c for _, c in part], w.pre, w.flip)
+            raw = embed_raw(self.infer, [c for _, c in part], w.pre, w.flip)
             if emb is None:
-                emb = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+                emb = np.full((n, raw.shape[1]), np.nan, dtype=np.float32)
             idx = [i for i, _ in part]
-            emb[idx] = out
+            emb[idx] = l2_normalize(raw)
+            norms[idx] = np.linalg.norm(raw, axis=1)
             valid[idx] = True
         timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
         info, self._new_engine_info = self._new_engine_info, None
         if info is not None:
             timings["model_load"] = timings.get("model_load", 0.0) + info.pop("load_s")
         fta = [(start + i, f.reason) for i, f in enumerate(faces) if f.crop is None]
-        return Chunk(start, emb, valid, fta, sum(f.cached for f in faces), timings, info)
+        return Chunk(start, emb, norms, valid, fta, sum(f.cached for f in faces), timings, info)
 
-    def run(self, job: tuple[int, list[Path]]) -> Chunk:
+    def run(self, job: Job) -> Chunk:
         return self.embed(*self.acquire(job))
 
 
 # ---- strategies ------------------------------------------------------------------------------
+
+#: A chunk of work: its first image's index, the image paths, their given landmarks (if any).
+Job = tuple[int, list[Path], GivenLandmarks | None]
 
 _WORKER: dict[str, Embedder] = {}
 
@@ -174,11 +187,11 @@ def _pool_init(work: EmbedWork, pool: bool = True) -> None:
     _WORKER["embedder"] = Embedder(work, pool)
 
 
-def _pool_run(job: tuple[int, list[Path]]) -> list[Chunk]:
+def _pool_run(job: Job) -> list[Chunk]:
     return [_WORKER["embedder"].run(job)]
 
 
-def _pool_acquire(job: tuple[int, list[Path]]) -> list[tuple[int, list[Face], dict[str, float]]]:
+def _pool_acquire(job: Job) -> list[tuple[int, list[Face], dict[str, float]]]:
     return [_WORKER["embedder"].acquire(job)]
 
 
@@ -193,11 +206,12 @@ def strategy_of(work: EmbedWork, workers: int) -> str:
     return "pool" if work.cfg.device == "cpu" else "pool-acquire"
 
 
-def run_chunks(work: EmbedWork, images: list[Path], workers: int, start: int = 0
-               ) -> Iterator[Chunk]:
-    """Chunks of ``images`` (numbered from ``start``), in order, by the strategy for ``workers``
-    on the work's device."""
-    jobs = [(start + s, paths) for s, paths in chunks(images, CHUNK)]
+def run_chunks(work: EmbedWork, images: list[Path], workers: int, start: int = 0,
+               given: GivenLandmarks | None = None) -> Iterator[Chunk]:
+    """Chunks of ``images`` (numbered from ``start``; ``given``: their landmarks, row i for
+    ``images[i]``), in order, by the strategy for ``workers`` on the work's device."""
+    jobs: list[Job] = [(start + s, paths, None if given is None else given.part(s, s + len(paths)))
+                       for s, paths in chunks(images, CHUNK)]
     how = strategy_of(work, workers)
     if how == "serial":
         embedder = Embedder(work, pool=False)
@@ -212,29 +226,33 @@ def run_chunks(work: EmbedWork, images: list[Path], workers: int, start: int = 0
             yield embedder.embed(*acquired)
 
 
-def embed_shard(work: EmbedWork, start: int, paths: list[Path]) -> Chunk:
+def embed_shard(work: EmbedWork, start: int, paths: list[Path],
+                given: GivenLandmarks | None = None) -> Chunk:
     """One shard (images ``start:start+len(paths)``) through the serial loop, as one chunk: what
     a shard runner's task runs."""
-    return merge_chunks(list(run_chunks(work, paths, 1, start)), start, len(paths))
+    return merge_chunks(list(run_chunks(work, paths, 1, start, given)), start, len(paths))
 
 
 def merge_chunks(parts: list[Chunk], start: int, n: int) -> Chunk:
     """Chunks covering ``start:start+n`` (any order) → one chunk."""
     dim = next((c.emb.shape[1] for c in parts if c.emb is not None), None)
     emb = None if dim is None else np.full((n, dim), np.nan, dtype=np.float32)
+    norms = np.full(n, np.nan, dtype=np.float32)
     valid = np.zeros(n, dtype=bool)
     timings: dict[str, float] = {}
     for c in parts:
         lo, hi = c.start - start, c.start - start + c.valid.size
         if c.emb is not None and emb is not None:
             emb[lo:hi] = c.emb
+        norms[lo:hi] = c.norms
         valid[lo:hi] = c.valid
         for k, v in c.timings.items():
             timings[k] = timings.get(k, 0.0) + v
     fta = [x for c in sorted(parts, key=lambda c: c.start) for x in c.fta]
     engine = next((c.engine for c in parts if c.engine), None)
     node = next((c.node for c in parts if c.node), None)
-    return Chunk(start, emb, valid, fta, sum(c.cache_hits for c in parts), timings, engine, node)
+    return Chunk(start, emb, norms, valid, fta, sum(c.cache_hits for c in parts), timings, engine,
+                 node)
 
 
 # ---- one cell --------------------------------------------------------------------------------
@@ -257,10 +275,11 @@ def flip_of(cell: Cell) -> bool:
 
 
 def protocol_acquire_config(proto: Any, align: _Align, size: tuple[int, int],
-                            cache_dir: Path | None) -> AcquireConfig:
+                            cache_dir: Path | None, given: bool = False) -> AcquireConfig:
     """How a protocol's detector settings acquire crops for an alignment (one definition for
     the cells and for `facebench align`, so both hit the same cache entries); ``size`` fills an
-    alignment whose size the suite left open."""
+    alignment whose size the suite left open. ``given``: the dataset gives each image's
+    landmarks, so no detector runs (the ``given`` detector)."""
     det = proto.detector
     options: dict[str, Any] = {}
     if det.name != "none":
@@ -268,8 +287,9 @@ def protocol_acquire_config(proto: Any, align: _Align, size: tuple[int, int],
             options["model"] = det.model
         if det.score_threshold is not None:
             options["score_threshold"] = det.score_threshold
-    return AcquireConfig(detector=det.name, detector_options=options, select=det.select,
-                         align=align.with_size(size), cache_dir=cache_dir)
+    acq = AcquireConfig(detector=det.name, detector_options=options, select=det.select,
+                        align=align.with_size(size), cache_dir=cache_dir)
+    return acq.with_given_landmarks() if given else acq
 
 
 def crop_size(model: Any, proto: Any) -> tuple[int, int]:
@@ -279,9 +299,9 @@ def crop_size(model: Any, proto: Any) -> tuple[int, int]:
     return tuple(model.preprocess.input_size)  # type: ignore[return-value]
 
 
-def acquire_config(cell: Cell, ctx: CellContext) -> AcquireConfig:
+def acquire_config(cell: Cell, ctx: CellContext, given: bool = False) -> AcquireConfig:
     return protocol_acquire_config(cell.protocol, cell.model.align,
-                                   crop_size(cell.model, cell.protocol), ctx.cache_dir)
+                                   crop_size(cell.model, cell.protocol), ctx.cache_dir, given)
 
 
 def _engine_cache(ctx: CellContext) -> Path | None:
@@ -370,7 +390,7 @@ def make_work(cell: Cell, ctx: CellContext, acq: AcquireConfig) -> tuple[EmbedWo
 
 
 def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
-            acq: AcquireConfig) -> Embedded:
+            acq: AcquireConfig, given: GivenLandmarks | None = None) -> Embedded:
     """Acquire and embed ``images`` by the cell's strategy; merge the chunks in order."""
     proto = cell.protocol
     t0 = time.perf_counter()
@@ -387,19 +407,22 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
         ctx.progress("images", done, n)
 
     if shard_size:
-        jobs = [(s, images[s:s + shard_size]) for s in range(0, n, shard_size)]
+        jobs = [(s, images[s:s + shard_size],
+                 None if given is None else given.part(s, s + shard_size))
+                for s in range(0, n, shard_size)]
         where = "local"
         if ctx.shards is not None:
             where = ctx.shards.name
-            ctx.shards.map(embed_shard, [(work, s, paths) for s, paths in jobs], got)
+            ctx.shards.map(embed_shard, [(work, s, paths, g) for s, paths, g in jobs], got)
         else:
-            for s, paths in jobs:
-                got(merge_chunks(list(run_chunks(work, paths, proto.workers, s)), s, len(paths)))
+            for s, paths, g in jobs:
+                got(merge_chunks(list(run_chunks(work, paths, proto.workers, s, g)), s,
+                                 len(paths)))
         record["shards"] = {"size": shard_size, "count": len(jobs), "executor": where,
                             "nodes": sorted({c.node for c in parts if c.node})}
         strategy = "shards"
     else:
-        for chunk in run_chunks(work, images, proto.workers):
+        for chunk in run_chunks(work, images, proto.workers, given=given):
             got(chunk)
         strategy = strategy_of(work, proto.workers)
     whole = merge_chunks(parts, 0, n)
@@ -416,7 +439,7 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
     timings = {k: round(v, 3) for k, v in whole.timings.items()}
     timings["acquire_and_embed"] = round(wall, 3)
     engine = {**(whole.engine or {}), "batch_size": work.batch_size}
-    return Embedded(whole.emb, whole.valid, record, fta, engine, timings)
+    return Embedded(whole.emb, whole.valid, record, fta, engine, timings, norms=whole.norms)
 
 
 def _model_key(cell: Cell, ctx: CellContext | None = None) -> str:
@@ -453,10 +476,11 @@ def _images_digest(images: list[Path]) -> str:
 
 
 def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig,
-              ctx: CellContext | None = None) -> str:
+              ctx: CellContext | None = None, given: GivenLandmarks | None = None) -> str:
     """Key of a cell's embeddings (``ctx``: needed for an int8 cell, whose key holds the
-    quantized model's sha256)."""
+    quantized model's sha256; ``given``: the dataset's landmarks)."""
     blob = json.dumps({
+        "landmarks": None if given is None else given.digest(),
         "v": EMBED_CACHE_VERSION,
         "model": _model_key(cell, ctx),
         "preprocess": cell.model.preprocess.model_dump(mode="json"),
@@ -468,37 +492,43 @@ def cache_key(cell: Cell, images: list[Path], acq: AcquireConfig,
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext) -> Embedded:
-    """Embeddings for ``images``, from the embedding cache when this exact work was done."""
-    acq = acquire_config(cell, ctx)
+def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
+                 given: GivenLandmarks | None = None) -> Embedded:
+    """Embeddings for ``images``, from the embedding cache when this exact work was done.
+    ``given``: the dataset's landmarks (row i for ``images[i]``): aligned from them, no
+    detector."""
+    if given is not None and len(given) != len(images):
+        raise ValueError(f"{len(given)} landmark rows for {len(images)} images")
+    acq = acquire_config(cell, ctx, given is not None)
     precision = cell_source(cell, ctx)[2]
     use_cache = ctx.cache_dir is not None and getattr(cell.protocol, "cache_embeddings", True)
     if not use_cache:
-        out = compute(cell, images, root, ctx, acq)
+        out = compute(cell, images, root, ctx, acq, given)
         out.precision = precision
         return out
     t0 = time.perf_counter()
-    key = cache_key(cell, images, acq, ctx)
+    key = cache_key(cell, images, acq, ctx, given)
     base = Path(ctx.cache_dir) / "embeddings" / key  # type: ignore[arg-type]
     arrays, meta = base.with_suffix(".npz"), base.with_suffix(".json")
     if arrays.is_file() and meta.is_file():
         try:
             with np.load(arrays, allow_pickle=False) as z:
-                emb, valid = z["emb"], z["valid"]
+                emb, valid, norms = z["emb"], z["valid"], z["norms"]
             info = read_json(meta)
-            if emb.shape[0] == len(images):
+            if emb.shape[0] == len(images) == norms.shape[0]:
                 info["acquire"]["embedding_cache"] = {"key": key, "hit": True}
                 ctx.progress("images", len(images), len(images))
                 return Embedded(emb, valid, info["acquire"], info["fta"], info["engine"],
-                                {"cache_load": round(time.perf_counter() - t0, 3)}, precision)
+                                {"cache_load": round(time.perf_counter() - t0, 3)}, precision,
+                                norms)
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is recomputed
-    out = compute(cell, images, root, ctx, acq)
+    out = compute(cell, images, root, ctx, acq, given)
     out.precision = precision
     out.acquire["embedding_cache"] = {"key": key, "hit": False}
     try:
         buf = io.BytesIO()
-        np.savez(buf, emb=out.emb, valid=out.valid)
+        np.savez(buf, emb=out.emb, valid=out.valid, norms=out.norms)
         atomic_write_bytes(arrays, buf.getvalue())
         atomic_write_json(meta, {"acquire": out.acquire, "fta": out.fta, "engine": out.engine})
     except OSError:

@@ -1,4 +1,5 @@
-"""Verification cell: acquire aligned faces → embed (flip-sum) → cosine scores → metrics."""
+"""Verification cell: acquire aligned faces → embed (flip-sum) → items (images, or templates
+pooled from faces) → cosine scores of the pairs → metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from facebench.datasets import load_pairs
+from facebench.datasets.sets import item_features
 from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
@@ -22,20 +24,26 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     proto = cell.protocol
     pairs = load_pairs(proto.dataset, ctx.cache_dir)
     t0 = time.perf_counter()
-    e = embed_images(cell, pairs.images, pairs.root, ctx)
+    e = embed_images(cell, pairs.images, pairs.root, ctx, pairs.landmarks)
     elapsed = time.perf_counter() - t0
     t1 = time.perf_counter()
-    scores, fta_pairs = cosine_scores(e.emb, pairs.left, pairs.right, e.valid)
+    feats, ok, pooled = item_features(pairs.templates, e.emb, e.valid, e.norms)
+    scores, fta_pairs = cosine_scores(feats, pairs.left, pairs.right, ok)
+    folds = None if pairs.folds is None else pairs.folds.astype(np.int64)
     result = compute_verification_metrics(
-        scores, pairs.labels.astype(np.int64), folds=pairs.folds.astype(np.int64), fta=fta_pairs,
+        scores, pairs.labels.astype(np.int64), folds=folds, fta=fta_pairs,
         far_targets=tuple(proto.far_targets), bootstrap=proto.bootstrap, seed=0,
     )
     scores_path = ctx.cell_dir / "scores.csv"
     write_scores(scores_path, ScoreTable.from_arrays(
-        np.arange(pairs.n_pairs).astype(str), scores, pairs.labels, pairs.folds, fta_pairs))
+        np.arange(pairs.n_pairs).astype(str), scores, pairs.labels,
+        np.zeros(pairs.n_pairs, dtype=np.int64) if folds is None else folds, fta_pairs))
     extra_metrics, extra_details = record(cell, e, elapsed, time.perf_counter() - t1)
     metrics = {**result.metrics, **extra_metrics}
     details = {**result.details, **extra_details, "fta_policy": proto.fta_policy}
+    if pooled is not None:
+        metrics["templates"] = pooled["templates"]
+        details["templates"] = pooled
     return {
         "metrics": metrics,
         "details": details,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from facebench.datasets import load_pairs, load_spec_identities
 from facebench.faces.acquire import acquire, default_cache_dir
+from facebench.pipeline.calibrate import protocol_images
 from facebench.pipeline.embeddings import crop_size, protocol_acquire_config
 from facebench.suite.schema import Suite
 
@@ -20,17 +20,15 @@ def warm_alignment_cache(suite: Suite, only: list[str] | None = None,
     for proto in suite.protocols:
         if proto.kind == "efficiency" or (only and proto.id not in only):
             continue
-        if proto.kind == "identification":
-            images = load_spec_identities(proto.dataset).images
-        else:
-            images = load_pairs(proto.dataset, cache).images
+        images, _, given = protocol_images(proto, cache)
         models = [m for m in suite.models if proto.models is None or m.id in proto.models]
         configs = {}
         for m in models:
-            cfg = protocol_acquire_config(proto, m.align, crop_size(m, proto), cache)
+            cfg = protocol_acquire_config(proto, m.align, crop_size(m, proto), cache,
+                                          given is not None)
             configs.setdefault(json.dumps(cfg.effective_align().settings(), sort_keys=True), cfg)
         for cfg in configs.values():
-            faces, record = acquire(images, cfg, workers=workers)
+            faces, record = acquire(images, cfg, workers=workers, given=given)
             hits = fta = 0
             for face in faces:
                 hits += face.cached

@@ -38,6 +38,7 @@ from facebench.bounds import (
 from facebench.datasets.specs import (
     IdentityFileDataset,
     IdentityFolderDataset,
+    IjbDataset,
     InsightfaceBinDataset,
     LfwPairsDataset,
     PairCsvDataset,
@@ -219,7 +220,8 @@ class DeviceSpec(Strict):
         return self
 
 
-DATASET_KINDS = ("lfw_pairs", "pair_csv", "insightface_bin", "identity_folder", "identity_file")
+DATASET_KINDS = ("lfw_pairs", "pair_csv", "insightface_bin", "identity_folder", "identity_file",
+                 "ijb")
 
 
 def _dataset_kind(value: Any) -> str:
@@ -235,7 +237,8 @@ DatasetSpec = Annotated[
     | Annotated[PairCsvDataset, Tag("pair_csv")]
     | Annotated[InsightfaceBinDataset, Tag("insightface_bin")]
     | Annotated[IdentityFolderDataset, Tag("identity_folder")]
-    | Annotated[IdentityFileDataset, Tag("identity_file")],
+    | Annotated[IdentityFileDataset, Tag("identity_file")]
+    | Annotated[IjbDataset, Tag("ijb")],
     Discriminator(
         _dataset_kind,
         custom_error_type="dataset_kind",
@@ -264,8 +267,18 @@ class DetectorSpec(Strict):
         return self
 
 
+def _no_detector_for_given_landmarks(proto: Any) -> None:
+    """An ijb dataset gives every face's landmarks: a detector would be ignored, so refuse it."""
+    if proto.dataset.kind == "ijb" and proto.detector.name != "none":
+        raise ValueError(f"detector '{proto.detector.name}' with an ijb dataset: its faces come "
+                         "with five landmarks and are aligned by each model's own align: from "
+                         "them; remove 'detector'")
+
+
 class VerificationProtocol(Strict):
-    """Pair verification: detect → align → embed (flip-sum) → cosine → metrics."""
+    """Pair verification: detect → align → embed (flip-sum) → cosine → metrics. On an ijb
+    dataset the pairs are template pairs (faces aligned from their given landmarks, pooled per
+    template) and one threshold serves all pairs (no folds)."""
 
     id: Id
     kind: Literal["verification"]
@@ -300,6 +313,11 @@ class VerificationProtocol(Strict):
     models: list[str] | None = None
     devices: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _given_landmarks(self) -> VerificationProtocol:
+        _no_detector_for_given_landmarks(self)
+        return self
+
 
 class EfficiencyProtocol(Strict):
     """Cost probes: params, compute, cold start, latency by batch size, peak memory."""
@@ -315,18 +333,54 @@ class EfficiencyProtocol(Strict):
     devices: list[str] | None = None
 
 
+class SearchOptions(Strict):
+    """How probes are searched against a gallery (exact inner product either way)."""
+
+    backend: Literal["auto", "numpy", "faiss"] = Field(
+        default="auto", description="auto: faiss when installed (facebench[search]; faster by "
+        "measurement, benchmarks/bench_search.py), else numpy.")
+    chunk_rows: Annotated[int, Field(ge=1024, le=10_000_000), NO_BOOL] = Field(
+        default=65536, description="Gallery rows searched at a time (bounds memory).")
+
+
+FpirTarget = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
 class IdentificationProtocol(Strict):
-    """1:N identification on identity-labelled images: gallery = first image per identity,
-    probes = the rest; rank-k and the CMC curve."""
+    """1:N identification: closed-set rank-k and CMC over the mated probes, open-set FNIR at
+    FPIR over mated and non-mated searches (docs/identification.md).
+
+    Identity datasets: each enrolled identity's first ``gallery_images`` images form the
+    gallery, the rest are mated probes; an ``unenrolled`` fraction of identities (seeded) gives
+    non-mated probes; ``distractors`` folders add gallery-only images. ijb datasets: the 1:N
+    gallery sets and probe templates the dataset lists (each probe searched against each
+    gallery set; a probe whose subject is not in a set is non-mated there)."""
 
     id: Id
     kind: Literal["identification"]
-    dataset: Annotated[IdentityFolderDataset | IdentityFileDataset, Field(discriminator="kind")]
+    dataset: Annotated[IdentityFolderDataset | IdentityFileDataset | IjbDataset,
+                       Field(discriminator="kind")]
     detector: DetectorSpec = DetectorSpec(name="none")
     align_size: Side | None = None
     flip: bool = True
-    ranks: list[Annotated[int, Field(gt=0, le=10_000), NO_BOOL]] = [1, 5]
+    ranks: list[Annotated[int, Field(gt=0, le=10_000), NO_BOOL]] = [1, 5, 10]
     max_rank: Count = Field(default=20, gt=0, le=10_000)
+    fpir_targets: list[FpirTarget] = Field(
+        default=[0.01, 0.1], description="Open-set targets: FNIR at these FPIRs.")
+    open_set_rank: Count = Field(
+        default=1, gt=0, le=10_000, description="Open-set hit: the mate within this rank "
+        "and at or above the threshold (NIST FRVT reports rank 1).")
+    gallery_images: Count = Field(
+        default=1, ge=1, le=100_000, description="Identity datasets: images per enrolled "
+        "identity in the gallery (first in file order).")
+    unenrolled: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), NO_BOOL] = Field(
+        default=0.0, description="Identity datasets: fraction of identities (seeded) kept out "
+        "of the gallery; their images are non-mated probes (open-set).")
+    distractors: list[SuitePath] = Field(
+        default=[], description="Identity datasets: folders of images added to the gallery only, "
+        "each image its own identity (MegaFace-style distractors).")
+    seed: Seed = 0
+    search: SearchOptions = SearchOptions()
     batch_size: Count | None = Field(default=None, gt=0, le=MAX_BATCH)
     cache_embeddings: bool = True
     workers: Count = Field(default=2, ge=1, le=MAX_WORKERS)
@@ -335,6 +389,17 @@ class IdentificationProtocol(Strict):
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: list[str] | None = None
     devices: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _split_fields(self) -> IdentificationProtocol:
+        _no_detector_for_given_landmarks(self)
+        if self.dataset.kind == "ijb":
+            used = [k for k, off in (("gallery_images", 1), ("unenrolled", 0.0),
+                                     ("distractors", [])) if getattr(self, k) != off]
+            if used:
+                raise ValueError(f"{', '.join(used)}: for identity datasets only; an ijb "
+                                 "dataset lists its own gallery sets and probes")
+        return self
 
 
 ProtocolSpec = Annotated[

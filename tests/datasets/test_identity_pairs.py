@@ -13,7 +13,7 @@ import pytest
 from facebench.datasets.identity import (
     IdentitySet,
     draw_pairs,
-    gallery_probe_split,
+    enrollment_split,
     load_identities,
     load_identity_file,
     load_identity_folder,
@@ -179,10 +179,11 @@ def test_folder_errors_and_min_images(tmp_path: Path, lfw_dir: Path,
     assert kept.identities == ["Abel_Pacheco"] and kept.info["dropped_identities"] == 1
 
 
-def test_gallery_probe_split(tmp_path: Path, copy_identities: Callable[..., Path]) -> None:
+def test_enrollment_split_default(tmp_path: Path,
+                                  copy_identities: Callable[..., Path]) -> None:
     folder = copy_identities(tmp_path / "g", ["Aaron_Eckhart", "Abel_Pacheco", "Adrien_Brody"])
     ids = load_identity_folder(folder)
-    gallery, probes = gallery_probe_split(ids)
+    gallery, probes = enrollment_split(ids)
     names = [p.name for p in ids.images]
     firsts = [sorted(f.name for f in (folder / n).iterdir())[0] for n in ids.identities]
     assert [names[i] for i in gallery] == firsts
