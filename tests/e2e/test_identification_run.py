@@ -66,3 +66,51 @@ def test_identification_cell(people: Path, models_dir: Path, run_env: dict[str, 
     cmc = cell["details"]["cmc"]
     assert len(cmc) == 10 and cmc[0] == m["rank1"] and cmc[4] == m["rank5"]
     assert all(a <= b for a, b in zip(cmc, cmc[1:], strict=False))
+
+
+OPEN_SET = SUITE.replace("    ranks: [1, 5]\n    max_rank: 10\n", """    ranks: [1, 5, 10]
+    max_rank: 10
+    unenrolled: 0.25
+    seed: 3
+    distractors: [distractors]
+    fpir_targets: [0.1, 0.25]
+""")
+
+
+def test_open_set_split_with_distractors(people: Path, lfw_dir: Path, models_dir: Path,
+                                         run_env: dict[str, str]) -> None:
+    """A declared open-set split: 5 of the 20 identities unenrolled (their images are non-mated
+    probes), and a distractor folder of 30 other LFW people's images in the gallery only."""
+    distractors = people / "distractors"
+    distractors.mkdir(exist_ok=True)
+    taken = {p.name for p in (people / "people").iterdir()}
+    for person in sorted((lfw_dir / "images").iterdir()):
+        if person.name not in taken and len(list(distractors.iterdir())) < 30:
+            first = sorted(person.glob("*.jpg"))[0]
+            shutil.copyfile(first, distractors / first.name)
+    suite = people / "open-set.yaml"
+    suite.write_text(OPEN_SET.format(models=models_dir))
+    out = people / "open-out"
+    facebench("run", str(suite), "--out", str(out), "--no-progress", env=run_env)
+    (cell,) = json.loads((out / "results.json").read_text())["cells"]
+    assert cell["status"] == "ok", cell.get("error")
+    m, d = cell["metrics"], cell["details"]
+    per_id = {p.name: len(list(p.glob("*.jpg"))) for p in (people / "people").iterdir()}
+    n_images = sum(per_id.values())
+    assert m["images"] == n_images + 30
+    assert m["gallery"] == 15 + 30 and m["distractors"] == 30
+    assert m["probes"] == n_images - 15
+    assert m["mated_searches"] + m["nonmated_searches"] == m["probes"]
+    unenrolled_images = m["nonmated_searches"]
+    assert unenrolled_images >= 5 * 3  # five identities with >= 3 images each
+    for x in ("1e-1", "2.5e-1"):
+        assert 0.0 <= m[f"fnir@fpir={x}"] <= 1.0
+        assert m[f"fpir_achieved@fpir={x}"] <= float(x)
+    assert m["rank1"] >= 0.7  # trained model; 45 gallery identities (chance ~ 0.02)
+    assert d["splits"][0]["distractors"] == 30 and d["det_1n"]["fpir"]
+    dataset = next(iter(results_dataset(out).values()))
+    assert dataset["unenrolled"] == 0.25 and dataset["distractor_images"] == 30
+
+
+def results_dataset(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())["datasets"]
