@@ -137,7 +137,7 @@ CASES = [
          "devices[0].device: Input should be 'cpu' or 'cuda' (got 'tpu')"),
     case("bad_dataset_kind", edit("kind: lfw_pairs", "kind: lfw_pair"),
          "protocols[0].dataset: unknown dataset kind; use one of lfw_pairs, pair_csv, "
-         "insightface_bin, identity_folder, identity_file"),
+         "insightface_bin, identity_folder, identity_file, ijb"),
     case("unknown_id_reference", edit("    batch_size: 32\n",
                                       "    batch_size: 32\n    models: [mobilefacenet]\n"),
          "protocols[0].models[0]: unknown id 'mobilefacenet'; known: mfn"),
