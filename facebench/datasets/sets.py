@@ -52,9 +52,10 @@ class TemplateFaces:
         return pool_templates(emb, valid, self.template_ids, self.media_ids, self.pooling,
                               norms=norms, det_scores=self.det_scores)
 
-    def record(self, pooled: Templates) -> dict[str, Any]:
-        """The pooling choices and counts that go into the results (``details.templates``)."""
-        return {**self.pooling.model_dump(mode="json"), "templates": len(pooled),
+    def record(self, pooled: Templates, flip: bool) -> dict[str, Any]:
+        """The pooling choices (with the flip test the faces were embedded with) and counts
+        that go into the results (``details.templates``)."""
+        return {**self.pooling.model_dump(mode="json"), "flip": flip, "templates": len(pooled),
                 "valid_templates": int(pooled.valid.sum()),
                 "faces_pooled": int(pooled.faces.sum()), "media_pooled": int(pooled.media.sum()),
                 "definition": "face f = e (L2-normalised, flip summed) x raw norm (norm) x "
@@ -64,14 +65,15 @@ class TemplateFaces:
 
 
 def item_features(templates: TemplateFaces | None, emb: np.ndarray, valid: np.ndarray,
-                  norms: np.ndarray | None
+                  norms: np.ndarray | None, flip: bool
                   ) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
     """(features, valid, pooling record) of the items a protocol scores: the image embeddings
-    themselves, or the pooled templates."""
+    themselves, or the pooled templates (``flip``: whether the faces were embedded with the
+    flip test, recorded with the pooling)."""
     if templates is None:
         return emb, valid, None
     pooled = templates.pool(emb, valid, norms)
-    return pooled.features, pooled.valid, templates.record(pooled)
+    return pooled.features, pooled.valid, templates.record(pooled, flip)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from facebench.datasets import load_search_set
 from facebench.datasets.sets import SearchSet, Split, item_features
 from facebench.metrics.open_set import Searches, open_set_metrics, searches_from_candidates
 from facebench.pipeline.context import CellContext
-from facebench.pipeline.embeddings import embed_images, record
+from facebench.pipeline.embeddings import embed_images, flip_of, record
 from facebench.plan import Cell
 from facebench.search import top_k
 
@@ -58,7 +58,8 @@ def run_identification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     e = embed_images(cell, data.images, data.root, ctx, data.landmarks)
     elapsed = time.perf_counter() - t0
     t1 = time.perf_counter()
-    feats, ok, pooled = item_features(data.templates, e.emb, e.valid, e.norms)
+    feats, ok, pooled = item_features(data.templates, e.emb, e.valid, e.norms,
+                                       flip_of(cell))
     depth = max(proto.max_rank, max(proto.ranks), proto.open_set_rank)
     parts, splits, search = [], [], {}
     for split in data.splits:

@@ -13,7 +13,7 @@ from facebench.datasets.sets import item_features
 from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
-from facebench.pipeline.embeddings import embed_images, record
+from facebench.pipeline.embeddings import embed_images, flip_of, record
 from facebench.plan import Cell
 from facebench.scores import ScoreTable, write_scores
 
@@ -27,7 +27,8 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     e = embed_images(cell, pairs.images, pairs.root, ctx, pairs.landmarks)
     elapsed = time.perf_counter() - t0
     t1 = time.perf_counter()
-    feats, ok, pooled = item_features(pairs.templates, e.emb, e.valid, e.norms)
+    feats, ok, pooled = item_features(pairs.templates, e.emb, e.valid, e.norms,
+                                       flip_of(cell))
     scores, fta_pairs = cosine_scores(feats, pairs.left, pairs.right, ok)
     folds = None if pairs.folds is None else pairs.folds.astype(np.int64)
     result = compute_verification_metrics(

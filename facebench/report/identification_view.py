@@ -40,11 +40,16 @@ def _flat(record: dict[str, Any], prefix: str = "") -> list[str]:
     return words
 
 
+#: The fields of a pooling record that say how templates were made.
+POOLING_CHOICES = ("media", "detector_score", "norm", "flip")
+
+
 def pooling_text(record: Any) -> str:
     """A template pooling record (``details.templates``) in one line:
-    ``media mean, detector_score off, norm on``; "" when there is none."""
+    ``media mean, detector_score off, norm on``; "" when there is none. The choices only: the
+    counts and the definition stay in results.json (docs/identification.md defines it)."""
     if isinstance(record, dict):
-        return ", ".join(_flat(record))
+        return ", ".join(_flat({k: record[k] for k in POOLING_CHOICES if k in record}))
     return "" if record is None else str(record)
 
 

@@ -39,14 +39,15 @@ PAIRS = [(1, 2, 1), (1, 3, 1), (3, 5, 1), (2, 3, 0), (1, 4, 0), (2, 4, 0), (3, 4
 
 def _run(media: str) -> tuple[np.ndarray, dict]:
     faces = TemplateFaces(TIDS, MIDS, np.ones(8, np.float32), TemplatePooling(media=media))
-    feats, ok, record = item_features(faces, EMB, VALID, np.ones(8, np.float32))
+    feats, ok, record = item_features(faces, EMB, VALID, np.ones(8, np.float32), True)
     left = faces.rows(np.array([a for a, _, _ in PAIRS]), "pairs")
     right = faces.rows(np.array([b for _, b, _ in PAIRS]), "pairs")
     labels = np.array([y for _, _, y in PAIRS])
     scores, fta = cosine_scores(feats, left, right, ok)
     res = compute_verification_metrics(scores, labels, folds=None, fta=fta,
                                        far_targets=(0.25, 0.1))
-    assert record is not None and record["media"] == media and record["valid_templates"] == 4
+    assert record is not None and record["media"] == media and record["flip"] is True
+    assert record["valid_templates"] == 4
     return scores, res.metrics | {"rows": res.details["tar_at_far"]}
 
 

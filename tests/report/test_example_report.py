@@ -1,6 +1,7 @@
 """The example reports committed under reports/ are what the current code renders from their
 results.json (regenerate with `facebench report reports/<name>`): the flagship suite's
-(``reports/paper``) and the LFW suite's (``reports/lfw-mobilefacenet``)."""
+(``reports/paper``), the LFW suite's (``reports/lfw-mobilefacenet``) and the IJB-style template
+suite's (``reports/ijb-lfw``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from facebench.report import render_report
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
-EXAMPLES = ("paper", "lfw-mobilefacenet")
+EXAMPLES = ("paper", "lfw-mobilefacenet", "ijb-lfw")
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
