@@ -129,6 +129,10 @@ def _identity_search_set(proto: Any) -> SearchSet:
     identity, gallery only)."""
     ids = load_spec_identities(proto.dataset)
     gallery, probes = enrollment_split(ids, proto.gallery_images, proto.unenrolled, proto.seed)
+    if probes.size == 0:
+        raise DatasetError(f"{ids.root}: no probes: every identity has at most gallery_images "
+                           f"({proto.gallery_images}) image(s); identification needs identities "
+                           "with more images, or unenrolled > 0")
     extra = load_distractors(proto.distractors) if proto.distractors else []
     images = list(ids.images) + extra
     labels = np.concatenate([ids.labels, -1 - np.arange(len(extra), dtype=np.int64)])

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facebench.datasets import load_search_set
 from facebench.datasets.identity import (
     IdentitySet,
     enrollment_split,
@@ -21,7 +22,7 @@ from facebench.datasets.pairs import DatasetError
 from facebench.datasets.sets import Split
 from facebench.metrics.open_set import open_set_metrics
 from facebench.pipeline.identification import search_split
-from facebench.suite.schema import SearchOptions
+from facebench.suite.schema import IdentificationProtocol, SearchOptions
 
 BACKENDS = ["numpy", pytest.param("faiss", marks=pytest.mark.skipif(
     importlib.util.find_spec("faiss") is None, reason="faiss not installed"))]
@@ -197,3 +198,14 @@ def test_real_lfw_rank1(tmp_path: Path, models_dir: Path,
     assert res.metrics["distractors"] == 8
     assert res.metrics["rank1"] >= 0.6, res.metrics  # chance: 1/20 (measured: 0.81)
     assert res.metrics["rank5"] >= res.metrics["rank1"] and res.curve[-1] == 1.0
+
+
+def test_search_set_without_probes_names_the_fix(tmp_path: Path,
+                                                 copy_identities: Callable[..., Path]) -> None:
+    folder = copy_identities(tmp_path / "one", ["Aaron_Eckhart", "Abel_Pacheco"], max_images=1)
+    proto = IdentificationProtocol(id="p", kind="identification",
+                                   dataset={"kind": "identity_folder", "images": folder})
+    with pytest.raises(DatasetError, match="no probes: every identity has at most"):
+        load_search_set(proto)
+    data = load_search_set(proto.model_copy(update={"unenrolled": 0.5}))
+    assert data.splits[0].gallery.size == 1 and data.splits[0].probes.size == 1
