@@ -27,6 +27,7 @@ import numpy as np
 
 from facebench.metrics._inputs import Pairs, far_key
 from facebench.metrics.identification import _curve, _rate_at
+from facebench.metrics.identification import _ids as _shaped_ids
 from facebench.metrics.roc import (
     Roc,
     downsample_roc,
@@ -72,10 +73,7 @@ class Searches:
 
 
 def _ids(name: str, ids: np.ndarray, n: int | None = None) -> np.ndarray:
-    a = np.asarray(ids)
-    if a.ndim != 1 or (n is not None and a.shape[0] != n):
-        want = f"({n},)" if n is not None else "1-D"
-        raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    a = _shaped_ids(name, ids, n)
     if a.dtype == object or not (a.dtype.kind in "iub" or a.dtype.kind in "US"):
         raise ValueError(f"{name} must be integer or string identity ids, got dtype {a.dtype}")
     return a
