@@ -114,10 +114,11 @@ def identification_table(results: dict[str, Any], protocol: str, deltas: Deltas)
         mated, nonmated = m.get("mated_searches"), m.get("nonmated_searches")
         row.append(Cell(f"{fmt.count(mated)} / {fmt.count(nonmated)}",
                         sort_key((fmt.number(mated) or 0) + (fmt.number(nonmated) or 0)), "num"))
+        splits = (c.get("details") or {}).get("splits") or []
         extra = [f"{fmt.count(m['distractors'])} distractors"
                  if fmt.number(m.get("distractors")) else "",
-                 f"{fmt.count(m['templates'])} templates"
-                 if fmt.number(m.get("templates")) is not None else ""]
+                 " + ".join(f"{s.get('name')} {fmt.count(s.get('gallery'))}" for s in splits)
+                 if len(splits) > 1 else ""]
         row.append(value_cell(c, "gallery", fmt.count, deltas, " · ".join(e for e in extra if e)))
         row.append(value_cell(c, "fta_probes", fmt.count, deltas,
                               f"gallery {fmt.count(m.get('fta_gallery'))}"))

@@ -65,8 +65,10 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     cells = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
     cells.sort(key=lambda c: -(fmt.number((c.get("metrics") or {}).get("accuracy")) or -1))
     targets = tar_targets(cells)
+    one = any((c.get("details") or {}).get("threshold_policy") == "all_data" for c in cells)
     cols = [Column("Model", numeric=False),
-            Column("Accuracy (%)", help="10-fold mean ± std (ddof 0)"),
+            Column("Accuracy (%)", help="at one threshold chosen on all pairs" if one
+                   else "10-fold mean ± std (ddof 0)"),
             Column("Precision (%)"), Column("Recall (%)"), Column("Specificity (%)"),
             Column("F1 (%)")]
     cols += [Column(f"TAR @ FAR={k} (%)", help="achieved FAR below") for k in targets]
@@ -100,7 +102,6 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     mark_best(table, {**dict(enumerate(VERIFICATION_MARKED[:5], 1)),
                        **{6 + i: f"tar@far={k}" for i, k in enumerate(targets)},
                        **dict(enumerate(VERIFICATION_MARKED[5:], 6 + n))})
-    one = any((c.get("details") or {}).get("threshold_policy") == "all_data" for c in cells)
     table.notes.append(("Rates in % at one threshold chosen on all pairs (no folds: accuracy has "
                         "no ± std)" if one else "Rates in % at the per-fold cross-validated "
                         "thresholds (counts summed over folds)")
