@@ -12,13 +12,19 @@ pipeline never asks which kind it has.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facebench.faces.acquire import GivenLandmarks
-from facebench.metrics.templates import TemplatePooling, Templates, pool_templates
+from facebench.metrics.templates import (
+    TemplatePooling,
+    Templates,
+    pool_templates,
+    template_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class TemplateFaces:
     det_scores: np.ndarray
     pooling: TemplatePooling
 
-    @property
+    @cached_property
     def ids(self) -> np.ndarray:
         """The template ids, ascending: row r of the pooled features is template ``ids[r]``."""
         return np.unique(self.template_ids)
@@ -39,14 +45,7 @@ class TemplateFaces:
     def rows(self, template_ids: np.ndarray, where: str) -> np.ndarray:
         """Feature rows of ``template_ids``; a template without faces is an error naming
         ``where`` (the list that names it)."""
-        ids = self.ids
-        want = np.asarray(template_ids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(ids, want), max(ids.size - 1, 0))
-        bad = ids[pos] != want if ids.size else np.ones(want.shape, dtype=bool)
-        if bad.any():
-            raise ValueError(f"{where}: template {int(want[np.flatnonzero(bad)[0]])} has no face "
-                             "in the face table; fix the list or the face table")
-        return pos.astype(np.int64)
+        return template_rows(self.ids, np.asarray(template_ids, dtype=np.int64), where)
 
     def pool(self, emb: np.ndarray, valid: np.ndarray, norms: np.ndarray | None) -> Templates:
         return pool_templates(emb, valid, self.template_ids, self.media_ids, self.pooling,

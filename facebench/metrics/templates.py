@@ -61,16 +61,22 @@ class Templates:
 
     def rows(self, template_ids: np.ndarray) -> np.ndarray:
         """Row index of each of ``template_ids``; ``ValueError`` naming the first unknown id."""
-        want = np.asarray(template_ids)
-        if want.size == 0:
-            return np.zeros(want.shape, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.ids, want), max(len(self) - 1, 0))
-        known = (self.ids[pos] == want) if len(self) else np.zeros(want.shape, dtype=bool)
-        if not np.all(known):
-            bad = want.reshape(-1)[np.flatnonzero(~known.reshape(-1))[0]]
-            raise ValueError(f"template id {bad.item()!r} is not among the {len(self)} pooled "
-                             "templates (no face of the face table belongs to it)")
-        return pos.astype(np.int64)
+        return template_rows(self.ids, template_ids, f"the {len(self)} pooled templates")
+
+
+def template_rows(ids: np.ndarray, template_ids: np.ndarray, where: str) -> np.ndarray:
+    """Row of each of ``template_ids`` in the ascending template ``ids`` (the rows of pooled
+    features); an id not among them is a ``ValueError`` naming it and ``where`` it comes from."""
+    want = np.asarray(template_ids)
+    if want.size == 0:
+        return np.zeros(want.shape, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, want), max(ids.size - 1, 0))
+    known = (ids[pos] == want) if ids.size else np.zeros(want.shape, dtype=bool)
+    if not np.all(known):
+        bad = want.reshape(-1)[np.flatnonzero(~known.reshape(-1))[0]]
+        raise ValueError(f"{where}: template id {bad.item()!r} has no face in the face table "
+                         "(not among the pooled templates); fix the list or the face table")
+    return pos.astype(np.int64)
 
 
 def _vector(name: str, x: np.ndarray | None, n: int) -> np.ndarray:
