@@ -133,7 +133,9 @@ def _accuracy(out: Path, rec: dict[str, Any], base_rec: dict[str, Any],
 
 def _aligned(var: ScoreTable, var_file: str, base: ScoreTable,
              base_file: str) -> tuple[np.ndarray, np.ndarray]:
-    """Indices putting both tables in one pair order; both must list the same pair ids once."""
+    """Indices putting both tables in the variant's pair order (its file's, the order its own
+    accuracy CI resampled, so the paired bootstrap is a function of the saved scores alone and
+    not of how pair ids sort); both must list the same pair ids once."""
     for table, name in ((var, var_file), (base, base_file)):
         ids, counts = np.unique(table.pair_id, return_counts=True)
         if (counts > 1).any():
@@ -145,7 +147,8 @@ def _aligned(var: ScoreTable, var_file: str, base: ScoreTable,
                              ((only_var, var_file), (only_base, base_file)) if ids.size)
         raise NoComparison(f"{var_file} ({len(var)} pairs) and {base_file} ({len(base)} pairs) "
                            f"do not score the same pairs ({examples}); re-run both cells")
-    return np.argsort(var.pair_id, kind="stable"), np.argsort(base.pair_id, kind="stable")
+    row_of = {pair: row for row, pair in enumerate(base.pair_id.tolist())}
+    return np.arange(len(var)), np.array([row_of[p] for p in var.pair_id.tolist()], dtype=np.int64)
 
 
 def _ratio(a: Any, b: Any) -> float | None:

@@ -12,16 +12,29 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from facebench.metrics.bootstrap import paired_kfold_accuracy_difference
 from facebench.plan import plan
 from facebench.runner.variants import attach_precision_comparisons
-from facebench.scores import read_scores
+from facebench.scores import ScoreTable, read_scores, write_scores
 from facebench.suite import load_suite
 
 from .conftest import Background
-from .kit import CPU, LFW, Ctx, facebench, model, scenario, scenario_name, verification, write_suite
+from .kit import (
+    CPU,
+    LFW,
+    Ctx,
+    facebench,
+    lfw_rows,
+    model,
+    scenario,
+    scenario_name,
+    verification,
+    write_pair_csv,
+    write_suite,
+)
 
 INT8 = {**CPU, "id": "cpu-int8", "precision": "int8",
         "quantization": {"calibration_images": 20}}
@@ -193,3 +206,39 @@ def test_a_finished_fp32_cell_is_preferred_to_a_failed_closer_one(background: Ba
     assert var["details"]["precision_baseline"]["cell"] == "mfn@cpu-2t@lfw"
     assert var["metrics"]["accuracy_vs_fp32"] == pytest.approx(
         var["metrics"]["accuracy"] - other["metrics"]["accuracy"], abs=1e-12)
+
+
+def _score_file(path: Path, ids: list[str], scores: np.ndarray, labels: np.ndarray,
+                folds: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_scores(path, ScoreTable(np.array(ids, dtype=object), scores, labels.astype(np.int8),
+                                  folds.astype(np.int64), np.zeros(len(ids), dtype=bool)))
+
+
+def test_the_comparison_is_a_function_of_the_variants_file_order(tmp_path: Path) -> None:
+    """Issue 27 item 14: the interval must not depend on how pair ids sort as strings ("10"
+    before "2") — that made the reported CI differ from one recomputed from the saved files
+    wherever the int8 kernels (AVX2 vs AVX-512) changed which pairs disagree. The comparison
+    resamples the variant's pairs in its own file order (the order of its accuracy CI), and
+    the baseline's row order does not matter."""
+    rng = np.random.default_rng(7)
+    n = 200
+    ids = [str(k) for k in range(n)]
+    labels = np.tile(np.repeat([1, 0], 50), 2)
+    folds = np.repeat([0, 1], 100)
+    base = np.where(labels == 1, 0.6, 0.3) + rng.normal(0, 0.2, n)
+    var = base + rng.normal(0, 0.1, n)
+    out = tmp_path / "out"
+    _score_file(out / "cells" / VAR / "scores.csv", ids, var, labels, folds)
+    shuffled = rng.permutation(n)
+    _score_file(out / "cells" / BASE / "scores.csv", [ids[k] for k in shuffled], base[shuffled],
+                labels[shuffled], folds[shuffled])
+    pairs = write_pair_csv(tmp_path / "pairs.csv", lfw_rows(1, 1))
+    cells = plan(load_suite(variant_suite(tmp_path, pairs, [CPU, INT8])))
+    results = {"cells": [{"id": c, "status": "ok", "metrics": {}, "details": {},
+                          "artifacts": {"scores": f"cells/{c}/scores.csv"}} for c in (VAR, BASE)]}
+    attach_precision_comparisons(results, out, cells)
+    m = _cells(results)[VAR]["metrics"]
+    want = paired_kfold_accuracy_difference(var, base, labels, folds, replicates=1000, seed=0)
+    assert (m["accuracy_vs_fp32"], m["accuracy_vs_fp32_ci_low"],
+            m["accuracy_vs_fp32_ci_high"]) == (want.delta, want.ci_low, want.ci_high)
