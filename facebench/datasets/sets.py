@@ -52,10 +52,14 @@ class TemplateFaces:
                               norms=norms, det_scores=self.det_scores)
 
     def record(self, pooled: Templates, flip: bool) -> dict[str, Any]:
-        """The pooling choices (with the flip test the faces were embedded with) and counts
-        that go into the results (``details.templates``)."""
+        """The pooling choices (with the flip test the faces were embedded with), counts and
+        the templates that failed to acquire with their reasons, for the results
+        (``details.templates``)."""
         return {**self.pooling.model_dump(mode="json"), "flip": flip, "templates": len(pooled),
                 "valid_templates": int(pooled.valid.sum()),
+                "fta_templates": len(pooled.reasons),
+                "fta_templates_list": [{"template": t, "reason": r}
+                                       for t, r in pooled.reasons.items()],
                 "faces_pooled": int(pooled.faces.sum()), "media_pooled": int(pooled.media.sum()),
                 "definition": "face f = e (L2-normalised, flip summed) x raw norm (norm) x "
                               "detector score (detector_score); media = mean of its faces; "

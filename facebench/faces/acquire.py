@@ -15,7 +15,9 @@ bytes are hashed for the cache keys and decoded from memory. Per-stage seconds (
 
 A dataset that comes with its faces' five landmarks (IJB's loose crops) is acquired with the
 detector ``given``: no detector runs; each image's :class:`GivenLandmarks` row is its detection
-(the box is the whole image), aligned by the model's own alignment. Such a crop's cache entry is
+(the box is the whole image), aligned by the model's own alignment. A row that does not describe a
+face in its image — a point or the score not finite, a point farther outside the image than
+:data:`GIVEN_MARGIN` — is a failure to acquire with that reason. Such a crop's cache entry is
 keyed by the image bytes *and* its landmarks.
 """
 
@@ -41,21 +43,26 @@ from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, 
 from facebench.paths import default_cache_dir
 from facebench.pool import chunks, ordered_map
 
-__all__ = ["GIVEN", "AcquireConfig", "Face", "GivenLandmarks", "acquire", "acquire_chunk",
-           "default_cache_dir"]
+__all__ = ["GIVEN", "GIVEN_MARGIN", "AcquireConfig", "Face", "GivenLandmarks", "acquire",
+           "acquire_chunk", "default_cache_dir", "given_problem"]
 
 CACHE_VERSION = 3
 #: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
 CHUNK = 32
 #: The detector name of images whose landmarks come with the dataset.
 GIVEN = "given"
+#: How far a given landmark may lie outside its image, as a fraction of the image's width (x) or
+#: height (y): a detector puts the points of a face the crop's border cuts a little outside it
+#: (half a face is about a quarter of a loose crop); a point beyond that does not belong to a
+#: face in this image, and the row is a failure to acquire.
+GIVEN_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
 class GivenLandmarks:
     """Five landmarks (``(n, 5, 2)``, image pixels, ArcFace order: eyes, nose, mouth corners)
-    and a detector score per image, from the dataset; a row with a NaN point is a failure to
-    acquire ("no landmarks given")."""
+    and a detector score per image, from the dataset; a row that :func:`given_problem` rejects
+    is a failure to acquire with its reason."""
 
     points: np.ndarray
     scores: np.ndarray
@@ -334,14 +341,37 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
     return faces  # type: ignore[return-value]
 
 
+def given_problem(points: np.ndarray, score: float, width: int, height: int,
+                  margin: float = GIVEN_MARGIN) -> str | None:
+    """Why a given landmark row (``(5, 2)`` points in the pixels of a ``width`` × ``height``
+    image, and its detector score) is not a face of that image, or ``None`` when it is one: a
+    value that is not finite, or a point more than ``margin`` × the image's width (x) or height
+    (y) outside it."""
+    pts = np.asarray(points, dtype=np.float64)
+    if not np.isfinite(pts).all():
+        return "given landmarks not finite (nan or inf)"
+    if not np.isfinite(score):
+        return f"given detector score not finite ({score})"
+    lo = -margin * np.array([width, height], dtype=np.float64)
+    hi = np.array([width, height], dtype=np.float64) - lo
+    out = ((pts < lo) | (pts > hi)).any(axis=1)
+    if out.any():
+        k = int(np.flatnonzero(out)[0])
+        return (f"given landmark {k + 1} ({pts[k, 0]:.1f}, {pts[k, 1]:.1f}) lies outside the "
+                f"{width}x{height} image by more than {margin:.0%} of its size")
+    return None
+
+
 def _given_detection(given: GivenLandmarks, i: int, image: np.ndarray,
                      factor: float) -> dict[str, np.ndarray]:
     """Row ``i`` of the dataset's landmarks as a detection on the (maybe reduced) image: box =
-    the whole image, landmarks in its pixels."""
-    pts = given.points[i]
-    if not np.isfinite(pts).all():
-        return {"reason": np.str_("no landmarks given")}
+    the whole image, landmarks in its pixels; a row :func:`given_problem` rejects carries the
+    reason instead (a failure to acquire)."""
     h, w = image.shape[:2]
+    pts = given.points[i]  # file pixels; the image's size in them is ``factor`` × its own
+    reason = given_problem(pts, float(given.scores[i]), round(w * factor), round(h * factor))
+    if reason is not None:
+        return {"reason": np.str_(reason)}
     return {"box": np.array([0, 0, w, h], np.float32),
             "landmarks": (pts / np.float32(factor)).astype(np.float32),
             "score": np.float32(given.scores[i]), "reason": np.str_("")}
@@ -403,7 +433,9 @@ def detector_settings(cfg: AcquireConfig) -> dict[str, Any]:
     if cfg.detector == GIVEN:
         check_landmarks(cfg.align, GIVEN, "arcface5")
         return {"name": GIVEN, "landmarks": "five points per image from the dataset",
-                "box": "the whole image"}
+                "box": "the whole image",
+                "reject": f"a point or the score not finite, or a point more than "
+                          f"{GIVEN_MARGIN:.0%} of the image's width (x) or height (y) outside it"}
     ident = json.dumps([cfg.detector, cfg.detector_options], sort_keys=True, default=str)
     if ident not in _SETTINGS:
         det = create_detector(cfg.detector, **cfg.detector_options)

@@ -135,7 +135,8 @@ def searches_from_candidates(cand_scores: np.ndarray, cand_index: np.ndarray,
                          "padding (-1) last")
 
     # identity code of each candidate (-1: padding); keep each identity's first (best) candidate
-    ident = np.where(present, g_code[np.maximum(index, 0)], -1)
+    ident = np.full(index.shape, -1, dtype=np.int64)  # an empty gallery has no candidates
+    ident[present] = g_code[index[present]]
     key = (np.arange(n_p, dtype=np.int64)[:, None] * (enrolled.size + 1) + ident + 1).ravel()
     first = np.zeros(key.size, dtype=bool)
     first[np.unique(key, return_index=True)[1]] = True

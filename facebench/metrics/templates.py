@@ -9,14 +9,17 @@ the raw norm of that flip-summed embedding before normalisation, the face featur
 (``s_i`` the detector score). The media feature is the mean of its valid faces' ``f_i``; the
 template feature is the mean of its media features (``media: mean``) or of its faces' ``f_i``
 (``media: none``), then L2-normalised. Faces that failed to embed (FtA, ``valid`` False) are left
-out; a template with no valid face is invalid (a NaN row). A template with one valid face is that
-face's embedding bit for bit (no weight changes its direction), so single-image templates score
-exactly as image pairs. See docs/identification.md.
+out. A template fails to acquire (a NaN row, ``valid`` False, its reason in ``reasons``) when no
+face of it is valid, when a valid face's weight is not a finite number >= 0, when its valid faces'
+weights sum to 0 (e.g. every detector score 0), or when its pooled vector is zero. A template with
+one valid face of positive weight is that face's embedding bit for bit (the weight does not change
+its direction), so single-image templates score exactly as image pairs. See
+docs/identification.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,8 +49,9 @@ class TemplatePooling(BaseModel):
 class Templates:
     """Pooled templates, one row per template id (ascending).
 
-    ``features`` are L2-normalised float32 rows, NaN where ``valid`` is False (no face of the
-    template has an embedding). ``faces`` / ``media``: the valid faces / media that were pooled.
+    ``features`` are L2-normalised float32 rows, NaN where ``valid`` is False (the template
+    failed to acquire; ``reasons`` maps its id to why). ``faces`` / ``media``: the valid faces /
+    media that were pooled (0 for a failed template).
     """
 
     ids: np.ndarray
@@ -55,6 +59,7 @@ class Templates:
     valid: np.ndarray
     faces: np.ndarray
     media: np.ndarray
+    reasons: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -86,17 +91,18 @@ def _vector(name: str, x: np.ndarray | None, n: int) -> np.ndarray:
     return a
 
 
-def _weights(name: str, x: np.ndarray | None, n: int, valid: np.ndarray) -> np.ndarray:
+def _weights(name: str, x: np.ndarray | None, n: int) -> np.ndarray:
     if x is None:
         raise ValueError(f"template pooling with {name} weighting needs the faces' {name}s; "
                          f"pass {name}s= or turn the option off")
-    w = _vector(f"{name}s", x, n).astype(np.float64)
-    bad = valid & ~(np.isfinite(w) & (w >= 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}s[{i}] = {w[i]!r}: a valid face's {name} must be a finite "
-                         "number >= 0")
-    return w
+    return _vector(f"{name}s", x, n).astype(np.float64)
+
+
+def _first_per_template(mask: np.ndarray, t_code: np.ndarray) -> dict[int, int]:
+    """``{template row: its first face where mask}``."""
+    faces = np.flatnonzero(mask)
+    rows, first = np.unique(t_code[faces], return_index=True)
+    return dict(zip(rows.tolist(), faces[first].tolist(), strict=True))
 
 
 def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
@@ -108,8 +114,8 @@ def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
     ``emb`` is ``(N, D)``, one row per face (rows of invalid faces are ignored and may be NaN);
     ``valid``, ``template_ids`` (integers), ``media_ids``, ``norms`` and ``det_scores`` are
     ``(N,)``. ``emb`` rows are L2-normalised here (a no-op for normalised input), so ``norms``
-    must be passed for ``pooling.norm``. A template whose weighted sum is zero (e.g. all its
-    detector scores are 0) is invalid too. Linear time; memory ``O(T x D)`` plus a face block.
+    must be passed for ``pooling.norm``. Templates that fail to acquire (module docstring) are
+    invalid with their reason. Linear time; memory ``O(T x D)`` plus a face block.
     """
     e = np.asarray(emb)
     if e.ndim != 2 or not np.issubdtype(e.dtype, np.floating):
@@ -122,12 +128,6 @@ def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
         raise ValueError(f"template_ids must be integers, got dtype {tids.dtype}")
     tids = tids.astype(np.int64)
     mids = _vector("media_ids", media_ids, n)
-    weight = np.ones(n, dtype=np.float64)
-    if pooling.norm:
-        weight *= _weights("norm", norms, n, ok)
-    if pooling.detector_score:
-        weight *= _weights("detector score", det_scores, n, ok)
-
     ids, t_code = np.unique(tids, return_inverse=True)
     n_t = ids.size
     sq = np.einsum("ij,ij->i", e, e, dtype=np.float64)  # no copy of the (N, D) embeddings
@@ -135,6 +135,26 @@ def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"face {i} is marked valid but its embedding is zero, NaN or inf")
+
+    reasons: dict[int, str] = {}  # template row -> why it failed to acquire
+    for row in np.flatnonzero(np.bincount(t_code[ok], minlength=n_t) == 0).tolist():
+        reasons[row] = "none of its faces was acquired"
+    weight = np.ones(n, dtype=np.float64)
+    for name, on, values in (("norm", pooling.norm, norms),
+                             ("detector score", pooling.detector_score, det_scores)):
+        if not on:
+            continue
+        w = _weights(name, values, n)
+        wrong = ok & ~(np.isfinite(w) & (w >= 0))
+        for row, i in _first_per_template(wrong, t_code).items():
+            reasons.setdefault(row, f"its face {i} (face-table order, from 0) has {name} "
+                                    f"{float(w[i]):g}: a weight must be a finite number >= 0")
+        weight *= np.where(wrong, 0.0, w)
+    w_sum = np.bincount(t_code[ok], weights=weight[ok], minlength=n_t)
+    for row in np.flatnonzero(w_sum == 0).tolist():
+        reasons.setdefault(row, "the weights of its acquired faces sum to 0 (weighting: "
+                                f"{_weighting(pooling)})")
+    ok = ok & ~np.isin(t_code, np.fromiter(reasons, dtype=np.int64, count=len(reasons)))
     inv_norm = np.zeros(n, dtype=np.float64)
     inv_norm[ok] = 1.0 / np.sqrt(sq[ok])
 
@@ -166,7 +186,10 @@ def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
         total[codes[starts]] += np.add.reduceat(block, starts, axis=0)
 
     length = np.linalg.norm(total, axis=1)
-    good = (n_faces > 0) & (length > 0)
+    good = (n_faces > 0) & np.isfinite(length) & (length > 0)
+    for row in np.flatnonzero((n_faces > 0) & ~good).tolist():
+        reasons[row] = "its pooled feature is zero or not finite (the weighted faces cancel)"
+        n_faces[row] = n_media[row] = 0
     features = np.full((n_t, dim), np.nan, dtype=np.float32)
     features[good] = total[good] / length[good, None]
     # a template of one face is that face's embedding, bit for bit (its direction is unchanged
@@ -182,4 +205,11 @@ def pool_templates(emb: np.ndarray, valid: np.ndarray, template_ids: np.ndarray,
             np.float32)
         features[rows] = unit
     return Templates(ids=ids, features=features, valid=good, faces=n_faces.astype(np.int64),
-                     media=n_media.astype(np.int64))
+                     media=n_media.astype(np.int64),
+                     reasons={int(ids[r]): reasons[r] for r in sorted(reasons)})
+
+
+def _weighting(pooling: TemplatePooling) -> str:
+    on = [n for n, flag in (("detector score", pooling.detector_score), ("norm", pooling.norm))
+          if flag]
+    return " x ".join(on) or "none"

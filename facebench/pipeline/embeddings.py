@@ -68,6 +68,7 @@ from facebench.paths import default_cache_dir, relative_name
 from facebench.pipeline.calibrate import calibration_sample
 from facebench.pipeline.context import CellContext, engine_parts
 from facebench.pipeline.embed import embed_raw, l2_normalize
+from facebench.pipeline.outcome import nothing_scored
 from facebench.plan import Cell
 from facebench.pool import chunks, ordered_map
 from facebench.suite.schema import Preprocess
@@ -426,15 +427,16 @@ def compute(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
             got(chunk)
         strategy = strategy_of(work, proto.workers)
     whole = merge_chunks(parts, 0, n)
+    fta = [{"image": relative_name(images[i], root), "reason": r} for i, r in whole.fta]
     if whole.emb is None:
-        raise RuntimeError(f"no face acquired in any of the {n} images; check the detector "
-                           "settings and the image root")
+        raise nothing_scored(f"no face acquired in any of the {n} images (check the detector "
+                             "settings, the landmarks and the image root)", fta, n,
+                             {"fta_images_list": fta, "acquire": record})
     record.update(cache_hits=whole.cache_hits, acquired=int(whole.valid.sum()))
     threads = (1 if strategy == "pool" else cell.device.threads.intra_op)
     record["parallel"] = {"strategy": strategy, "workers": proto.workers,
                           "batch_size": work.batch_size, "chunk": CHUNK,
                           "engine_threads_per_worker": threads}
-    fta = [{"image": relative_name(images[i], root), "reason": r} for i, r in whole.fta]
     wall = time.perf_counter() - t0
     timings = {k: round(v, 3) for k, v in whole.timings.items()}
     timings["acquire_and_embed"] = round(wall, 3)

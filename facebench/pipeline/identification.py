@@ -1,6 +1,8 @@
 """Identification (1:N) cell: embed → items (images or pooled templates) → search each split's
 probes against its gallery (:mod:`facebench.search`) → closed-set CMC and open-set FNIR at FPIR
-(:mod:`facebench.metrics.open_set`)."""
+(:mod:`facebench.metrics.open_set`). A gallery whose every entry failed to acquire is empty: its
+searches are misses; a cell where no search has both a probe and a gallery entry has nothing to
+score and fails (:mod:`facebench.pipeline.outcome`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from facebench.datasets.sets import SearchSet, Split, item_features
 from facebench.metrics.open_set import Searches, open_set_metrics, searches_from_candidates
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embeddings import embed_images, flip_of, record
+from facebench.pipeline.outcome import nothing_scored
 from facebench.plan import Cell
 from facebench.search import top_k
 
@@ -43,7 +46,8 @@ def search_split(split: Split, feats: np.ndarray, ok: np.ndarray, depth: int,
            "fta_gallery": int(np.count_nonzero(~g_ok)), "probes": int(n),
            "mated": searches.n_mated, "nonmated": searches.n_nonmated,
            "distractors": split.distractors, "search_s": info.get("seconds")}
-    return searches, {"split": row, "search": info}
+    searched = int(np.count_nonzero(p_ok)) if gallery_rows.size else 0
+    return searches, {"split": row, "search": info, "searched": searched}
 
 
 def _distinct(rows: list[np.ndarray]) -> np.ndarray:
@@ -61,15 +65,23 @@ def run_identification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     feats, ok, pooled = item_features(data.templates, e.emb, e.valid, e.norms,
                                        flip_of(cell))
     depth = max(proto.max_rank, max(proto.ranks), proto.open_set_rank)
-    parts, splits, search = [], [], {}
+    parts, splits, search, searched = [], [], {}, 0
     for split in data.splits:
         ctx.progress("search", len(parts), len(data.splits))
         s, info = search_split(split, feats, ok, depth, proto.search,
                                cell.device.threads.intra_op)
         parts.append(s)
         splits.append(info["split"])
+        searched += info["searched"]
         search = info["search"] or search
     ctx.progress("search", len(parts), len(data.splits))
+    if not searched:
+        details = record(cell, e, elapsed)[1] | {"splits": splits}
+        if pooled is not None:
+            details["templates"] = pooled
+        raise nothing_scored(f"none of the {sum(r['probes'] for r in splits)} searches has "
+                             "both an acquired probe and an acquired gallery entry", e.fta,
+                             len(e.valid), details, {proto.id: data.describe()})
     metrics, details = open_set_metrics(
         Searches.concat(parts), ranks=tuple(proto.ranks), max_rank=proto.max_rank,
         fpir_targets=tuple(proto.fpir_targets), rank=proto.open_set_rank)

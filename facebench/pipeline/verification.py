@@ -1,5 +1,6 @@
 """Verification cell: acquire aligned faces → embed (flip-sum) → items (images, or templates
-pooled from faces) → cosine scores of the pairs → metrics."""
+pooled from faces) → cosine scores of the pairs → metrics. A cell where every pair failed to
+acquire has nothing to score and fails (:mod:`facebench.pipeline.outcome`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
 from facebench.pipeline.embeddings import embed_images, flip_of, record
+from facebench.pipeline.outcome import nothing_scored
 from facebench.plan import Cell
 from facebench.scores import ScoreTable, write_scores
 
@@ -30,6 +32,13 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     feats, ok, pooled = item_features(pairs.templates, e.emb, e.valid, e.norms,
                                        flip_of(cell))
     scores, fta_pairs = cosine_scores(feats, pairs.left, pairs.right, ok)
+    if fta_pairs.all():
+        details = {**record(cell, e, elapsed)[1], "fta_policy": proto.fta_policy}
+        if pooled is not None:
+            details["templates"] = pooled
+        raise nothing_scored(f"every one of the {pairs.n_pairs} pairs has a side that failed to "
+                             "acquire", e.fta, len(e.valid), details,
+                             {proto.id: pairs.describe()})
     folds = None if pairs.folds is None else pairs.folds.astype(np.int64)
     result = compute_verification_metrics(
         scores, pairs.labels.astype(np.int64), folds=folds, fta=fta_pairs,

@@ -373,13 +373,21 @@ def _fta_text(entry: Any) -> str:
 
 
 def fta_lists(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per verification cell, its images that failed to acquire, then its (IJB) templates that
+    failed to (no feature: e.g. their weights sum to 0), each with its reason."""
     out = []
     for c in ok_cells(results, "verification"):
-        images = [_fta_text(p) for p in (c.get("details") or {}).get("fta_images_list") or []]
-        if images:
-            out.append({"id": str(c.get("id")), "count": len(images),
-                        "images": images[:MAX_FTA_LISTED],
-                        "more": max(0, len(images) - MAX_FTA_LISTED)})
+        d = c.get("details") or {}
+        images = [_fta_text(p) for p in d.get("fta_images_list") or []]
+        failed = (d.get("templates") or {}).get("fta_templates_list") or []
+        templates = [f"template {t.get('template')} — {t.get('reason') or 'no reason'}"
+                     if isinstance(t, dict) else str(t) for t in failed]
+        for what, entries in (("image(s) with no face found", images),
+                              ("template(s) with no feature", templates)):
+            if entries:
+                out.append({"id": str(c.get("id")), "count": len(entries), "what": what,
+                            "images": entries[:MAX_FTA_LISTED],
+                            "more": max(0, len(entries) - MAX_FTA_LISTED)})
     return out
 
 

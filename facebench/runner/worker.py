@@ -21,6 +21,7 @@ from facebench.io import atomic_write_json, read_json
 from facebench.pipeline.context import CellContext, engine_parts, stdout_progress
 from facebench.pipeline.efficiency import run_efficiency_cell
 from facebench.pipeline.identification import run_identification
+from facebench.pipeline.outcome import NothingScored
 from facebench.pipeline.verification import run_verification
 from facebench.plan import Cell, plan
 from facebench.results import CellRecord, now
@@ -73,7 +74,10 @@ PIPELINES: dict[str, Callable[[Cell, CellContext], dict[str, Any]]] = {
 
 
 def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
-    """Run ``cell`` and return its record (never raises for cell-level failures)."""
+    """Run ``cell`` and return its record (never raises for cell-level failures). The status is
+    ``ok`` when the pipeline returns; ``failed`` when it raises — a cell with nothing to score
+    (:class:`NothingScored`: every pair or search failed to acquire) keeps its details and
+    dataset, and no metrics."""
     rec = cell_record(cell).to_dict()
     cell_dir = cell_folder(out_dir, cell.slug)
     ctx = CellContext(out_dir=out_dir, cell_dir=cell_dir, cache_dir=cache_dir,
@@ -85,6 +89,9 @@ def run_cell(cell: Cell, out_dir: Path, cache_dir: Path | None) -> dict[str, Any
             rec.update(status="skipped", reason=reason)
         else:
             rec.update(status="ok", **PIPELINES[cell.kind](cell, ctx))
+    except NothingScored as exc:
+        rec.update(status="failed", error={"type": type(exc).__name__, "message": str(exc)},
+                   **exc.partial)
     except Exception as exc:  # one broken cell never stops the run
         if isinstance(exc, EngineUnavailable):
             rec.update(status="skipped", reason=exc.reason)

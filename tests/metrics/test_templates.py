@@ -82,6 +82,34 @@ def test_fta_faces_left_out_and_all_fta_template_invalid() -> None:
     assert t.faces.tolist() == [2, 0] and t.media.tolist() == [2, 0]
 
 
+def test_templates_whose_weights_cannot_pool_fail_with_a_reason() -> None:
+    """A valid face with a weight that is not a finite number >= 0, or faces whose weights sum
+    to 0, fail their template (NaN row, not valid, a reason); the other templates pool as
+    before."""
+    ok = pool(detector_score=True)
+    for det, why in (([1.0, 1.0, np.nan, 0.8], "has detector score nan"),
+                     ([1.0, -0.5, 1.0, 0.8], "has detector score -0.5"),
+                     ([0.0, 0.0, 0.0, 0.8], "weights of its acquired faces sum to 0")):
+        t = pool_templates(EMB, VALID, TIDS, MIDS, TemplatePooling(detector_score=True),
+                           det_scores=np.array(det))
+        assert t.valid.tolist() == [False, True] and np.isnan(t.features[0]).all()
+        assert list(t.reasons) == [10] and why in t.reasons[10], t.reasons
+        assert t.faces.tolist() == [0, 1] and t.media.tolist() == [0, 1]
+        np.testing.assert_array_equal(t.features[1], ok.features[1])
+    # a face that failed to acquire is left out, its weight unread
+    t = pool_templates(EMB, np.array([True, True, False, True]), TIDS, MIDS,
+                       TemplatePooling(detector_score=True),
+                       det_scores=np.array([1.0, 1.0, np.nan, 0.8]))
+    assert t.valid.all() and not t.reasons
+    # a single face of score 0 has no direction left either
+    t = pool_templates(EMB, VALID, TIDS, MIDS, TemplatePooling(detector_score=True),
+                       det_scores=np.array([1.0, 1.0, 1.0, 0.0]))
+    assert t.valid.tolist() == [True, False] and "sum to 0" in t.reasons[20]
+    # no valid face at all
+    t = pool_templates(EMB, np.array([True, True, True, False]), TIDS, MIDS, TemplatePooling())
+    assert t.reasons == {20: "none of its faces was acquired"}
+
+
 def test_single_face_templates_equal_the_face_embeddings() -> None:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(7, 16)).astype(np.float32)
@@ -113,9 +141,6 @@ def test_option_validation() -> None:
         pool_templates(EMB, VALID, TIDS, MIDS, TemplatePooling(norm=True))
     with pytest.raises(ValueError, match="detector score"):
         pool_templates(EMB, VALID, TIDS, MIDS, TemplatePooling(detector_score=True), norms=NORMS)
-    with pytest.raises(ValueError, match=r"detector scores\[2\]"):
-        pool_templates(EMB, VALID, TIDS, MIDS, TemplatePooling(detector_score=True),
-                       det_scores=np.array([1.0, 1.0, np.nan, 1.0]))
     with pytest.raises(ValueError, match="template_ids must have shape"):
         pool_templates(EMB, VALID, TIDS[:3], MIDS, p)
     with pytest.raises(ValueError, match="template_ids must be integers"):
