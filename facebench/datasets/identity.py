@@ -31,6 +31,7 @@ from facebench.datasets.pairs import (
     PairSet,
     build,
     confine,
+    confine_listed,
     read_text,
     sha256_file,
 )
@@ -107,8 +108,11 @@ def load_identity_folder(images: str | Path, extensions: Sequence[str] = IMAGE_E
         if not sub.is_dir():
             stray += sub.suffix.lower() in exts
             continue
+        confine_listed(root, sub, str(sub))  # a linked identity folder must stay in the root
         for f in sorted(sub.iterdir()):
-            if f.name.startswith(".") or f.suffix.lower() not in exts or not f.is_file():
+            if f.name.startswith(".") or f.suffix.lower() not in exts:
+                continue
+            if not confine_listed(root, f, str(f)).is_file():
                 continue
             rel = f"{sub.name}/{f.name}"
             items.append((sub.name, rel, f))
@@ -355,7 +359,8 @@ def pair_csv_text(pairs: PairSet) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path1", "path2", "label", "fold"])
-    for a, b, lab, f in zip(pairs.left, pairs.right, pairs.labels, pairs.folds, strict=True):
+    folds = np.zeros(pairs.n_pairs, np.int16) if pairs.folds is None else pairs.folds
+    for a, b, lab, f in zip(pairs.left, pairs.right, pairs.labels, folds, strict=True):
         w.writerow([rel[a], rel[b], int(lab), int(f)])
     return buf.getvalue()
 
@@ -405,8 +410,9 @@ def load_distractors(folders: Sequence[str | Path],
         root = Path(folder)
         if not root.is_dir():
             raise DatasetError(f"{root}: distractor folder not found; give a folder of images")
-        found = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        found = sorted(p for p in root.rglob("*") if p.suffix.lower() in exts
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                       and confine_listed(root, p, str(p)).is_file())
         if not found:
             raise DatasetError(f"{root}: no images with extensions {sorted(exts)} in the "
                                "distractor folder")

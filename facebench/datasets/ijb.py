@@ -22,7 +22,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from facebench.datasets.pairs import DatasetError, confine, read_text, sha256_file
+from facebench.datasets.pairs import (
+    DatasetError,
+    confine,
+    confine_listed,
+    read_text,
+    sha256_file,
+)
 
 __all__ = ["IjbSet", "detect_prefix", "load_ijb", "meta_file"]
 
@@ -292,6 +298,15 @@ def _unknown_template(path: Path, line: int, tid: int, faces: Path) -> DatasetEr
 # ---- loader ------------------------------------------------------------------------------------
 
 
+def _at_line(faces: Path, k: int, check: Callable[[str], Path]) -> Path:
+    """``check(where)`` naming the face table; a :class:`DatasetError` is raised again naming
+    the line of face ``k`` (found only then: the table may have 470k lines)."""
+    try:
+        return check(str(faces))
+    except DatasetError:
+        return check(f"{faces}:{_line_of(faces, k)}")
+
+
 def _image_paths(faces: Path, image_root: Path, names: np.ndarray,
                  check_exists: bool) -> list[Path]:
     """Face names → paths under the image root (confined); missing files are an error naming
@@ -300,11 +315,7 @@ def _image_paths(faces: Path, image_root: Path, names: np.ndarray,
     nested: set[int] = set()
     for k, name in enumerate(names.tolist()):
         if "/" in name or "\\" in name or name in (".", ".."):
-            try:
-                paths.append(confine(image_root, name, str(faces)))
-            except DatasetError:
-                confine(image_root, name, f"{faces}:{_line_of(faces, k)}")  # raises, with line
-                raise
+            paths.append(_at_line(faces, k, lambda where, n=name: confine(image_root, n, where)))
             nested.add(k)
         else:
             paths.append(image_root / name)
@@ -314,7 +325,12 @@ def _image_paths(faces: Path, image_root: Path, names: np.ndarray,
         raise DatasetError(f"{image_root}: image folder not found (faces listed in {faces}); "
                            "set images: to the folder of the loose crops under the root")
     with os.scandir(image_root) as it:
-        present = {e.name for e in it if e.is_file()}
+        entries = list(it)
+    present = {e.name for e in entries if e.is_file()}
+    links = {e.name for e in entries if e.is_symlink()}
+    for k, name in enumerate(names.tolist()):
+        if name in links:  # a link out of the image root is refused, as in a pair list
+            _at_line(faces, k, lambda where, p=paths[k]: confine_listed(image_root, p, where))
     missing = [k for k, name in enumerate(names.tolist())
                if not (paths[k].is_file() if k in nested else name in present)]
     if missing:

@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,9 @@ import numpy as np
 
 from facebench.datasets.pairs import DatasetError, PairSet, build, sha256_file
 from facebench.datasets.safe_pickle import (
+    Budget,
     PickleTooLargeError,
+    RefusedArrayError,
     UnsafePickleError,
     restricted_load,
 )
@@ -39,61 +42,131 @@ EXTRACT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def _as_bytes(item: Any, path: Path, i: int) -> bytes:
-    if isinstance(item, bytes | bytearray):
-        return bytes(item)
-    if isinstance(item, str):  # a Python 2 byte string, read with encoding="latin1"
-        return item.encode("latin-1")
-    if isinstance(item, np.ndarray) and item.ndim == 1 and item.dtype in (np.uint8, np.int8):
+#: Bytes a list slot takes (the image and label lists the reader builds), and an entry of the
+#: per-object conversion cache.
+_SLOT = 8
+_ENTRY = 104
+_BIN = "A verification .bin holds only (list of image bytes, list of bools)"
+
+
+def _describe(item: Any) -> str:
+    """A short description of a loaded value for an error: its type, with its value when it is
+    a plain number or its shape when it has one; never the ``repr`` of a container (it may be
+    nested thousands deep) or of a huge int."""
+    name = type(item).__name__
+    if isinstance(item, bool | float | np.bool_ | np.number) or (
+            isinstance(item, int) and item.bit_length() <= 64):
+        return f"{name} {item!r}"
+    shape = getattr(item, "shape", None)
+    return name + (f" of shape {shape}" if isinstance(shape, tuple) else "")
+
+
+def _as_bytes(item: Any, path: Path, i: int, budget: Budget) -> bytes:
+    """Image ``i`` as bytes; a copy (of latin-1 text, a bytearray or a 1-D uint8 array) is
+    charged to ``budget`` before it is made."""
+    if isinstance(item, bytes):
+        return item
+    plain = isinstance(item, bytearray | str) or (
+        isinstance(item, np.ndarray) and item.ndim == 1 and item.dtype in (np.uint8, np.int8))
+    if not plain:
+        raise DatasetError(f"{path}: bins[{i}] is {_describe(item)}; expected encoded image "
+                           "bytes (JPEG/PNG) or a 1-D uint8 array of them")
+    size = item.nbytes if isinstance(item, np.ndarray) else len(item)
+    budget.charge(size + sys.getsizeof(b""), f"bins[{i}] as bytes")
+    if isinstance(item, np.ndarray):
         return item.tobytes()
-    shape = getattr(item, "shape", "")
-    raise DatasetError(f"{path}: bins[{i}] is {type(item).__name__}{shape}; expected encoded "
-                       "image bytes (JPEG/PNG) or a 1-D uint8 array of them")
+    if isinstance(item, bytearray):
+        return bytes(item)
+    try:  # a Python 2 byte string, read with encoding="latin1"
+        return item.encode("latin-1")
+    except UnicodeEncodeError:
+        raise DatasetError(f"{path}: bins[{i}] is text with characters beyond latin-1; "
+                           "expected encoded image bytes (JPEG/PNG)") from None
 
 
 def _as_bool(item: Any, path: Path, i: int) -> bool:
     if isinstance(item, bool | np.bool_) or (isinstance(item, int | np.integer)
                                                and item in (0, 1)):
         return bool(item)
-    raise DatasetError(f"{path}: issame_list[{i}] = {item!r}; expected a bool (1 = same person)")
+    raise DatasetError(f"{path}: issame_list[{i}] is {_describe(item)}; expected a bool (1 = "
+                       "same person)")
 
 
-def read_insightface_bin(path: str | Path) -> tuple[list[bytes], list[bool]]:
-    """The encoded images and pair labels of a ``.bin``, checked; refuses unsafe pickles."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            obj = restricted_load(f)
-    except PickleTooLargeError as exc:
-        raise DatasetError(f"{path}: refused to load: {exc}. A verification .bin holds only "
-                           "(list of image bytes, list of bools)") from exc
-    except UnsafePickleError as exc:
-        raise DatasetError(f"{path}: refused to load: {exc}. A verification .bin holds only "
-                           "(list of image bytes, list of bools); rewrite it with "
-                           "facebench.datasets.insightface_bin.write_insightface_bin") from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError) as exc:
-        raise DatasetError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}); "
-                           "expected an insightface verification .bin") from exc
+def _labels(issame: list[Any] | tuple[Any, ...] | np.ndarray, path: Path,
+            budget: Budget) -> list[bool]:
+    """The pair labels; an array is checked whole (its temporaries charged first)."""
+    if not isinstance(issame, np.ndarray):
+        return [_as_bool(s, path, i) for i, s in enumerate(issame)]
+    if issame.dtype.kind not in "bui":
+        raise DatasetError(f"{path}: issame_list is a {issame.dtype} array; expected bools")
+    budget.charge(4 * issame.size, "checking issame_list")
+    bad = np.flatnonzero((issame != 0) & (issame != 1))
+    if bad.size:
+        i = int(bad[0])
+        raise DatasetError(f"{path}: issame_list[{i}] = {issame[i].item()!r}; expected a bool "
+                           "(1 = same person)")
+    return issame.astype(bool).tolist()
+
+
+def _parts(obj: Any, path: Path, budget: Budget) -> tuple[list[bytes], list[bool]]:
+    """``(images, labels)`` of a loaded ``.bin``, checked; the lists and copies the reader
+    makes are charged to the load's ``budget`` before they are made."""
     if not (isinstance(obj, tuple | list) and len(obj) == 2):
-        raise DatasetError(f"{path}: top-level object is {type(obj).__name__}; expected the "
+        raise DatasetError(f"{path}: top-level object is {_describe(obj)}; expected the "
                            "tuple (bins, issame_list)")
     bins, issame = obj
-    if isinstance(issame, np.ndarray):
-        issame = issame.tolist()
-    if not isinstance(bins, list | tuple) or not isinstance(issame, list | tuple):
+    if not isinstance(bins, list | tuple) or not isinstance(issame, list | tuple | np.ndarray):
         raise DatasetError(f"{path}: expected (list of images, list of bools), got "
                            f"({type(bins).__name__}, {type(issame).__name__})")
-    if not issame:
+    if isinstance(issame, np.ndarray) and issame.ndim != 1:
+        raise DatasetError(f"{path}: issame_list is an array of shape {issame.shape}; expected "
+                           "one bool per pair")
+    if not len(issame):
         raise DatasetError(f"{path}: issame_list is empty; no pairs")
     if len(bins) != 2 * len(issame):
         raise DatasetError(f"{path}: {len(bins)} images for {len(issame)} pairs; a .bin needs "
                            "exactly two consecutive images per pair")
+    budget.charge(_SLOT * (len(bins) + len(issame)), "the image and label lists")
+    labels = _labels(issame, path, budget)
     converted: dict[int, bytes] = {}  # one copy per object, however often the pickle names it
-    images = [converted.get(id(b)) or converted.setdefault(id(b), _as_bytes(b, path, i))
-              for i, b in enumerate(bins)]
-    labels = [_as_bool(s, path, i) for i, s in enumerate(issame)]
+    images = []
+    for i, b in enumerate(bins):
+        if id(b) not in converted:
+            budget.charge(_ENTRY, "the image list")
+            converted[id(b)] = _as_bytes(b, path, i, budget)
+        images.append(converted[id(b)])
     return images, labels
+
+
+def _refused(path: Path, exc: Exception) -> DatasetError:
+    if isinstance(exc, UnsafePickleError):
+        return DatasetError(f"{path}: refused to load: {exc}. {_BIN}; rewrite it with "
+                            "facebench.datasets.insightface_bin.write_insightface_bin")
+    return DatasetError(f"{path}: refused to load: {exc}. {_BIN}")
+
+
+def read_insightface_bin(path: str | Path) -> tuple[list[bytes], list[bool]]:
+    """The encoded images and pair labels of a ``.bin``, checked. Refuses an unsafe pickle, and
+    a file whose objects, or the reader's copies of them, would take more memory than its size
+    can justify (one :class:`~facebench.datasets.safe_pickle.Budget` for both)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            budget = Budget(os.fstat(f.fileno()).st_size)
+            obj = restricted_load(f, budget=budget)
+    except (PickleTooLargeError, RefusedArrayError, UnsafePickleError) as exc:
+        raise _refused(path, exc) from exc
+    except RecursionError:
+        raise DatasetError(f"{path}: refused to load: objects nested too deeply. "
+                           f"{_BIN}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, MemoryError, OverflowError, RuntimeError) as exc:
+        raise DatasetError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}); "
+                           "expected an insightface verification .bin") from exc
+    try:
+        return _parts(obj, path, budget)
+    except PickleTooLargeError as exc:
+        raise _refused(path, exc) from exc
 
 
 def write_insightface_bin(path: str | Path, images: list[bytes], issame: list[bool]) -> Path:

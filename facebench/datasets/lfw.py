@@ -37,8 +37,9 @@ def load_lfw_pairs(pairs: str | Path, images: str | Path, ext: str = ".jpg",
     """Parse an LFW pairs file. Folds are the protocol's own: consecutive blocks of
     ``2 × per_fold`` pairs in file order (View 2: 10 × 600), ``per_fold`` genuine then
     ``per_fold`` impostor. A dev file (``pairsDevTrain.txt``, a single count header) is one
-    fold. The whole file is checked (header counts against the body, line format, the
-    genuine/impostor layout, no pair twice) before ``max_folds`` takes the first folds."""
+    fold: ``folds`` is ``None`` and one threshold serves all its pairs. The whole file is
+    checked (header counts against the body, line format, the genuine/impostor layout, no pair
+    twice) before ``max_folds`` takes the first folds."""
     pairs, root = Path(pairs), Path(images)
     lines = [ln.split() for ln in read_text(pairs).splitlines()]
     if not lines or not lines[0]:

@@ -18,8 +18,9 @@ from facebench.datasets.pairs import (
 
 
 def load_pair_csv(pairs: str | Path, images: str | Path) -> PairSet:
-    """Read a pair CSV (header required, UTF-8). Without a ``fold`` column all pairs are fold
-    0. A pair listed twice (the same two images, in either order) is an error."""
+    """Read a pair CSV (header required, UTF-8). Without a ``fold`` column all pairs are in
+    one fold (``folds=None``: one threshold over all pairs). A pair listed twice (the same two
+    images, in either order) is an error."""
     pairs, root = Path(pairs), Path(images)
     reader = csv.DictReader(io.StringIO(read_text(pairs), newline=""))
     cols = set(reader.fieldnames or [])

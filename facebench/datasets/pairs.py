@@ -12,8 +12,8 @@ import numpy as np
 
 from facebench.io import sha256_file
 
-__all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "read_text",
-           "required_inputs", "sha256_file"]
+__all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "confine_listed",
+           "read_text", "required_inputs", "sha256_file"]
 
 
 class DatasetError(ValueError):
@@ -22,7 +22,9 @@ class DatasetError(ValueError):
 
 @dataclass
 class PairSet:
-    """Pairs over a unique image list: ``left[i]``, ``right[i]`` index ``images``."""
+    """Pairs over a unique image list: ``left[i]``, ``right[i]`` index ``images``. ``folds`` is
+    ``None`` when the protocol has a single fold (an LFW dev file, a pair CSV without a fold
+    column): accuracy then uses one threshold over all pairs (``threshold_policy: all_data``)."""
 
     name: str
     root: Path
@@ -30,7 +32,7 @@ class PairSet:
     left: np.ndarray
     right: np.ndarray
     labels: np.ndarray
-    folds: np.ndarray
+    folds: np.ndarray | None
     checksum: str
     info: dict[str, Any] = field(default_factory=dict)
     #: Image pairs: the images are the items scored, found by the protocol's detector (no
@@ -50,7 +52,7 @@ class PairSet:
             "genuine": int(self.labels.sum()),
             "impostor": int(self.n_pairs - self.labels.sum()),
             "images": len(self.images),
-            "folds": int(np.unique(self.folds).size),
+            "folds": 1 if self.folds is None else int(np.unique(self.folds).size),
             "sha256": self.checksum,
             **self.info,
         }
@@ -66,6 +68,15 @@ def confine(root: Path, relative: str, where: str) -> Path:
     if not resolved.is_relative_to(root.resolve()):
         raise DatasetError(f"{where}: path {relative!r} escapes the image root {root}")
     return root / rel
+
+
+def confine_listed(root: Path, entry: Path, where: str) -> Path:
+    """``entry``, found by listing a folder under ``root`` whose own path is already confined:
+    a symlink is allowed only when its target stays inside ``root`` (checked by
+    :func:`confine`, as for a path named in a pair list); only links are resolved."""
+    if entry.is_symlink():
+        confine(root, entry.relative_to(root).as_posix(), where)
+    return entry
 
 
 def read_text(path: Path) -> str:
@@ -97,12 +108,14 @@ def check_unique_pairs(path: Path, pairs: Iterable[tuple[int, str, str]]) -> Non
 
 def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], checksum: str,
           info: dict[str, Any] | None = None) -> PairSet:
-    """Index a list of ``(path1, path2, label, fold)`` into a :class:`PairSet`."""
+    """Index a list of ``(path1, path2, label, fold)`` into a :class:`PairSet`; pairs all in one
+    fold give ``folds=None`` (k-fold accuracy needs two folds or more)."""
     index: dict[Path, int] = {}
     left, right = [], []
     for a, b, _, _ in pairs:
         left.append(index.setdefault(a, len(index)))
         right.append(index.setdefault(b, len(index)))
+    folds = np.asarray([p[3] for p in pairs], dtype=np.int16)
     return PairSet(
         name=name,
         root=root,
@@ -110,7 +123,7 @@ def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], check
         left=np.asarray(left, dtype=np.int64),
         right=np.asarray(right, dtype=np.int64),
         labels=np.asarray([p[2] for p in pairs], dtype=np.int8),
-        folds=np.asarray([p[3] for p in pairs], dtype=np.int16),
+        folds=folds if np.unique(folds).size > 1 else None,
         checksum=checksum,
         info=info or {},
     )

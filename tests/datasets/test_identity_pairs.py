@@ -37,8 +37,10 @@ def _key(ps: PairSet, i: int) -> frozenset[Path]:
 def _check_protocol(ps: PairSet, n_gen: int, n_imp: int, folds: int) -> None:
     assert ps.n_pairs == n_gen + n_imp
     assert int(ps.labels.sum()) == n_gen
+    assert (ps.folds is None) == (folds == 1)  # one fold: one threshold over all pairs
+    fold_of = np.zeros(ps.n_pairs, np.int16) if ps.folds is None else ps.folds
     for f in range(folds):
-        m = ps.folds == f
+        m = fold_of == f
         assert abs(int(ps.labels[m].sum()) - n_gen / folds) < 1
         assert abs(int((ps.labels[m] == 0).sum()) - n_imp / folds) < 1
     assert len({_key(ps, i) for i in range(ps.n_pairs)}) == ps.n_pairs  # no duplicates

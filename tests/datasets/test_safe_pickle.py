@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from facebench.datasets.safe_pickle import UnsafePickleError, restricted_loads
+from facebench.datasets.safe_pickle import (
+    PickleTooLargeError,
+    RefusedArrayError,
+    UnsafePickleError,
+    restricted_loads,
+)
 
 
 class Thing:
@@ -123,3 +128,62 @@ def test_codecs_encode_only_latin1() -> None:
     evil = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00base64\x86R."
     with pytest.raises(pickle.UnpicklingError, match="latin-1"):
         restricted_loads(evil)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_dense_arrays_in_any_axis_order_load(protocol: int) -> None:
+    """Transposed, Fortran-order and sliced arrays are plain data (numpy pickles them whole or
+    as a transpose of a contiguous buffer): they load unchanged."""
+    for a in (np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(1, 0, 2),
+              np.arange(24).reshape(2, 3, 4)[:, ::2], np.arange(6)[::-1],
+              np.asfortranarray(np.arange(6.0).reshape(2, 3))):
+        out = restricted_loads(pickle.dumps(a, protocol=protocol))
+        np.testing.assert_array_equal(out, a)
+
+
+def _ndarray_call(args: bytes) -> bytes:
+    return b"\x80\x04cnumpy\nndarray\n(" + args + b"tR."
+
+
+def test_overlapping_view_and_object_array_are_refused() -> None:
+    stride0 = _ndarray_call(b"(K\x08tX\x01\x00\x00\x00BC\x01xK\x00(K\x00t")
+    with pytest.raises(RefusedArrayError, match=r"strides \(0,\): its elements overlap"):
+        restricted_loads(stride0)
+    objects = _ndarray_call(b"(K\x08tX\x01\x00\x00\x00O")
+    with pytest.raises(RefusedArrayError, match="would hold Python objects"):
+        restricted_loads(objects)
+    assert pickle.loads(stride0).strides == (0,)  # what numpy itself would have built
+
+
+def test_a_view_is_charged_its_full_size() -> None:
+    """One byte viewed as 2**40 is charged 2**40 bytes, refused before numpy is called."""
+    view = _ndarray_call(b"(\x8a\x06\x00\x00\x00\x00\x00\x01tX\x01\x00\x00\x00BC\x01xK\x00"
+                         b"(K\x00t")
+    with pytest.raises(PickleTooLargeError, match="would allocate 1,099,511,627,776 bytes"):
+        restricted_loads(view)
+
+
+def test_dtype_only_from_its_type_string() -> None:
+    nested = b"\x80\x04cnumpy\ndtype\n(](X\x01\x00\x00\x00aX\x02\x00\x00\x00u1\x86etR."
+    assert pickle.loads(nested) == np.dtype([("a", "u1")])
+    with pytest.raises(RefusedArrayError, match="only rebuilt from a type string"):
+        restricted_loads(nested)
+
+
+class _Call:
+    """Pickles as ``func(*args)`` (how a crafted file can call an allowed global)."""
+
+    def __init__(self, func: Any, *args: Any) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.func, self.args
+
+
+def test_scalar_of_objects_is_refused() -> None:
+    from numpy._core.multiarray import scalar
+
+    for dtype in (np.dtype("O"), np.dtype([("a", "O")])):
+        data = pickle.dumps(_Call(scalar, dtype, b"\x00" * 8), protocol=4)
+        with pytest.raises(RefusedArrayError, match="numpy scalar would hold Python objects"):
+            restricted_loads(data)
