@@ -47,10 +47,11 @@ def export_onnx(model: nn.Module, out_path: str | Path, input_size: tuple[int, i
 
     Parity: max |normalize(torch(x)) - normalize(ort(x))| over random inputs in [-1, 1]
     (batches 1 and 3 when ``dynamic_batch``, else 1); raises :class:`ExportParityError` above
-    1e-4. ``fold_bn=False`` keeps BatchNorm nodes (TrainingMode.PRESERVE on an eval model), so a
-    graph FLOP count matches fvcore's convention (see :mod:`facebench.probes.compute`).
-    A model that does not run at ``input_size`` is a :class:`ValueError` before anything is
-    written; the file is written beside ``out_path`` and renamed over it only once it passed.
+    1e-4, or when either side gives a NaN or infinite embedding. ``fold_bn=False`` keeps
+    BatchNorm nodes (TrainingMode.PRESERVE on an eval model), so a graph FLOP count matches
+    fvcore's convention (see :mod:`facebench.probes.compute`). A model that does not run at
+    ``input_size`` is a :class:`ValueError` before anything is written; the file is written
+    beside ``out_path`` and renamed over it only once it passed.
     """
     out_path = Path(out_path)
     model.eval()
@@ -89,6 +90,10 @@ def _export_and_check(model: nn.Module, tmp: Path, out_path: Path, input_size: t
         if got.shape != ref.shape:
             raise ExportParityError(
                 f"{out_path}: ONNX output shape {got.shape} != torch {ref.shape}")
+        if not (np.isfinite(ref).all() and np.isfinite(got).all()):
+            raise ExportParityError(
+                f"{out_path}: {'torch' if not np.isfinite(ref).all() else 'ONNX Runtime'} gives "
+                "NaN or infinite embeddings on inputs in [-1, 1]; check the weights")
         diff = max(diff, float(np.abs(_normalize(ref) - _normalize(got)).max()))
     record = {"max_abs_diff": diff, "normalized": True, "opset": opset, "ok": diff <= TOLERANCE,
               "tolerance": TOLERANCE, "batches": list(batches), "dynamic_batch": dynamic_batch,

@@ -147,6 +147,44 @@ def test_export_weights_that_are_not_a_checkpoint_of_the_model(make, tmp_path: P
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_export_weights_with_nan(tmp_path: Path, fb_env: dict[str, str]) -> None:
+    """MobileFaceNet's own state dict with one NaN: refused by name, not exported."""
+    import torch
+
+    from facebench.zoo import get_model
+
+    sd = get_model("mobilefacenet").state_dict()
+    key = next(k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1)
+    sd[key].view(-1)[0] = float("nan")
+    torch.save(sd, tmp_path / "nan.pt")
+    res = facebench(["export", "mobilefacenet", "--onnx", str(tmp_path / "m.onnx"),
+                     "--weights", str(tmp_path / "nan.pt")], fb_env, tmp_path)
+    one_line_error(res, "nan.pt", key, "NaN")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_weights_giving_nan_embeddings_fail_parity(tmp_path: Path,
+                                                          fb_env: dict[str, str]) -> None:
+    """Finite weights whose embeddings overflow (last BatchNorm: gamma 3e38, variance 0): the
+    parity check used to skip NaN differences and call the NaN model ok (max |Δ| 0). Now the
+    export fails (exit 1, one line) and leaves nothing at --onnx."""
+    import torch
+
+    from facebench.zoo import get_model
+
+    sd = get_model("mobilefacenet").state_dict()
+    sd["features.layers.3.weight"].fill_(3e38)
+    sd["features.layers.3.running_var"].fill_(0)
+    torch.save(sd, tmp_path / "overflow.pt")
+    res = facebench(["export", "mobilefacenet", "--onnx", str(tmp_path / "m.onnx"),
+                     "--weights", str(tmp_path / "overflow.pt")], fb_env, tmp_path)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    got = lines(res.stderr)
+    assert len(got) == 1 and "m.onnx" in got[0] and "NaN or infinite" in got[0], got
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overflow.pt"]
+
+
 def test_align_on_a_damaged_bin(tmp_path: Path, fb_env: dict[str, str]) -> None:
     """An insightface ``.bin`` of real LFW images, cut short: one line naming it."""
     rows = lfw_rows(2, 1)
@@ -167,6 +205,25 @@ def test_align_only_matching_nothing_lists_the_protocols(tmp_path: Path,
                                                           fb_env: dict[str, str]) -> None:
     res = facebench(["align", str(small_suite(tmp_path)), "--only", "nosuch"], fb_env, tmp_path)
     one_line_error(res, "--only", "nosuch", "lfw")
+
+
+def test_align_warms_what_reads_images(tmp_path: Path, fb_env: dict[str, str]) -> None:
+    """The verification protocol is aligned (one line), the efficiency one has nothing to align;
+    naming only the efficiency protocol is an error that says so."""
+    rows = write_pair_csv(tmp_path / "pairs.csv", lfw_rows(2, 1))
+    n = len({p for a, b, _, _ in lfw_rows(2, 1) for p in (a, b)})
+    s = write_suite(tmp_path / "suite.yaml", suite("two", [model("mfn")], [
+        verification("lfw", rows, LFW / "images"),
+        {"id": "eff", "kind": "efficiency", "batch_sizes": [1]}]))
+    env = {**fb_env, "FACEBENCH_CACHE": str(tmp_path / "cache")}
+    for cached in (0, n):
+        res = facebench(["align", str(s), "--workers", "1"], env, tmp_path)
+        assert res.returncode == 0, res.stderr
+        got = lines(res.stdout)
+        assert len(got) == 1, got
+        assert got[0].startswith(f"lfw: {n} images, similarity 112×112 — {cached} already cached")
+    res = facebench(["align", str(s), "--only", "eff"], env, tmp_path)
+    one_line_error(res, "nothing to align", "eff")
 
 
 def test_run_executor_bogus_creates_nothing(tmp_path: Path, fb_env: dict[str, str]) -> None:
