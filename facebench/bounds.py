@@ -27,6 +27,8 @@ MAX_THREADS, MAX_WORKERS = 1024, 256
 MAX_BOOTSTRAP = 100_000
 #: Folds of a k-fold protocol (LFW View 2 has 10).
 MAX_FOLDS = 100
+#: Most rows a listing returns (``facebench history --limit``).
+MAX_LIST = 100_000
 #: Seeds: what numpy's generators take without surprises.
 MAX_SEED = 2**32 - 1
 

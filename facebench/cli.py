@@ -1,19 +1,35 @@
 """The ``facebench`` command line: a thin layer over the pipeline modules.
 
-Exit codes: 0 success; 1 a gate failed; 2 bad input (suite, files, usage); 3 ``run`` finished
-but some cell failed (``--allow-failed-cells``: 0).
+Exit codes: 0 success; 1 a gate failed (``export``: the ONNX file failed its parity check); 2
+bad input (suite, files, usage: one line on stderr, never a traceback); 3 ``run`` finished but
+some cell failed (``--allow-failed-cells``: 0).
+
+Every numeric option has bounds (typer ``min``/``max``, the suite file's own from
+:mod:`facebench.bounds` where one exists), and every output file named on the command line is
+checked before any work (:func:`_output_file`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from facebench.bounds import (
+    MAX_BOOTSTRAP,
+    MAX_EMBEDDING,
+    MAX_LIST,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_WORKERS,
+    MIN_SIDE,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Benchmark face-recognition models: accuracy and cost in one run.")
@@ -23,7 +39,7 @@ out = Console(soft_wrap=True)
 EXIT_FAILED_CELLS = 3
 
 
-def _suite_error(exc: Exception) -> None:
+def _suite_error(exc: Exception) -> NoReturn:
     from facebench.suite import SuiteError
 
     if isinstance(exc, SuiteError):
@@ -31,8 +47,45 @@ def _suite_error(exc: Exception) -> None:
         for p in exc.problems:
             err.print(f"  {p}", markup=False, highlight=False)
     else:  # the message may hold paths or user text: never read it as rich markup
-        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(_message(exc))}", markup=True, highlight=False)
     raise typer.Exit(2)
+
+
+def _message(exc: Exception) -> str:
+    """The text of an error without Python's decoration (``[Errno 2]``, a KeyError's quotes),
+    on one line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    elif isinstance(exc, KeyError) and len(exc.args) == 1:
+        text = str(exc.args[0])
+    else:
+        text = str(exc)
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """``text``'s lines joined by spaces (spaces inside a line, as in a path, are kept)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr (never read as rich markup), exit 2."""
+    _suite_error(ValueError(message))
+
+
+def _output_file(path: Path | None, flag: str, example: str) -> None:
+    """Refuse, before any work, an output file named on the command line that cannot be one:
+    a folder, or a path under a file. Missing parent folders are created by the writer."""
+    if path is None:
+        return
+    try:
+        if path.is_dir():
+            _fail(f"{flag} {path}: is a folder; give a file path (e.g. {path / example})")
+        above = next((p for p in path.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            _fail(f"{flag} {path}: {above} is a file, not a folder; choose another path")
+    except OSError as exc:  # e.g. a name too long for the file system
+        _fail(f"{flag} {path}: unusable path ({exc.strerror or exc}); choose another path")
 
 
 @app.command()
@@ -53,13 +106,25 @@ def validate(suite: Annotated[Path, typer.Argument(help="Suite YAML file")]) -> 
 @app.command()
 def schema(output: Annotated[Path | None, typer.Option("--out", "-o")] = None) -> None:
     """Print (or write) the JSON Schema of suite files."""
+    from facebench.io import atomic_write_text
     from facebench.suite.schema import json_schema
 
+    _output_file(output, "--out", "schema.json")
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
-        output.write_text(text)
+        try:
+            atomic_write_text(output, text)
+        except OSError as exc:
+            _fail(f"--out: {_message(exc)}; choose another path")
     else:
         sys.stdout.write(text)
+
+
+class Executor(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11
+    """Where ``run`` executes its cells."""
+
+    local = "local"
+    ray = "ray"
 
 
 @app.command()
@@ -76,7 +141,7 @@ def run(
     baseline: Annotated[str | None, typer.Option(help="Baseline for --gate (see `gate`)")] = None,
     junit: Annotated[Path | None, typer.Option(help="With --gate: JUnit XML file")] = None,
     summary: Annotated[Path | None, typer.Option(help="With --gate: Markdown summary")] = None,
-    executor: Annotated[str, typer.Option(help="local or ray")] = "local",
+    executor: Annotated[Executor, typer.Option(help="local or ray")] = Executor.local,
     address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     allow_failed_cells: Annotated[bool, typer.Option(
@@ -95,7 +160,10 @@ def run(
     if gate_only and not gate:
         _suite_error(ValueError(f"{', '.join(gate_only)} only apply with --gate; add --gate, or "
                                 "run `facebench gate` on the results afterwards"))
-    opts = RunOptions(out=out_dir, only=only, dry_run=dry_run, resume=resume, executor=executor,
+    _output_file(junit, "--junit", "junit.xml")
+    _output_file(summary, "--summary", "summary.md")
+    opts = RunOptions(out=out_dir, only=only, dry_run=dry_run, resume=resume,
+                      executor=Executor(executor).value,
                       address=address, progress=not no_progress)
     try:
         results = run_suite(suite, opts, err)
@@ -146,8 +214,9 @@ def gate(
     from facebench.gates import gate_command
 
     if on_fingerprint_mismatch not in ("warn", "fail"):
-        err.print("--on-fingerprint-mismatch must be 'warn' or 'fail'")
-        raise typer.Exit(2)
+        _fail("--on-fingerprint-mismatch must be 'warn' or 'fail'")
+    _output_file(junit, "--junit", "junit.xml")
+    _output_file(summary, "--summary", "summary.md")
     code = gate_command(results_path, baseline_ref=baseline, junit=junit, summary=summary,
                         history_url=history, extra_gates=extra,
                         on_fingerprint_mismatch=on_fingerprint_mismatch)  # type: ignore[arg-type]
@@ -162,7 +231,7 @@ def history_cmd(
     commit: Annotated[str | None, typer.Option()] = None,
     branch: Annotated[str | None, typer.Option()] = None,
     machine: Annotated[str | None, typer.Option(help="Machine fingerprint prefix")] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIST, help="Most runs listed")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List recorded runs, filtered by suite, git commit, branch or machine."""
@@ -198,13 +267,17 @@ def report(
 def metrics(
     scores: Annotated[Path, typer.Argument(help="Score file (CSV or Parquet)")],
     far: Annotated[list[float] | None, typer.Option(help="FAR targets (repeatable)")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs")] = 0,
+    bootstrap: Annotated[int, typer.Option(
+        min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for CIs (0: none)")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute every verification metric from a score file alone."""
     from facebench.metrics import compute_verification_metrics
     from facebench.scores import read_scores
 
+    bad = next((f for f in far or [] if not 0 < f <= 1), None)  # NaN fails both comparisons
+    if bad is not None:
+        _fail(f"--far {bad}: a FAR target is a false accept rate in (0, 1], e.g. --far 0.001")
     try:
         s = read_scores(scores)
     except (OSError, ValueError) as exc:
@@ -269,21 +342,29 @@ def export(
     model: Annotated[str, typer.Argument(help="Zoo architecture (see `facebench models`)")],
     onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx file")],
     weights: Annotated[Path | None, typer.Option(help="Checkpoint to load first")] = None,
-    embedding_size: Annotated[int | None, typer.Option()] = None,
-    input_size: Annotated[int, typer.Option(help="Square input side")] = 112,
+    embedding_size: Annotated[int | None, typer.Option(min=1, max=MAX_EMBEDDING)] = None,
+    input_size: Annotated[int, typer.Option(
+        min=MIN_SIDE, max=MAX_SIDE, help="Square input side")] = 112,
 ) -> None:
-    """Export a zoo model to ONNX (opset 17, dynamic batch) with a torch-parity check."""
-    from facebench.zoo import get_model
-    from facebench.zoo.export import export_onnx
-    from facebench.zoo.weights import load_weights
+    """Export a zoo model to ONNX (opset 17, dynamic batch) with a torch-parity check.
 
+    Exit 2 on bad input (model name, sizes, a checkpoint that is not one or does not fit), 1
+    when the exported file fails the parity check (nothing is left at --onnx)."""
+    from facebench.zoo import get_model
+    from facebench.zoo.export import ExportParityError, export_onnx
+    from facebench.zoo.weights import WeightsError, load_weights
+
+    _output_file(onnx, "--onnx", "model.onnx")
     try:
         net = get_model(model, embedding_size)
         if weights is not None:
             load_weights(net, weights)
         parity = export_onnx(net, onnx, input_size=(input_size, input_size))
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, WeightsError) as exc:
         _suite_error(exc)
+    except ExportParityError as exc:
+        err.print(f"[red]error:[/red] {escape(_message(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     out.print(f"{escape(str(onnx))}: opset {parity['opset']}, dynamic batch; max |Δ| on normalized "
               f"embeddings vs torch = {parity['max_abs_diff']:.2e} "
               f"({'ok' if parity['ok'] else 'FAILED'}, tolerance {parity['tolerance']})")
@@ -295,18 +376,26 @@ def export(
 def align(
     suite: Annotated[Path, typer.Argument(help="Suite YAML file")],
     only: Annotated[list[str] | None, typer.Option(help="Protocol ids (repeatable)")] = None,
-    workers: Annotated[int, typer.Option(help="Detection processes")] = 2,
+    workers: Annotated[int, typer.Option(
+        min=1, max=MAX_WORKERS, help="Detection processes")] = 2,
 ) -> None:
-    """Precompute the landmark/aligned-crop cache for a suite's datasets."""
-    from facebench.pipeline.warm import warm_alignment_cache
+    """Precompute the landmark/aligned-crop cache for a suite's datasets.
+
+    Exit 2 when --only names no protocol of the suite, the suite has nothing to align, or a
+    dataset cannot be read (the protocols cached before it stay cached)."""
+    from facebench.pipeline.warm import protocols_to_align, warm_alignment_cache
     from facebench.suite import SuiteError, load_suite
 
     try:
         s = load_suite(suite)
-    except SuiteError as exc:
+        protocols = protocols_to_align(s, only)
+    except (SuiteError, ValueError) as exc:
         _suite_error(exc)
-    for line in warm_alignment_cache(s, only, workers):
-        out.print(line)
+    try:
+        for line in warm_alignment_cache(s, protocols, workers):
+            out.print(line, markup=False, highlight=False)
+    except (ValueError, OSError) as exc:  # a dataset, image or detector file that does not load
+        _suite_error(exc)
 
 
 @app.command("make-ijb")
@@ -314,9 +403,9 @@ def make_ijb(
     lfw_images: Annotated[Path, typer.Argument(help="LFW image folder (<Name>/<file>.jpg)")],
     out_dir: Annotated[Path, typer.Argument(help="Output folder (new, empty, or an earlier "
                                             "make-ijb output)")],
-    subjects: Annotated[int, typer.Option(help="Identities to use")] = 40,
-    min_images: Annotated[int, typer.Option(help="Images an identity needs (>= 3)")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of every draw")] = 0,
+    subjects: Annotated[int, typer.Option(min=2, help="Identities to use")] = 40,
+    min_images: Annotated[int, typer.Option(min=3, help="Images an identity needs")] = 4,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every draw")] = 0,
     detector: Annotated[str, typer.Option(help="yunet, retinaface or mtcnn")] = "yunet",
     detector_model: Annotated[Path | None, typer.Option(
         help="Detector weights (YuNet: face_detection_yunet.onnx)")] = None,
@@ -342,8 +431,32 @@ def make_ijb(
               f"{len(m['skipped_images'])} image(s) skipped (manifest.json)", highlight=False)
 
 
+#: click's base exception as typer ships it (recent typers vendor their own copy of click).
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__
+                                     if c.__name__ == "ClickException")
+
+
+def _usage_line(exc: Any) -> str:
+    """A usage error (bad option value, unknown option) as one line naming the command."""
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    message = _one_line(str(exc.format_message()))
+    return f"error: {where}{message}{hint}"
+
+
 def main() -> None:
-    app()
+    """Run the command line; a usage error is one line on stderr with exit 2, not a panel."""
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # its help is already printed
+            err.print(_usage_line(exc), markup=False, highlight=False)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        err.print("Aborted!", markup=False, highlight=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

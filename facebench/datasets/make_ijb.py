@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import math
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,43 +137,91 @@ def _csv(rows: list[tuple[int, int, str]]) -> str:
     return buf.getvalue()
 
 
+def _inventory(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {bytes, sha256}}`` of the files make-ijb wrote into ``folder`` (every
+    file but ``manifest.json``, which lists them)."""
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    return {rel: {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            for f in files if (rel := f.relative_to(folder).as_posix()) != "manifest.json"}
+
+
+def _not_ours(out: Path) -> str | None:
+    """Why ``out`` (an existing folder) is not exactly an earlier make-ijb output, or ``None``.
+
+    Ours means: a ``manifest.json`` of make-ijb that lists every other file with its size and
+    sha256, and nothing else there (no other file, folder or link; listed files may be
+    missing). Only such a folder is ever replaced, so a copied manifest deletes nothing."""
+    manifest = out / "manifest.json"
+    try:
+        data = read_json(manifest) if manifest.is_file() and not manifest.is_symlink() else None
+    except (OSError, ValueError):
+        data = None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or data.get("generator") != GENERATOR:
+        return "it has no make-ijb manifest.json listing its files"
+    for entry in sorted(out.rglob("*")):
+        rel = entry.relative_to(out).as_posix()
+        if entry.is_symlink():
+            return f"{rel} is a symbolic link"
+        if entry.is_dir():
+            if rel not in ("loose_crop", "meta"):
+                return f"{rel}/ is not a folder make-ijb writes"
+            continue
+        if rel == "manifest.json":
+            continue
+        want = files.get(rel)
+        if not isinstance(want, dict) or not entry.is_file():
+            return f"{rel} is not listed in its manifest.json"
+        if (entry.stat().st_size != want.get("bytes")
+                or sha256_file(entry) != want.get("sha256")):
+            return f"{rel} changed since make-ijb wrote it"
+    return None
+
+
 def _check_out(out: Path) -> None:
-    """``out`` must be absent, empty, or an earlier make-ijb output (replaced when the new one
-    is complete)."""
+    """``out`` must be absent, an empty folder, or exactly an earlier make-ijb output
+    (:func:`_not_ours`; replaced when the new one is complete)."""
     if not out.exists():
         return
-    if not out.is_dir():
+    if not out.is_dir() or out.is_symlink():
         raise DatasetError(f"{out}: exists and is not a folder; choose a new output folder")
-    manifest = out / "manifest.json"
-    ours = False
-    if manifest.is_file():
-        try:
-            ours = read_json(manifest).get("generator") == GENERATOR
-        except (OSError, ValueError, AttributeError):
-            ours = False
-    if any(out.iterdir()) and not ours:
-        raise DatasetError(f"{out}: folder is not empty and is not an earlier make-ijb output; "
-                           "choose a new or empty output folder")
+    if not any(out.iterdir()):
+        return
+    why = _not_ours(out)
+    if why is not None:
+        raise DatasetError(f"{out}: folder is not empty and is not an earlier make-ijb output "
+                           f"({why}); make-ijb replaces only its own output, so nothing there "
+                           "was touched: choose a new or empty output folder")
+
+
+def _sibling(out: Path, tag: str) -> Path:
+    """A new, unused name beside ``out`` (``.NAME.<random>.TAG``): never one that exists."""
+    while True:
+        path = out.parent / f".{out.name}.{secrets.token_hex(4)}.{tag}"
+        if not path.exists() and not path.is_symlink():
+            return path
 
 
 def _stage(out: Path) -> Path:
-    """A fresh staging folder beside ``out`` with loose_crop/ and meta/."""
-    stage = out.parent / f".{out.name}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    (stage / "loose_crop").mkdir(parents=True)
+    """A new staging folder beside ``out`` with loose_crop/ and meta/."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = _sibling(out, "partial")
+    stage.mkdir()
+    (stage / "loose_crop").mkdir()
     (stage / "meta").mkdir()
     return stage
 
 
 def _publish(stage: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
+    """Put ``stage`` at ``out``; an earlier output there is checked again (ours, unchanged)
+    and only then removed."""
+    _check_out(out)
+    old = None
     if out.exists():
+        old = _sibling(out, "old")
         out.rename(old)
     stage.rename(out)
-    if old.exists():
+    if old is not None:
         shutil.rmtree(old)
 
 
@@ -297,6 +346,7 @@ def make_ijb_from_lfw(lfw_images: str | Path, out: str | Path, *, detector: str 
             "loose_crop": {"scale": LOOSE_SCALE, "jpeg_quality": JPEG_QUALITY},
             "skipped_images": skipped_images, "skipped_subjects": skipped_subjects,
         })
+        manifest["files"] = _inventory(stage)
         atomic_write_json(stage / "manifest.json", manifest)
         _publish(stage, out)
     finally:

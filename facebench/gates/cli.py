@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -33,6 +34,19 @@ _TAG = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP "}
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _append_summary(path: str | os.PathLike[str], text: str) -> None:
+    """Append ``text`` ($GITHUB_STEP_SUMMARY semantics); an OSError names the file."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
 def _baseline(
@@ -127,14 +141,16 @@ def gate_command(
     if uncovered:
         warnings.append(f"failed cells not covered by any gate: {', '.join(uncovered)}")
     print_outcomes(outcomes, warnings)
-    if junit:
-        write_junit(outcomes, junit)
-    if summary:
-        run_id = str(results["run"]["id"])
-        base_id = (baseline or {}).get("run", {}).get("id")
-        text = markdown_summary(outcomes, run_id=run_id, baseline_id=base_id, warnings=warnings)
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(text)
+    try:
+        if junit:
+            write_junit(outcomes, junit)
+        if summary:
+            run_id = str(results["run"]["id"])
+            base_id = (baseline or {}).get("run", {}).get("id")
+            _append_summary(summary, markdown_summary(outcomes, run_id=run_id,
+                                                      baseline_id=base_id, warnings=warnings))
+    except OSError as exc:
+        return _err(f"{exc.strerror or exc}; choose another --junit/--summary file")
     code = exit_code(outcomes)
     if code == EXIT_OK and uncovered:
         return _err(f"run has failed cells no gate covers: {', '.join(uncovered)}")

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from facebench.bounds import MAX_LIST
 from facebench.history.store import HistoryStore, RunInfo
 
 
@@ -41,7 +42,12 @@ def history_command(
     limit: int = 50,
     as_json: bool = False,
 ) -> int:
-    """Print the runs matching the filters; exit code 0, or 2 when the database is unusable."""
+    """Print the runs matching the filters; exit code 0, or 2 when the database is unusable or
+    ``limit`` is not in 1..:data:`~facebench.bounds.MAX_LIST`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        print(f"error: --limit must be a whole number from 1 to {MAX_LIST}, got {limit!r}",
+              file=sys.stderr)
+        return 2
     try:
         with HistoryStore(url) as store:
             rows = store.list_runs(

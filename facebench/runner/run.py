@@ -107,15 +107,16 @@ def run_suite(suite_path: Path, opts: RunOptions, console: Console | None = None
         return None
     if not cells:
         raise ValueError(f"--only {opts.only} matches no cell of suite {suite.name!r}")
+    execute = _executor(opts)  # a bad --executor (or no Ray) before anything is created
     out = (opts.out or default_out(suite)).resolve()
     check_ours(out)
     check_writable(out)
     with OutputLock(out):
-        return _run_in(out, suite_path, suite, cells, opts, console)
+        return _run_in(out, suite_path, suite, cells, opts, console, execute)
 
 
 def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: RunOptions,
-            console: Console) -> dict:
+            console: Console, execute: Any) -> dict:
     """The run itself, in ``out`` (facebench's) while this process holds its lock."""
     sweep_stale(out)
     text = Path(suite_path).read_text(encoding="utf-8")
@@ -158,7 +159,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
             bar.update(inner, visible=False)
             bar.advance(cells_task)
 
-        _executor(opts)(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
+        execute(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
                         progress=on_progress)
     try:

@@ -12,8 +12,8 @@ Layouts:
 
 Files are read with ``torch.load(map_location="cpu", weights_only=True)``; a state dict may be
 wrapped under ``state_dict``/``model``/``state_dict_backbone`` and prefixed ``module.``.
-Loading is strict by default and all-or-nothing: any missing, unexpected or wrongly-shaped key
-raises :class:`WeightsError` before the model is touched.
+Loading is strict by default and all-or-nothing: any missing, unexpected or wrongly-shaped key,
+or a tensor with NaN/inf values, raises :class:`WeightsError` before the model is touched.
 """
 
 from __future__ import annotations
@@ -53,10 +53,14 @@ class LoadReport:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped and with ``module.`` prefixes removed."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise WeightsError(f"{path}: not a regular file; give a checkpoint file (torch.save)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch < 2.6: "Unsupported global: GLOBAL x.y"; torch >= 2.6: "unsupported GLOBAL x.y"
         if found := re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(exc), re.I):
@@ -87,10 +91,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _unreadable(path: Path, exc: BaseException) -> WeightsError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = str(exc).strip()
+    # torch's weights-only refusal: keep its reason, not its advice to load with weights_only=False
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.S)
+    detail = " ".join((found[1] if found else text.splitlines()[0] if text else "").split())
     return WeightsError(f"{path}: cannot read checkpoint, the file is corrupted, truncated or "
-                        f"not a torch.save file ({type(exc).__name__}: {first}); re-download it or "
-                        "re-save it with torch.save(model.state_dict(), path)")
+                        f"not a torch.save file of tensors ({type(exc).__name__}: {detail[:200]}); "
+                        "re-download it or re-save it with torch.save(model.state_dict(), path)")
 
 
 def detect_layout(keys: list[str]) -> str:
@@ -189,8 +196,11 @@ def load_weights(model: nn.Module, path: str | Path, layout: str = "auto",
                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
                 if keys]
     if problems:
+        none = (f"none of its {len(sd)} tensors is one of {type(model).__name__}'s, so it is not "
+                "a checkpoint of this architecture (detector or other weights?); " if not ok
+                else "")
         msg = (f"{path}: checkpoint does not fit {type(model).__name__} "
-               f"(layout {used!r}, family {getattr(model, 'family', '?')!r}): "
+               f"(layout {used!r}, family {getattr(model, 'family', '?')!r}): {none}"
                + "; ".join(problems)
                + ". Check the model name and embedding_size, or pass layout= explicitly")
         if strict or not ok:
@@ -198,6 +208,11 @@ def load_weights(model: nn.Module, path: str | Path, layout: str = "auto",
             raise WeightsError(f"{msg}{tail}. Nothing was loaded.")
         warnings.warn(msg + f". Loaded only the {len(ok)} matching tensors (strict=False).",
                       stacklevel=2)
+    bad = next((k for k, v in ok.items() if v.is_floating_point() and not torch.isfinite(v).all()),
+               None)
+    if bad is not None:
+        raise WeightsError(f"{path}: tensor {bad!r} holds NaN or infinite values; the model "
+                           "would give meaningless embeddings. Nothing was loaded.")
     model.load_state_dict(ok, strict=False)
     return report
 
