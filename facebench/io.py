@@ -24,12 +24,14 @@ _UMASK = _umask()
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, sync: bool = True) -> Iterator[Path]:
     """A fresh temp file beside ``path`` to write (for writers that take a file name: pandas,
     cv2, pickle); when the block ends without error it is fsynced and renamed over ``path``,
     otherwise removed. Every file facebench writes goes through here, so every one gets the mode
     ``open()`` gives a new file (``0666 & ~umask``: 0644 under umask 022), never mkstemp's 0600.
-    A symbolic link at ``path`` is replaced, never written through."""
+    A symbolic link at ``path`` is replaced, never written through. ``sync=False`` skips the
+    fsync (still atomic for readers, not durable across a power loss): for cache entries that
+    carry their own checksum (:mod:`facebench.cache`)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,11 +45,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         finally:
             os.close(fd)
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if sync:
+            _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -56,9 +55,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, sync: bool = True) -> Path:
     """Write ``data`` so that ``path`` is either the old file or the whole new one."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, sync=sync) as tmp, open(tmp, "wb") as f:
         f.write(data)
     return Path(path)
 

@@ -15,10 +15,12 @@
 a model below opset 13 is converted to opset 13 first when weights are per channel (a per-channel
 ``DequantizeLinear`` needs its ``axis`` attribute). The result is written atomically to
 ``<out_dir>/<stem>-<key>.onnx``, ``key`` hashing the source's sha256, the settings (calibration
-sample identity included) and the onnxruntime version, with a ``.json`` record beside it; a
-second request with the same key reuses the file. The quantized model carries its provenance in
-its metadata (``facebench.quantization``), which is how :func:`already_quantized` tells a model
-facebench quantized from one that came quantized (not quantized twice).
+sample identity included) and the onnxruntime version, with a ``.json`` record beside it that
+holds the file's sha256; a second request with the same key reuses the file when it still has
+those bytes, else (damaged, altered, record missing) makes it again, with a warning. The
+quantized model carries its provenance in its metadata (``facebench.quantization``), which is how
+:func:`already_quantized` tells a model facebench quantized from one that came quantized (not
+quantized twice).
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ from typing import Any, Literal
 
 import numpy as np
 
+from facebench.cache import load_checked_file
 from facebench.engines.base import EngineConfig, EngineError, EngineUnavailable
-from facebench.io import atomic_path, atomic_write_json, read_json, sha256_file, sha256_file_once
+from facebench.io import atomic_path, atomic_write_json, sha256_file, sha256_file_once
 
 QuantType = Literal["QInt8", "QUInt8"]
 Mode = Literal["static", "dynamic"]
 
 #: Metadata key of a model facebench quantized (its value: the settings record, JSON).
 MARK = "facebench.quantization"
+#: Part of every cache key: 2 = the ``.json`` record holds the model's sha256.
+CACHE_FORMAT = 2
 #: Operators that hold or compute on quantized tensors.
 QUANTIZED_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
                            "QLinearAdd", "QLinearMul", "QGemm", "DynamicQuantizeLinear"})
@@ -205,7 +210,8 @@ def cache_key(source_sha256: str, settings: QuantizeSettings) -> str:
     """Key of a quantized file: source content, settings (calibration identity included) and
     the onnxruntime version."""
     blob = json.dumps({"source": source_sha256, "settings": settings.record(),
-                       "versions": _versions()}, sort_keys=True, default=str)
+                       "versions": _versions(), "format": CACHE_FORMAT},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -321,12 +327,10 @@ def quantize_onnx(src: Path, out_dir: Path, settings: QuantizeSettings,
         settings = replace(settings, calibration=None)
     out = target_path(src, out_dir, settings)
     meta = out.with_suffix(".json")
-    if out.is_file():
-        try:
-            done = read_json(meta)
-        except (OSError, ValueError):
-            done = {}
-        return QuantizedModel(out, sha256_file(out), settings.record(), settings.mode,
+    hit = load_checked_file(out, meta)  # a damaged or altered model is made again
+    if hit is not None:
+        digest, done = hit
+        return QuantizedModel(out, digest, settings.record(), settings.mode,
                               reason or done.get("reason"), float(done.get("seconds", 0.0)), True,
                               str(done.get("pre_process", "")), done.get("calibration_images"),
                               _versions())
@@ -378,8 +382,11 @@ def quantize_onnx(src: Path, out_dir: Path, settings: QuantizeSettings,
                   "settings": settings.record(), "reason": reason, "seconds": round(seconds, 3),
                   "pre_process": pre_note, "calibration_images": images,
                   "versions": _versions()}
-        _mark(qmodel, record)
-        with contextlib.suppress(OSError):  # informative; the model file is what is reused
+        # no time in the model: the same request makes the same bytes (two cells quantizing
+        # at once write one file; a model made again keeps its embeddings' cache key)
+        _mark(qmodel, {k: v for k, v in record.items() if k != "seconds"})
+        record["sha256"] = sha256_file(qmodel)  # a reused model must have these bytes
+        with contextlib.suppress(OSError):  # without its record a model is made again
             atomic_write_json(meta, record)  # first, so that a reused model has its record
         with atomic_path(out) as dest:
             shutil.copyfile(qmodel, dest)

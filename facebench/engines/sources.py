@@ -5,7 +5,8 @@ with torch seed 0, so every build of the same source is the same model. ONNX Run
 TorchScript source exports to ONNX once, via ``facebench.zoo.export.export_onnx``, into a cache
 keyed by
 architecture, embedding size, input size, a content hash of the weights (or TorchScript file),
-the opset and the torch version.
+the opset and the torch version. A ``.json`` record beside the export holds its sha256; an
+export that no longer has those bytes is made again (:mod:`facebench.cache`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from facebench.cache import load_checked_file
 from facebench.engines.base import EngineUnavailable, ModelSource
+from facebench.io import atomic_write_json, sha256_file
 from facebench.io import sha256_file_once as file_sha256  # once per process and file version
 from facebench.paths import default_cache_dir
 
@@ -84,6 +87,7 @@ def export_key(source: ModelSource) -> str:
         "content_sha256": content,
         "opset": OPSET,
         "torch": torch.__version__,
+        "format": 2,  # 2: the export has a record with its sha256
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -95,7 +99,8 @@ def onnx_path_for(source: ModelSource, cache_dir: Path | None = None) -> Path:
     stem = source.arch if source.kind == "zoo" else Path(source.path or "model").stem
     emb = f"-{source.embedding_size}" if source.embedding_size else ""
     out = Path(cache_dir or default_cache_dir()) / "onnx" / f"{stem}{emb}-{export_key(source)}.onnx"
-    if out.is_file():
+    record = out.with_suffix(".json")  # the export's sha256: a damaged file is made again
+    if load_checked_file(out, record) is not None:
         return out
     try:
         from facebench.zoo.export import export_onnx
@@ -106,6 +111,7 @@ def onnx_path_for(source: ModelSource, cache_dir: Path | None = None) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         export_onnx(module, tmp, source.input_size, opset=OPSET, dynamic_batch=True)
+        atomic_write_json(record, {"sha256": sha256_file(tmp)})
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facebench.cache import load_npz, store_npz
 from facebench.faces.align import NoAlign, _Align, check_landmarks
 from facebench.faces.detect import create_detector, select_face
 from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
@@ -46,7 +46,7 @@ from facebench.pool import chunks, ordered_map
 __all__ = ["GIVEN", "GIVEN_MARGIN", "AcquireConfig", "Face", "GivenLandmarks", "acquire",
            "acquire_chunk", "default_cache_dir", "given_problem"]
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: checksummed entries (facebench.cache)
 #: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
 CHUNK = 32
 #: The detector name of images whose landmarks come with the dataset.
@@ -188,27 +188,13 @@ def _entry(root: Path | None, digest: str) -> Path | None:
 
 
 def _load(entry: Path | None) -> dict[str, np.ndarray] | None:
-    """A cache entry's arrays, or ``None`` when absent or damaged (then it is recomputed)."""
-    if entry is None or not entry.is_file():
-        return None
-    try:
-        with np.load(entry, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
-        return None
+    """A cache entry's arrays, or ``None`` when absent or damaged (then it is recomputed and
+    replaced; :func:`facebench.cache.load_npz` warns)."""
+    return load_npz(entry)
 
 
 def _store(entry: Path | None, **arrays: Any) -> None:
-    if entry is None:
-        return
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, entry)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only or full cache never fails the run
+    store_npz(entry, arrays)
 
 
 _NO_POINTS = np.zeros((0, 2), np.float32)

@@ -17,14 +17,16 @@ Embeddings are cached under a key made of the model's content hash, the engine, 
 precision, the preprocessing, flip, batch size, the detector/alignment settings, the path and
 content of every image and (for a dataset that gives its landmarks) those landmarks, so a second
 run of the same suite builds no model at all. Each embedding's norm before L2 normalisation is
-kept beside it (template norm weighting reads it).
+kept beside it (template norm weighting reads it). An entry is ``<key>.npz`` (embeddings, valid
+flags, norms, with their sha256 and that of the record) and ``<key>.json`` (the acquisition
+record); one that is damaged or altered is recomputed and replaced, with a warning
+(:mod:`facebench.cache`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import stat
 import time
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from facebench.cache import load_checked_json, load_npz, store_npz, warn_damaged
 from facebench.engines import (
     EngineConfig,
     EngineUnavailable,
@@ -57,13 +60,7 @@ from facebench.faces.acquire import (
     prepare,
 )
 from facebench.faces.align import _Align
-from facebench.io import (
-    atomic_write_bytes,
-    atomic_write_json,
-    read_json,
-    sha256_file,
-    sha256_file_once,
-)
+from facebench.io import atomic_write_text, sha256_file, sha256_file_once, to_json
 from facebench.paths import default_cache_dir, relative_name
 from facebench.pipeline.calibrate import calibration_sample
 from facebench.pipeline.context import CellContext, engine_parts
@@ -73,7 +70,7 @@ from facebench.plan import Cell
 from facebench.pool import chunks, ordered_map
 from facebench.suite.schema import Preprocess
 
-EMBED_CACHE_VERSION = 3
+EMBED_CACHE_VERSION = 4  # 4: checksummed entries (facebench.cache)
 #: Stages whose seconds every embedding cell reports (summed over the processes doing them).
 STAGES = ("decode", "detect", "align", "embed")
 
@@ -511,31 +508,59 @@ def embed_images(cell: Cell, images: list[Path], root: Path, ctx: CellContext,
     t0 = time.perf_counter()
     key = cache_key(cell, images, acq, ctx, given)
     base = Path(ctx.cache_dir) / "embeddings" / key  # type: ignore[arg-type]
-    arrays, meta = base.with_suffix(".npz"), base.with_suffix(".json")
-    if arrays.is_file() and meta.is_file():
-        try:
-            with np.load(arrays, allow_pickle=False) as z:
-                emb, valid, norms = z["emb"], z["valid"], z["norms"]
-            info = read_json(meta)
-            if emb.shape[0] == len(images) == norms.shape[0]:
-                info["acquire"]["embedding_cache"] = {"key": key, "hit": True}
-                ctx.progress("images", len(images), len(images))
-                return Embedded(emb, valid, info["acquire"], info["fta"], info["engine"],
-                                {"cache_load": round(time.perf_counter() - t0, 3)}, precision,
-                                norms)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry is recomputed
+    hit = _load_entry(base, len(images))
+    if hit is not None:
+        (emb, valid, norms), info = hit
+        info["acquire"]["embedding_cache"] = {"key": key, "hit": True}
+        ctx.progress("images", len(images), len(images))
+        return Embedded(emb, valid, info["acquire"], info["fta"], info["engine"],
+                        {"cache_load": round(time.perf_counter() - t0, 3)}, precision, norms)
     out = compute(cell, images, root, ctx, acq, given)
     out.precision = precision
     out.acquire["embedding_cache"] = {"key": key, "hit": False}
-    try:
-        buf = io.BytesIO()
-        np.savez(buf, emb=out.emb, valid=out.valid, norms=out.norms)
-        atomic_write_bytes(arrays, buf.getvalue())
-        atomic_write_json(meta, {"acquire": out.acquire, "fta": out.fta, "engine": out.engine})
-    except OSError:
-        pass  # a read-only or full cache never fails the run
+    _store_entry(base, out)
     return out
+
+
+def _load_entry(base: Path, n: int) -> tuple[tuple[np.ndarray, ...], dict[str, Any]] | None:
+    """The cached ``(emb, valid, norms)`` and record of ``n`` images at ``base`` (``.npz``
+    with the sha256 of the ``.json`` record); ``None`` when absent, or (with a warning,
+    :mod:`facebench.cache`) when either file is damaged or does not fit."""
+    arrays = base.with_suffix(".npz")
+    z = load_npz(arrays)
+    if z is None:
+        return None
+    try:
+        emb, valid, norms = z["emb"], z["valid"], z["norms"]
+        meta_sha256 = str(z["meta_sha256"])
+    except KeyError as exc:
+        warn_damaged(arrays, f"no array {exc}")
+        return None
+    if not emb.shape[0] == valid.shape[0] == norms.shape[0] == n:
+        warn_damaged(arrays, f"{emb.shape[0]} embeddings for {n} images")
+        return None
+    meta = base.with_suffix(".json")
+    info = load_checked_json(meta, meta_sha256)
+    if info is None:
+        return None
+    if not (isinstance(info, dict) and isinstance(info.get("acquire"), dict)
+            and isinstance(info.get("fta"), list) and isinstance(info.get("engine"), dict)):
+        warn_damaged(meta, "not an embedding record")
+        return None
+    return (emb, valid, norms), info
+
+
+def _store_entry(base: Path, out: Embedded) -> None:
+    """The record first, then the arrays with its sha256 (a reader trusts the record only
+    when the arrays name it)."""
+    text = to_json({"acquire": out.acquire, "fta": out.fta, "engine": out.engine})
+    try:
+        atomic_write_text(base.with_suffix(".json"), text)
+    except OSError:
+        return  # a read-only or full cache never fails the run
+    store_npz(base.with_suffix(".npz"), {
+        "emb": out.emb, "valid": out.valid, "norms": out.norms,
+        "meta_sha256": np.str_(hashlib.sha256(text.encode("utf-8")).hexdigest())})
 
 
 def record(cell: Cell, e: Embedded, elapsed: float, metrics_s: float | None = None
