@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from facebench.faces.align import ALIGN_METHODS
 from facebench.suite.checks import input_problems
-from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite, reference_problems
+from facebench.suite.references import reference_problems
+from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -170,9 +171,14 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
         got = e.get("input")
         hint = ""
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
-            hint = f" (got {got!r})"
+            hint = f" (got {_elided(repr(got))})"
         problems.append(f"{_loc(loc)}: {msg}{hint}")
     return problems
+
+
+def _elided(text: str, keep: int = 60) -> str:
+    """``text``, its middle replaced by ``…`` when longer than ``2 * keep`` characters."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}…{text[-keep:]}"
 
 
 #: Tags pydantic puts in the location of a tagged-union member; a user never writes them.

@@ -29,7 +29,12 @@ from facebench.faces.detect._priors import (
 )
 from facebench.faces.detect._retinaface_net import RetinaFaceNet
 from facebench.faces.detect._weights import load_strict
-from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect.base import (
+    Detection,
+    check_bgr_image,
+    file_problem,
+    register_detector,
+)
 
 #: BGR channel means subtracted from the input (the training preprocessing).
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -67,6 +72,25 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> str:
     )
 
 
+NEEDS = ("RetinaFace needs its PyTorch weights (a torch.save file such as "
+         "retinaface_mobilenet0.25.pth)")
+
+
+def check_model_file(model: Path | None) -> str | None:
+    """Why ``model`` is not RetinaFace MobileNet-0.25 weights, or ``None``: the state dict is
+    read with ``weights_only=True`` and its keys and shapes checked, as the detector loads it."""
+    if model is None:
+        return None  # no default file: the suite schema requires 'model'
+    problem = file_problem(model, "torch", NEEDS)
+    if problem is not None:
+        return problem
+    try:
+        load_weights(model, RetinaFaceNet())
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     """Fold each eval-mode BatchNorm into the conv before it, in place (with channels_last
     memory this about halves CPU time per image)."""
@@ -80,7 +104,7 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-@register_detector("retinaface")
+@register_detector("retinaface", check_model=check_model_file)
 class RetinaFace:
     """RetinaFace with a MobileNet-0.25 backbone.
 
