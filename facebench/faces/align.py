@@ -23,7 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Discriminator, Field, Tag
 
 from facebench.bounds import NO_BOOL, Side
 from facebench.crosscheck import CrossChecked, cross_check
@@ -101,11 +101,23 @@ class _Align(CrossChecked):
         raise NotImplementedError
 
 
+def _template_form(value: Any) -> str:
+    return "named" if isinstance(value, str) else "points"
+
+
+#: A template by name, or its points; errors name only the form given.
+Template = Annotated[
+    Annotated[Literal["arcface"], Tag("named")] | Annotated[list[Point], Tag("points")],
+    Discriminator(_template_form),
+]
+TEMPLATE_TAGS = ("named", "points")
+
+
 class SimilarityAlign(_Align):
     """Five landmarks → similarity transform onto a template."""
 
     method: Literal["similarity"] = "similarity"
-    template: Literal["arcface"] | list[Point] = Field(
+    template: Template = Field(
         default="arcface", description="'arcface' or five (x, y) points in the detector's "
         "landmark order, on a canvas of reference_size.")
     reference_size: Size = Field(default=(112, 112), description="Canvas (w, h) of the points.")

@@ -64,8 +64,8 @@ def _known_metric(name: str) -> str:
     if metric_info(name) is None:
         near = difflib.get_close_matches(name, [m.name for m in CATALOG], n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
-        raise ValueError(f"unknown metric {name!r}; {hint}facebench reports the metrics of "
-                         "docs/results.md ({B} a batch size, {k} a rank, {x} a FAR such as 1e-3)")
+        raise ValueError(f"unknown metric {name!r}; {hint}see docs/results.md for the metrics "
+                         "facebench reports")
     return name
 
 

@@ -7,6 +7,7 @@ suite from validating: one pass reports every problem. Each problem is ``locatio
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,8 +22,17 @@ from facebench.paths import SuitePath
 from facebench.suite.schema import LfwPairsDataset, PairCsvDataset
 
 _PATH = TypeAdapter(SuitePath)
-#: Dataset models by ``kind``: which path fields a kind has.
-_DATASETS: dict[str, type] = {"lfw_pairs": LfwPairsDataset, "pair_csv": PairCsvDataset, **KINDS}
+
+
+def _holds_path(annotation: Any) -> bool:
+    return annotation is Path or any(_holds_path(a) for a in typing.get_args(annotation))
+
+
+#: The path fields of each dataset kind (an ijb ``images`` is a name inside ``root``).
+_DATASET_PATHS: dict[str, set[str]] = {
+    kind: {name for name, f in spec.model_fields.items() if _holds_path(f.annotation)}
+    for kind, spec in {"lfw_pairs": LfwPairsDataset, "pair_csv": PairCsvDataset,
+                       **KINDS}.items()}
 
 
 def _items(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -111,7 +121,7 @@ def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
         dataset = p.get("dataset")
         if isinstance(dataset, dict) and isinstance(kind := dataset.get("kind", "lfw_pairs"),
                                                      str):
-            fields = getattr(_DATASETS.get(kind), "model_fields", {})
+            fields = _DATASET_PATHS.get(kind, set())
             given = {k: _as_path(v, base_dir) for k, v in dataset.items() if k in fields}
             for name, path, is_dir in required_inputs(SimpleNamespace(**given)):
                 need(f"protocols[{i}].dataset.{name}", path, is_dir)

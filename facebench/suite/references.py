@@ -51,9 +51,10 @@ def _known(ids: Any) -> str:
     return ", ".join(sorted(ids)) or "none"
 
 
-def _unique_ids(data: dict[str, Any], field: str, problems: list[str]) -> dict[str, int]:
-    """The string ids of ``data[field]`` → index of first use; duplicates are problems."""
+def _duplicate_ids(data: dict[str, Any], field: str) -> list[str]:
+    """A problem for each string id of ``data[field]`` that an earlier item already has."""
     seen: dict[str, int] = {}
+    problems = []
     for i, item in _items(data.get(field)):
         ident = item.get("id")
         if not isinstance(ident, str):
@@ -62,49 +63,6 @@ def _unique_ids(data: dict[str, Any], field: str, problems: list[str]) -> dict[s
             problems.append(f"{field}[{i}].id: duplicate id {ident!r} (also "
                             f"{field}[{seen[ident]}]); ids must be unique")
         seen.setdefault(ident, i)
-    return seen
-
-
-def _protocol_kinds(data: dict[str, Any]) -> dict[str, str]:
-    """Protocol id → kind, for the protocols whose id and kind are strings."""
-    out: dict[str, str] = {}
-    for _, p in _items(data.get("protocols")):
-        ident, kind = p.get("id"), p.get("kind")
-        if isinstance(ident, str) and isinstance(kind, str):
-            out.setdefault(ident, kind)
-    return out
-
-
-def reference_problems(data: dict[str, Any]) -> list[str]:
-    """Duplicate ids and unknown or wrong-kind id references of raw suite ``data`` (always
-    runs)."""
-    problems: list[str] = []
-    ids = {f: _unique_ids(data, f, problems) for f in ("models", "devices", "protocols")}
-    kinds = _protocol_kinds(data)
-    for i, p in _items(data.get("protocols")):
-        for key in ("models", "devices"):
-            for j, ref in _texts(p.get(key)):
-                if ref not in ids[key]:
-                    problems.append(f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: "
-                                    f"{_known(ids[key])}")
-    image = {k for k, kind in kinds.items() if kind in IMAGE_KINDS}
-    for i, d in _items(data.get("devices")):
-        ref = _get(d, "quantization", "calibrate_on")
-        if isinstance(ref, str) and ref not in image:
-            problems.append(f"devices[{i}].quantization.calibrate_on: {ref!r} is not a "
-                            f"verification or identification protocol; known: {_known(image)}")
-    table = _get(data, "report", "paper_table")
-    verification = {k for k, kind in kinds.items() if kind == "verification"}
-    for j, ref in _texts(_get(table, "protocols")):
-        if ref not in verification:
-            problems.append(f"report.paper_table.protocols[{j}]: {ref!r} is not a "
-                            f"verification protocol; known: {_known(verification)}")
-    for j, row in _items(_get(table, "published")):
-        model = row.get("model")
-        if isinstance(model, str) and model not in ids["models"]:
-            problems.append(f"report.paper_table.published[{j}].model: unknown model id "
-                            f"{model!r}; known: {_known(ids['models'])}")
-    problems += gate_problems(data)
     return problems
 
 
@@ -116,6 +74,54 @@ def _all_ids(data: dict[str, Any], field: str) -> set[str] | None:
         return None
     ids = [item.get("id") if isinstance(item, dict) else None for item in items]
     return set(ids) if all(isinstance(x, str) for x in ids) else None  # type: ignore[arg-type]
+
+
+def _protocol_kinds(data: dict[str, Any]) -> dict[str, str] | None:
+    """Protocol id → kind, or ``None`` unless every protocol has a string id and a known
+    kind."""
+    if _all_ids(data, "protocols") is None:
+        return None
+    out: dict[str, str] = {}
+    for p in data["protocols"]:
+        if p.get("kind") not in PROTOCOL_KINDS:
+            return None
+        out.setdefault(p["id"], p["kind"])
+    return out
+
+
+def reference_problems(data: dict[str, Any]) -> list[str]:
+    """Duplicate ids and unknown or wrong-kind id references of raw suite ``data`` (always
+    runs). References into a list are checked where that list's ids (and, for protocols,
+    kinds) are all known: an invalid id is its own problem, not one more per reference."""
+    problems = [p for f in ("models", "devices", "protocols") for p in _duplicate_ids(data, f)]
+    ids = {f: _all_ids(data, f) for f in ("models", "devices")}
+    kinds = _protocol_kinds(data)
+    for i, p in _items(data.get("protocols")):
+        for key, known in ids.items():
+            for j, ref in _texts(p.get(key)):
+                if known is not None and ref not in known:
+                    problems.append(f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: "
+                                    f"{_known(known)}")
+    image = None if kinds is None else {k for k, kind in kinds.items() if kind in IMAGE_KINDS}
+    for i, d in _items(data.get("devices")):
+        ref = _get(d, "quantization", "calibrate_on")
+        if isinstance(ref, str) and image is not None and ref not in image:
+            problems.append(f"devices[{i}].quantization.calibrate_on: {ref!r} is not a "
+                            f"verification or identification protocol; known: {_known(image)}")
+    table = _get(data, "report", "paper_table")
+    verification = (None if kinds is None
+                    else {k for k, kind in kinds.items() if kind == "verification"})
+    for j, ref in _texts(_get(table, "protocols")):
+        if verification is not None and ref not in verification:
+            problems.append(f"report.paper_table.protocols[{j}]: {ref!r} is not a "
+                            f"verification protocol; known: {_known(verification)}")
+    for j, row in _items(_get(table, "published")):
+        model = row.get("model")
+        if isinstance(model, str) and ids["models"] is not None and model not in ids["models"]:
+            problems.append(f"report.paper_table.published[{j}].model: unknown model id "
+                            f"{model!r}; known: {_known(ids['models'])}")
+    problems += gate_problems(data)
+    return problems
 
 
 def _cells(data: dict[str, Any], models: set[str], devices: set[str]

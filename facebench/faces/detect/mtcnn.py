@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from facebench.faces.detect._mtcnn_net import ONet, PNet, RNet
-from facebench.faces.detect._weights import load_strict
+from facebench.faces.detect._weights import load_strict, read_strict
 from facebench.faces.detect.base import (
     Detection,
     check_bgr_image,
@@ -66,28 +66,29 @@ def default_weights_dir() -> Path | None:
     return folder if all((folder / f).is_file() for f in WEIGHT_FILES) else None
 
 
-def load_nets(model: Path | None) -> tuple[tuple[PNet, RNet, ONet], dict[str, str], Path]:
-    """The three nets loaded strictly from ``model`` (a folder, or a file in it; ``None``: the
-    installed facenet-pytorch's), their files' sha256 and the folder. A missing folder or file
-    raises ``FileNotFoundError``, a file that is not its net's weights ``ValueError``."""
+def weights_folder(model: Path | None) -> Path:
+    """The folder holding the three weight files: ``model`` (a folder, or a file in it), else
+    the installed facenet-pytorch's; ``FileNotFoundError`` saying what is missing."""
     folder = model if model is not None else default_weights_dir()
     if folder is None:
         raise FileNotFoundError(f"MTCNN weights not found; {INSTALL_HINT}")
     folder, problem = folder_problem(folder, WEIGHT_FILES, INSTALL_HINT)
     if problem is not None:
         raise FileNotFoundError(f"MTCNN weights: {problem}")
-    nets = (PNet(), RNet(), ONet())
-    sha256 = {fname: load_strict(folder / fname, net, f"MTCNN {type(net).__name__}",
-                                 INSTALL_HINT)
-              for fname, net in zip(WEIGHT_FILES, nets, strict=True)}
-    return nets, sha256, folder
+    return folder
+
+
+def _what(net: torch.nn.Module) -> str:
+    return f"MTCNN {type(net).__name__}"
 
 
 def check_model_folder(model: Path | None) -> str | None:
-    """Why ``model`` (``None``: the default) is not a folder of MTCNN weights that load, or
-    ``None`` (the three state dicts are read with ``weights_only=True``; they are small)."""
+    """Why ``model`` (``None``: the default) is not a folder of the three MTCNN state dicts
+    (read with ``weights_only=True``, keys and shapes checked; they are small), or ``None``."""
     try:
-        load_nets(model)
+        folder = weights_folder(model)
+        for fname, net in zip(WEIGHT_FILES, (PNet(), RNet(), ONet()), strict=True):
+            read_strict(folder / fname, net, _what(net), INSTALL_HINT)
     except (FileNotFoundError, ValueError) as exc:
         return str(exc).removeprefix("MTCNN weights: ")
     return None
@@ -168,8 +169,10 @@ class MTCNN:
             raise ValueError(f"MTCNN thresholds must be three values in [0, 1], got {thresholds}")
         if min_face_size < 12 or not 0.0 < factor < 1.0:
             raise ValueError("MTCNN needs min_face_size >= 12 and 0 < factor < 1")
-        self._nets, self.sha256, self.folder = load_nets(
-            Path(model) if model is not None else None)
+        self.folder = weights_folder(Path(model) if model is not None else None)
+        self._nets = (PNet(), RNet(), ONet())
+        self.sha256 = {fname: load_strict(self.folder / fname, net, _what(net), INSTALL_HINT)
+                       for fname, net in zip(WEIGHT_FILES, self._nets, strict=True)}
         if threads is not None:
             torch.set_num_threads(threads)
         self.min_face_size = int(min_face_size)

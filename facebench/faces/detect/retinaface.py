@@ -28,7 +28,7 @@ from facebench.faces.detect._priors import (
     priors_for,
 )
 from facebench.faces.detect._retinaface_net import RetinaFaceNet
-from facebench.faces.detect._weights import load_strict
+from facebench.faces.detect._weights import load_strict, read_strict
 from facebench.faces.detect.base import (
     Detection,
     check_bgr_image,
@@ -63,15 +63,12 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> str:
             f"RetinaFace weights not found: {path} (expected retinaface_mobilenet0.25.pth; "
             "pass weights=<path> or set FACEBENCH_SHARED)"
         )
-    return load_strict(
-        path,
-        model,
-        "RetinaFace MobileNet-0.25",
-        "use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
-        "ClassHead/BboxHead/LandmarkHead.*)",
-    )
+    return load_strict(path, model, WHAT, HINT)
 
 
+WHAT = "RetinaFace MobileNet-0.25"
+HINT = ("use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
+        "ClassHead/BboxHead/LandmarkHead.*)")
 NEEDS = ("RetinaFace needs its PyTorch weights (a torch.save file such as "
          "retinaface_mobilenet0.25.pth)")
 
@@ -85,7 +82,7 @@ def check_model_file(model: Path | None) -> str | None:
     if problem is not None:
         return problem
     try:
-        load_weights(model, RetinaFaceNet())
+        read_strict(model, RetinaFaceNet(), WHAT, HINT)
     except ValueError as exc:
         return str(exc)
     return None
