@@ -254,7 +254,9 @@ def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) 
         problems += _besides(_pydantic_problems(err), unset)
     problems += _besides(input_problems(data, base_dir), unset)
     if problems or suite is None:
-        raise SuiteError(path, _in_file_order(problems, data))
+        # one line each, whatever a message quotes (a library's error text may span lines)
+        lines = [" ".join(p.splitlines()) for p in problems]
+        raise SuiteError(path, _in_file_order(lines, data))
     return suite
 
 
