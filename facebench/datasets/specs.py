@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from facebench.bounds import Count, FoldCount, Seed
+from facebench.crosscheck import CrossChecked, cross_check
 from facebench.metrics.templates import TemplatePooling
 from facebench.paths import SuitePath
 
 
-class _Strict(BaseModel):
+class _Strict(CrossChecked):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -69,12 +70,11 @@ class _IdentityDraw(_Strict):
         default=1, ge=1, le=100_000, description="Drop identities with fewer images than this."
     )
 
-    @model_validator(mode="after")
-    def _per_fold(self) -> _IdentityDraw:
+    @cross_check("n_genuine", "n_impostor", "folds")
+    def _per_fold(self) -> None:
         if min(self.n_genuine, self.n_impostor) < self.folds:
             raise ValueError(f"n_genuine ({self.n_genuine}) and n_impostor ({self.n_impostor}) "
                              f"must be >= folds ({self.folds}): each fold needs both kinds")
-        return self
 
 
 class IdentityFolderDataset(_IdentityDraw):

@@ -23,9 +23,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag
 
 from facebench.bounds import NO_BOOL, Side
+from facebench.crosscheck import CrossChecked, cross_check
 
 #: ArcFace 112×112 template: left eye, right eye, nose tip, left and right mouth corner.
 ARCFACE_TEMPLATE = np.array(
@@ -74,7 +75,7 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int | tuple[int, 
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
-class _Align(BaseModel):
+class _Align(CrossChecked):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     size: Size | None = Field(default=None, description="Output (w, h) in pixels; default: the "
@@ -100,21 +101,32 @@ class _Align(BaseModel):
         raise NotImplementedError
 
 
+def _template_form(value: Any) -> str:
+    return "named" if isinstance(value, str) else "points"
+
+
+#: A template by name, or its points; errors name only the form given.
+Template = Annotated[
+    Annotated[Literal["arcface"], Tag("named")] | Annotated[list[Point], Tag("points")],
+    Discriminator(_template_form),
+]
+TEMPLATE_TAGS = ("named", "points")
+
+
 class SimilarityAlign(_Align):
     """Five landmarks → similarity transform onto a template."""
 
     method: Literal["similarity"] = "similarity"
-    template: Literal["arcface"] | list[Point] = Field(
+    template: Template = Field(
         default="arcface", description="'arcface' or five (x, y) points in the detector's "
         "landmark order, on a canvas of reference_size.")
     reference_size: Size = Field(default=(112, 112), description="Canvas (w, h) of the points.")
     needs: ClassVar[str | None] = "arcface5"
 
-    @model_validator(mode="after")
-    def _five(self) -> SimilarityAlign:
+    @cross_check("template")
+    def _five(self) -> None:
         if isinstance(self.template, list) and len(self.template) != 5:
             raise ValueError(f"template needs 5 points, got {len(self.template)}")
-        return self
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "estimator": ESTIMATOR}
@@ -137,11 +149,10 @@ class BoxCropAlign(_Align):
     margin_fraction: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NO_BOOL] | None = (
         Field(default=None, description="Fraction of the box's width/height added in total."))
 
-    @model_validator(mode="after")
-    def _one_margin(self) -> BoxCropAlign:
+    @cross_check("margin_px", "margin_fraction")
+    def _one_margin(self) -> None:
         if self.margin_px is not None and self.margin_fraction is not None:
             raise ValueError("give margin_px or margin_fraction, not both")
-        return self
 
     def box(self, box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """Integer crop box ``(x1, y1, x2, y2)``: the detector box truncated to pixels (as
@@ -173,11 +184,10 @@ class DlibChipAlign(_Align):
     padding: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NO_BOOL] = 0.25
     needs: ClassVar[str | None] = "dlib5"
 
-    @model_validator(mode="after")
-    def _square(self) -> DlibChipAlign:
+    @cross_check("size")
+    def _square(self) -> None:
         if self.size is not None and self.size[0] != self.size[1]:
             raise ValueError(f"dlib chips are square; got size {list(self.size)}")
-        return self
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "estimator": "dlib.get_face_chip (5-point similarity)"}

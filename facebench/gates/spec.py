@@ -20,14 +20,23 @@ Which way is better for a metric comes from ``facebench.metrics.catalog``.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from facebench.bounds import MAX_BOOTSTRAP, Count, NonNegative, Ratio, Real, Seed
-from facebench.metrics.catalog import dotted_heads, metric_info
+from facebench.crosscheck import CrossChecked, cross_check
+from facebench.metrics.catalog import CATALOG, dotted_heads, metric_info
 
 Op = Literal[">=", "<=", ">", "<", "=="]
 Direction = Literal["lower", "higher"]
@@ -50,6 +59,20 @@ _EXPECTED = (
 )
 
 
+def _known_metric(name: str) -> str:
+    """``name`` when the catalog knows it; else ``ValueError`` with the nearest names."""
+    if metric_info(name) is None:
+        near = difflib.get_close_matches(name, [m.name for m in CATALOG], n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
+        raise ValueError(f"unknown metric {name!r}; {hint}see docs/results.md for the metrics "
+                         "facebench reports")
+    return name
+
+
+#: A metric name of the catalog (exact, or a family such as ``latency.b8.p50_ms``).
+MetricName = Annotated[str, Field(min_length=1), AfterValidator(_known_metric)]
+
+
 def infer_direction(metric: str) -> Direction | None:
     """Which way is better for a metric name (the catalog's), or ``None`` when neither or
     unknown."""
@@ -69,12 +92,12 @@ def machine_dependent(metric: str) -> bool:
     return info is not None and info.machine
 
 
-class Gate(BaseModel):
+class Gate(CrossChecked):
     """One pass/fail rule over a metric of every matching cell."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: str = Field(min_length=1, description="flat metric name, e.g. accuracy, latency.p90_ms")
+    metric: MetricName = Field(description="flat metric name, e.g. accuracy, latency.p90_ms")
     op: Op | None = Field(default=None, description="absolute comparison (with value)")
     value: Real | None = Field(default=None, description="absolute bound (with op)")
     max_regression: Ratio | None = Field(
@@ -119,8 +142,8 @@ class Gate(BaseModel):
             return parse_gate_expr(data)
         return data
 
-    @model_validator(mode="after")
-    def _check(self) -> Gate:
+    @cross_check("metric", "op", "value", "max_regression", "max_drop", "direction")
+    def _check(self) -> None:
         kinds = [
             k
             for k, on in (
@@ -138,12 +161,12 @@ class Gate(BaseModel):
             )
         if kinds[0] == "op/value" and (self.op is None or self.value is None):
             raise ValueError(f"gate on {self.metric!r}: op and value must be given together")
-        if self.relative and self.direction is None and infer_direction(self.metric) is None:
+        relative = self.max_regression is not None or self.max_drop is not None
+        if relative and self.direction is None and infer_direction(self.metric) is None:
             raise ValueError(
                 f"gate on {self.metric!r}: cannot infer whether lower or higher is better; "
                 "set direction: lower|higher"
             )
-        return self
 
     @property
     def relative(self) -> bool:

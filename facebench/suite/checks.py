@@ -7,45 +7,32 @@ suite from validating: one pass reports every problem. Each problem is ``locatio
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from facebench.datasets.pairs import required_inputs
 from facebench.datasets.specs import KINDS
+from facebench.faces.detect.base import BUILTIN, detectors_for, model_problem
 from facebench.paths import SuitePath
 from facebench.suite.schema import LfwPairsDataset, PairCsvDataset
 
 _PATH = TypeAdapter(SuitePath)
-#: Dataset models by ``kind``: which path fields a kind has.
-_DATASETS: dict[str, type] = {"lfw_pairs": LfwPairsDataset, "pair_csv": PairCsvDataset, **KINDS}
-#: The file format each file-based detector reads, and what its file is.
-_DETECTOR_FILES: dict[str, tuple[str, str]] = {
-    "yunet": ("onnx", "YuNet needs its ONNX model (face_detection_yunet.onnx)"),
-    "retinaface": ("torch", "RetinaFace needs its PyTorch weights (a torch.save file such as "
-                            "retinaface_mobilenet0.25.pth)"),
-}
-_FORMAT_NAMES = {"onnx": "an ONNX model", "torch": "a PyTorch checkpoint (torch.save)",
-                 None: "neither an ONNX model nor a PyTorch checkpoint"}
-#: ONNX ModelProto field tags that may follow ``ir_version`` (field 1) in a serialized model.
-_ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA})
 
 
-def model_file_format(path: Path) -> Literal["onnx", "torch"] | None:
-    """``"onnx"``, ``"torch"`` (``torch.save``: zip or legacy pickle) or ``None``, from the
-    first bytes of a regular file; nothing is loaded."""
-    with path.open("rb") as f:
-        head = f.read(8)
-    if head.startswith(b"PK\x03\x04") or (len(head) > 1 and head[0] == 0x80
-                                           and 2 <= head[1] <= 5):
-        return "torch"
-    # ir_version (field 1, varint, small), then the next ModelProto field
-    if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS:
-        return "onnx"
-    return None
+def _holds_path(annotation: Any) -> bool:
+    return annotation is Path or any(_holds_path(a) for a in typing.get_args(annotation))
+
+
+#: The path fields of each dataset kind (an ijb ``images`` is a name inside ``root``).
+_DATASET_PATHS: dict[str, set[str]] = {
+    kind: {name for name, f in spec.model_fields.items() if _holds_path(f.annotation)}
+    for kind, spec in {"lfw_pairs": LfwPairsDataset, "pair_csv": PairCsvDataset,
+                       **KINDS}.items()}
 
 
 def _items(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -87,30 +74,35 @@ def zoo_problem(arch: str) -> str | None:
     return None
 
 
-def detector_file_problem(name: str, path: Path) -> str | None:
-    """Why ``path`` (a regular file) is not the kind of file detector ``name`` reads."""
-    if name not in _DETECTOR_FILES:
-        return None
-    want, needs = _DETECTOR_FILES[name]
-    got = model_file_format(path)
-    if got == want:
-        return None
-    other = next((n for n, (fmt, _) in _DETECTOR_FILES.items() if fmt == got), None)
-    hint = f"; for this file use name: {other}" if other else ""
-    return f"{path} is {_FORMAT_NAMES[got]}, but {needs}{hint}"
+def detector_problem(name: str, model: Path | None) -> str | None:
+    """Why ``model`` (``None``: the default) cannot serve detector ``name``, with the
+    detector it would serve when there is one."""
+    problem = model_problem(name, model)
+    if problem is None or model is None:
+        return problem
+    other = next((n for n in detectors_for(model) if n != name), None)
+    return problem + (f"; for this file use name: {other}" if other else "")
+
+
+def _detector_problems(loc: str, det: dict[str, Any], base_dir: Path) -> list[str]:
+    """The detector's model checked by the detector itself (file kind, keys, folder)."""
+    name, raw = det.get("name", "yunet"), det.get("model")
+    model = _as_path(raw, base_dir)
+    blank = raw is None or (isinstance(raw, str) and not raw.strip())
+    if not isinstance(name, str) or name not in BUILTIN or (model is None and not blank):
+        return []  # an unknown name or a bad path: the schema reports it
+    problem = detector_problem(name, model)
+    return [f"{loc}.model: {problem}"] if problem else []
 
 
 def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
     """Missing or wrong input files and unknown zoo architectures of raw suite ``data``."""
     problems: list[str] = []
 
-    def need(loc: str, value: Any, is_dir: bool = False) -> Path | None:
-        path = _as_path(value, base_dir)
-        problem = _missing(loc, path, is_dir)
+    def need(loc: str, value: Any, is_dir: bool = False) -> None:
+        problem = _missing(loc, _as_path(value, base_dir), is_dir)
         if problem:
             problems.append(problem)
-            return None
-        return path
 
     for i, m in _items(data.get("models")):
         zoo = m.get("source") == "zoo"
@@ -127,24 +119,13 @@ def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
         if p.get("kind") == "efficiency" or p.get("optional") is True:
             continue
         dataset = p.get("dataset")
-        if isinstance(dataset, dict):
-            kind = dataset.get("kind", "lfw_pairs")
-            fields = getattr(_DATASETS.get(kind), "model_fields", {})
+        if isinstance(dataset, dict) and isinstance(kind := dataset.get("kind", "lfw_pairs"),
+                                                     str):
+            fields = _DATASET_PATHS.get(kind, set())
             given = {k: _as_path(v, base_dir) for k, v in dataset.items() if k in fields}
             for name, path, is_dir in required_inputs(SimpleNamespace(**given)):
                 need(f"protocols[{i}].dataset.{name}", path, is_dir)
         det = p.get("detector")
-        if not isinstance(det, dict):
-            continue
-        name = det.get("name", "yunet")
-        loc = f"protocols[{i}].detector.model"
-        path = need(loc, det.get("model"), is_dir=name == "mtcnn")
-        if (path is not None and isinstance(name, str) and path.is_file()
-                and (problem := detector_file_problem(name, path))):
-            problems.append(f"{loc}: {problem}")
-        if name == "mtcnn" and _as_path(det.get("model"), base_dir) is None:
-            from facebench.faces.detect.mtcnn import INSTALL_HINT, default_weights_dir
-
-            if default_weights_dir() is None:
-                problems.append(f"{loc}: MTCNN weights not found; {INSTALL_HINT}")
+        if isinstance(det, dict):
+            problems += _detector_problems(f"protocols[{i}].detector", det, base_dir)
     return problems

@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from facebench.faces.align import ALIGN_METHODS
+from facebench.faces.align import ALIGN_METHODS, TEMPLATE_TAGS
 from facebench.suite.checks import input_problems
-from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite, reference_problems
+from facebench.suite.references import reference_problems
+from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -149,9 +150,21 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
             if near:
                 meant[loc] = near[0]
                 missing.remove((*loc[:-1], near[0]))
+    # a list too short for a fixed-length tuple is one problem, at the tuple
+    short: dict[tuple[Any, ...], list[int]] = {}
+    for loc, e in errors:
+        if e["type"] == "missing" and loc and isinstance(loc[-1], int):
+            short.setdefault(loc[:-1], []).append(loc[-1])
     for loc, e in errors:
         msg = e["msg"].removeprefix("Value error, ")
-        if loc in meant:
+        if e["type"] == "missing" and loc and isinstance(loc[-1], int):
+            absent = short[loc[:-1]]
+            if loc[-1] != absent[0]:
+                continue
+            loc, msg = loc[:-1], f"expected {max(absent) + 1} values, got {min(absent)}"
+            if loc[-1] in ("mean", "std"):
+                msg += " (one value, or one per channel)"
+        elif loc in meant:
             msg = f"unknown key {loc[-1]!r}; did you mean {meant[loc]!r} (required, missing)?"
         elif e["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r} (check spelling; see `facebench schema`)"
@@ -167,17 +180,25 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
             if len(loc) == 1:
                 msg += (" (a suite runs every model × device × protocol, so an empty list "
                         "leaves nothing to run)")
+            elif loc[0] == "protocols" and loc[-1] in ("models", "devices"):
+                msg += (f" (a protocol that lists no {loc[-1]} selects no cell; leave "
+                        f"'{loc[-1]}' out to run every one)")
         got = e.get("input")
         hint = ""
         if e["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
-            hint = f" (got {got!r})"
+            hint = f" (got {_elided(repr(got))})"
         problems.append(f"{_loc(loc)}: {msg}{hint}")
     return problems
 
 
+def _elided(text: str, keep: int = 60) -> str:
+    """``text``, its middle replaced by ``…`` when longer than ``2 * keep`` characters."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}…{text[-keep:]}"
+
+
 #: Tags pydantic puts in the location of a tagged-union member; a user never writes them.
 _UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS, *ALIGN_METHODS,
-               *NORMALIZE_TAGS}
+               *NORMALIZE_TAGS, *TEMPLATE_TAGS}
 
 
 def _too_big(path: Path, size: int) -> SuiteError:
@@ -233,7 +254,9 @@ def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) 
         problems += _besides(_pydantic_problems(err), unset)
     problems += _besides(input_problems(data, base_dir), unset)
     if problems or suite is None:
-        raise SuiteError(path, _in_file_order(problems, data))
+        # one line each, whatever a message quotes (a library's error text may span lines)
+        lines = [" ".join(p.splitlines()) for p in problems]
+        raise SuiteError(path, _in_file_order(lines, data))
     return suite
 
 

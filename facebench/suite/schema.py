@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -35,6 +35,7 @@ from facebench.bounds import (
     ThreadCount,
     Unit,
 )
+from facebench.crosscheck import CrossChecked, cross_check
 from facebench.datasets.specs import (
     IdentityFileDataset,
     IdentityFolderDataset,
@@ -58,10 +59,24 @@ MAX_CELL_TIMEOUT_S = 7 * 24 * 3600.0
 CellTimeout = Annotated[float, Field(ge=1, le=MAX_CELL_TIMEOUT_S, allow_inf_nan=False), NO_BOOL]
 PROTOCOL_TIMEOUT = ("Wall-clock limit of each cell of this protocol in seconds; default: the "
                     "suite's cell_timeout_s.")
+#: A protocol's selection of model or device ids: ``None`` (left out) selects all; an empty
+#: list would select no cell, so it is refused.
+IdSelection = Annotated[list[str], Field(min_length=1)] | None
+MODELS_OF_PROTOCOL = "Model ids this protocol runs (at least one); default: every model."
+DEVICES_OF_PROTOCOL = "Device ids this protocol runs on (at least one); default: every device."
 
 
-class Strict(BaseModel):
+class Strict(CrossChecked):
     model_config = ConfigDict(extra="forbid")
+
+
+def _blank_is_none(value: Any) -> Any:
+    """``weights: ${VAR:-}`` with VAR unset means no file (zoo models: random init)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+#: An optional path where a blank string means none.
+OptionalPath = Annotated[SuitePath | None, BeforeValidator(_blank_is_none)]
 
 
 def _scalar_or_channels(value: Any) -> str:
@@ -121,9 +136,9 @@ class ModelSpec(Strict):
 
     id: Id
     source: Literal["onnx", "torchscript", "zoo", "dlib"]
-    path: SuitePath | None = None
+    path: OptionalPath = None
     arch: str | None = None
-    weights: SuitePath | None = None
+    weights: OptionalPath = None
     embedding_size: EmbeddingSize | None = None
     align: AlignSpec = Field(
         default=SimilarityAlign(), description="How a detected face becomes the crop this model "
@@ -141,12 +156,6 @@ class ModelSpec(Strict):
         default=None, description="Published accuracy of this model, for the paper table.")
     description: str = ""
 
-    @field_validator("path", "weights", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        """``weights: ${VAR:-}`` with VAR unset means no file (zoo models: random init)."""
-        return None if isinstance(value, str) and not value.strip() else value
-
     @field_validator("weights")
     @classmethod
     def _zoo_weights(cls, value: Any, info: ValidationInfo) -> Any:
@@ -156,13 +165,12 @@ class ModelSpec(Strict):
                              "'path' file (remove 'weights')")
         return value
 
-    @model_validator(mode="after")
-    def _source_fields(self) -> ModelSpec:
+    @cross_check("source", "path", "arch")
+    def _source_fields(self) -> None:
         if self.source in ("onnx", "torchscript") and self.path is None:
             raise ValueError(f"source '{self.source}' needs 'path' (the model file)")
         if self.source == "zoo" and not self.arch:
             raise ValueError("source 'zoo' needs 'arch' (see `facebench models`)")
-        return self
 
 
 class Threads(Strict):
@@ -209,11 +217,14 @@ class DeviceSpec(Strict):
         default=None, description="Cluster resource label: cells run only where it exists."
     )
 
+    @cross_check("fp16", "precision")
+    def _fp16_int8(self) -> None:
+        if self.fp16 and self.precision == "int8":
+            raise ValueError("fp16: true contradicts precision: int8; keep precision only")
+
     @model_validator(mode="after")
     def _precision(self) -> DeviceSpec:
         """``fp16: true`` is ``precision: fp16``; afterwards ``fp16`` mirrors ``precision``."""
-        if self.fp16 and self.precision == "int8":
-            raise ValueError("fp16: true contradicts precision: int8; keep precision only")
         if self.fp16:
             self.precision = "fp16"
         self.fp16 = self.precision == "fp16"
@@ -252,7 +263,7 @@ class DetectorSpec(Strict):
     ``closest_to_center``, suits datasets whose subject is centred (LFW, CFP, AgeDB crops)."""
 
     name: Literal["yunet", "retinaface", "mtcnn", "dlib", "none"] = "yunet"
-    model: SuitePath | None = Field(
+    model: OptionalPath = Field(
         default=None, description="Weights file (yunet: .onnx, retinaface: .pth); for mtcnn a "
         "folder with pnet.pt, rnet.pt, onet.pt (default: the installed facenet-pytorch's); for "
         "dlib a folder with shape_predictor_5_face_landmarks.dat (default: "
@@ -260,11 +271,10 @@ class DetectorSpec(Strict):
     score_threshold: Unit | None = None
     select: Literal["highest_score", "largest", "closest_to_center"] = "closest_to_center"
 
-    @model_validator(mode="after")
-    def _model_needed(self) -> DetectorSpec:
+    @cross_check("name", "model")
+    def _model_needed(self) -> None:
         if self.name not in ("none", "mtcnn", "dlib") and self.model is None:
             raise ValueError(f"detector '{self.name}' needs 'model' (its weights file)")
-        return self
 
 
 def _no_detector_for_given_landmarks(proto: Any) -> None:
@@ -310,13 +320,12 @@ class VerificationProtocol(Strict):
         default=False, description="When the dataset is missing, skip with a note, not an error."
     )
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
-    models: list[str] | None = None
-    devices: list[str] | None = None
+    models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
+    devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)
 
-    @model_validator(mode="after")
-    def _given_landmarks(self) -> VerificationProtocol:
+    @cross_check("dataset", "detector")
+    def _given_landmarks(self) -> None:
         _no_detector_for_given_landmarks(self)
-        return self
 
 
 class EfficiencyProtocol(Strict):
@@ -329,8 +338,8 @@ class EfficiencyProtocol(Strict):
     min_seconds: Real = Field(default=2.0, ge=0, le=3600)
     batch_sizes: list[BatchSize] | None = Field(default=None, min_length=1)
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
-    models: list[str] | None = None
-    devices: list[str] | None = None
+    models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
+    devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)
 
 
 class SearchOptions(Strict):
@@ -387,19 +396,21 @@ class IdentificationProtocol(Strict):
     requires_weights: bool = False
     optional: bool = False
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
-    models: list[str] | None = None
-    devices: list[str] | None = None
+    models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
+    devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)
 
-    @model_validator(mode="after")
-    def _split_fields(self) -> IdentificationProtocol:
+    @cross_check("dataset", "detector")
+    def _given_landmarks(self) -> None:
         _no_detector_for_given_landmarks(self)
+
+    @cross_check("dataset", "gallery_images", "unenrolled", "distractors")
+    def _split_fields(self) -> None:
         if self.dataset.kind == "ijb":
             used = [k for k, off in (("gallery_images", 1), ("unenrolled", 0.0),
                                      ("distractors", [])) if getattr(self, k) != off]
             if used:
                 raise ValueError(f"{', '.join(used)}: for identity datasets only; an ijb "
                                  "dataset lists its own gallery sets and probes")
-        return self
 
 
 ProtocolSpec = Annotated[
@@ -463,66 +474,6 @@ class Suite(Strict):
         default=DEFAULT_CELL_TIMEOUT_S, description="Wall-clock limit of each cell in seconds: "
         "a cell still running then is killed and recorded as failed ('timed out after N s'). "
         "A protocol's cell_timeout_s overrides it.")
-
-
-def reference_problems(data: dict[str, Any]) -> list[str]:
-    """Duplicate ids and unknown id references, checked on raw suite data (always runs)."""
-    problems: list[str] = []
-    ids: dict[str, set[str]] = {}
-    for field in ("models", "devices", "protocols"):
-        seen: dict[str, int] = {}
-        items = data.get(field)
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            ident = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(ident, str):
-                continue
-            if ident in seen:
-                problems.append(
-                    f"{field}[{i}].id: duplicate id {ident!r} (also {field}[{seen[ident]}]); "
-                    "ids must be unique"
-                )
-            seen.setdefault(ident, i)
-        ids[field] = set(seen)
-    protocols = data.get("protocols")
-    for i, p in enumerate(protocols if isinstance(protocols, list) else []):
-        if not isinstance(p, dict):
-            continue
-        for key in ("models", "devices"):
-            refs = p.get(key)
-            for j, ref in enumerate(refs if isinstance(refs, list) else []):
-                if ref not in ids.get(key, set()):
-                    known = ", ".join(sorted(ids.get(key, set()))) or "none"
-                    problems.append(
-                        f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: {known}")
-    image_protocols = {p.get("id") for p in (protocols if isinstance(protocols, list) else [])
-                       if isinstance(p, dict) and p.get("kind") in ("verification",
-                                                                     "identification")}
-    devices = data.get("devices")
-    for i, d in enumerate(devices if isinstance(devices, list) else []):
-        q = d.get("quantization") if isinstance(d, dict) else None
-        ref = q.get("calibrate_on") if isinstance(q, dict) else None
-        if ref is not None and ref not in image_protocols:
-            known = ", ".join(sorted(str(p) for p in image_protocols)) or "none"
-            problems.append(f"devices[{i}].quantization.calibrate_on: {ref!r} is not a "
-                            f"verification or identification protocol; known: {known}")
-    report = data.get("report")
-    table = report.get("paper_table") if isinstance(report, dict) else None
-    if isinstance(table, dict):
-        refs = table.get("protocols")
-        verification = {p.get("id") for p in (protocols if isinstance(protocols, list) else [])
-                        if isinstance(p, dict) and p.get("kind") == "verification"}
-        for j, ref in enumerate(refs if isinstance(refs, list) else []):
-            if ref not in verification:
-                known = ", ".join(sorted(map(str, verification))) or "none"
-                problems.append(f"report.paper_table.protocols[{j}]: {ref!r} is not a "
-                                f"verification protocol; known: {known}")
-        rows = table.get("published")
-        for j, row in enumerate(rows if isinstance(rows, list) else []):
-            model = row.get("model") if isinstance(row, dict) else None
-            if model is not None and model not in ids.get("models", set()):
-                problems.append(f"report.paper_table.published[{j}].model: unknown model id "
-                                f"{model!r}; known: {', '.join(sorted(ids['models'])) or 'none'}")
-    return problems
 
 
 def json_schema() -> dict[str, Any]:

@@ -101,6 +101,41 @@ def seven_problems(text: str) -> str:
     )(text)
 
 
+MFN = "${FACEBENCH_SHARED}/models/mobilefacenet_128d.onnx"
+SFACE = "${FACEBENCH_SHARED}/models/face_recognition_sface_2021dec_int8bq.onnx"
+NOT_YUNET = ("is an ONNX model but not YuNet: 1 input(s), outputs {out} (YuNet: one NCHW image, "
+             "outputs cls_8 … kps_32); YuNet needs its ONNX model (face_detection_yunet.onnx)")
+MTCNN_HINT = ("install the weights with `pip install --no-deps facenet-pytorch==2.6.0` "
+              "(facebench reads only its pnet.pt/rnet.pt/onet.pt) or set the detector's model "
+              "to a folder holding them")
+NEVER = "the gate could never pass"
+UNKNOWN_METRIC = ("unknown metric 'accurcy'; did you mean 'accuracy', 'accuracy_std', "
+                  "'accuracy_ci_low'? see docs/results.md for the metrics facebench reports")
+
+
+def gates(*items: str) -> str:
+    return BASE + "gates:\n" + "".join(f"  - {item}\n" for item in items)
+
+
+def one_pass_27(text: str) -> str:
+    """Issue 27 item 9: ten independent problems, of which the landed code reported three (a
+    failing field hid the checks that relate two others, and references, gates and detector
+    files went unchecked)."""
+    return edit(
+        "    batch_sizes: [1, 8]\n", "    batch_sizes: [1, 8]\n    label: [gpu]\n"
+                                   "    fp16: true\n    precision: int8\n",
+        "devices:\n", "  - id: bare\n    source: onnx\n    embedding_size: 0\ndevices:\n",
+        YUNET, MFN,
+        "    min_seconds: 2\n", "    min_seconds: 2\n    models: []\n",
+    )(text) + ("  - id: mtcnn\n    kind: verification\n    dataset:\n"
+               "      pairs: ${FACEBENCH_SHARED}/data/lfw/pairs.txt\n"
+               "      images: ${FACEBENCH_SHARED}/data/lfw/images\n"
+               "    detector:\n      name: mtcnn\n      model: ${FACEBENCH_SHARED}/models\n"
+               "gates:\n  - nosuch.accuracy >= 0.9\n"
+               "  - {metric: accurcy, op: '>=', value: 0.9}\n"
+               "  - {metric: accuracy, op: '>=', value: 0.9, device: gpu}\n")
+
+
 CASES = [
     # item 6: numbers
     case("bootstrap_1e30", edit("bootstrap: 1000", "bootstrap: " + "1" + "0" * 30),
@@ -201,6 +236,70 @@ CASES = [
          f"{{F}}: {len(BASE) + 10 * (5 << 20):,} bytes; a suite file may be at most 256 KiB "
          "(suites are a few KB: keep pair lists and data in their own files)"),
 ]
+CASES += [
+    # issue 27 item 9: one pass; references, gates and detector files checked at validation
+    case("one_pass_ten_problems", one_pass_27,
+         "models[1].embedding_size: Input should be greater than 0 (got 0)",
+         "models[1]: source 'onnx' needs 'path' (the model file)",
+         "devices[0].label: Input should be a valid string",
+         "devices[0]: fp16: true contradicts precision: int8; keep precision only",
+         f"protocols[0].detector.model: {{S}}/models/mobilefacenet_128d.onnx "
+         f"{NOT_YUNET.format(out='embeddings')}",
+         "protocols[1].models: is empty; list at least 1 entry (a protocol that lists no "
+         "models selects no cell; leave 'models' out to run every one)",
+         f"protocols[2].detector.model: {{S}}/models lacks pnet.pt, rnet.pt, onet.pt; "
+         f"{MTCNN_HINT}",
+         "gates[0]: protocol 'nosuch' matches no protocol of the suite; known: eff, lfw, mtcnn",
+         f"gates[1].metric: {UNKNOWN_METRIC} (got 'accurcy')",
+         "gates[2].device: device 'gpu' matches no device of the suite; known: cpu"),
+    case("gate_unknown_protocol", gates("nosuch.accuracy >= 0.9"),
+         "gates[0]: protocol 'nosuch' matches no protocol of the suite; known: eff, lfw"),
+    case("gate_unknown_model", gates("'mfm@cpu:accuracy >= 0.9'"),
+         "gates[0]: model 'mfm' matches no model of the suite; known: mfn"),
+    case("gate_unknown_device_glob", gates("{metric: accuracy, op: '>=', value: 0.9, "
+                                           "device: 'gpu*'}"),
+         "gates[0].device: device 'gpu*' matches no device of the suite; known: cpu"),
+    case("gate_unknown_metric", gates("{metric: accurcy, op: '>=', value: 0.9}"),
+         f"gates[0].metric: {UNKNOWN_METRIC} (got 'accurcy')"),
+    case("gate_metric_of_another_kind", gates("lfw.latency.p50_ms <= 10"),
+         f"gates[0]: 'latency.p50_ms' is reported by efficiency cells, but the gate selects "
+         f"only lfw (verification); {NEVER}"),
+    case("gate_selects_no_cell",
+         edit("    min_seconds: 2\n", "    min_seconds: 2\n    models: [mfn]\n")(BASE).replace(
+             "devices:\n", ZOO.replace("ARCH", "mobilefacenet")) + "gates:\n"
+         "  - 'zoo@cpu@eff:latency.p50_ms <= 10'\n",
+         f"gates[0]: zoo@cpu@eff selects no cell (the protocols' models and devices lists "
+         f"leave none); {NEVER}"),
+    case("protocol_devices_empty", edit("    min_seconds: 2\n",
+                                        "    min_seconds: 2\n    devices: []\n"),
+         "protocols[1].devices: is empty; list at least 1 entry (a protocol that lists no "
+         "devices selects no cell; leave 'devices' out to run every one)"),
+    case("references_beside_a_list_id",
+         edit("    batch_sizes: [1, 8]\n", "    batch_sizes: [1, 8]\n    quantization: "
+              "{calibrate_on: eff}\n", "    min_seconds: 2\n",
+              "    min_seconds: 2\n    models: [[mfn]]\n")(BASE)
+         + "report:\n  paper_table:\n    protocols: [eff]\n",
+         "devices[0].quantization.calibrate_on: 'eff' is not a verification or identification "
+         "protocol; known: lfw",
+         "protocols[1].models[0]: Input should be a valid string",
+         "report.paper_table.protocols[0]: 'eff' is not a verification protocol; known: lfw"),
+    # detector model files: the right kind of file for the detector named
+    case("yunet_given_a_recognizer", edit(YUNET, MFN),
+         f"protocols[0].detector.model: {{S}}/models/mobilefacenet_128d.onnx "
+         f"{NOT_YUNET.format(out='embeddings')}"),
+    case("yunet_given_sface", edit(YUNET, SFACE),
+         f"protocols[0].detector.model: {{S}}/models/"
+         f"face_recognition_sface_2021dec_int8bq.onnx {NOT_YUNET.format(out='fc1')}"),
+    case("mtcnn_folder_without_weights",
+         edit("name: yunet", "name: mtcnn", YUNET, "${FACEBENCH_SHARED}/models"),
+         f"protocols[0].detector.model: {{S}}/models lacks pnet.pt, rnet.pt, onet.pt; "
+         f"{MTCNN_HINT}"),
+    case("dlib_folder_without_predictor",
+         edit("name: yunet", "name: dlib", YUNET, "${FACEBENCH_SHARED}/models"),
+         "protocols[0].detector.model: {S}/models lacks shape_predictor_5_face_landmarks.dat; "
+         "point 'model' at a folder holding them (default: the face_recognition_models "
+         "package's)"),
+]
 BY_NAME = {c.name: c for c in CASES}
 
 
@@ -287,7 +386,8 @@ def test_lfw_folds_1_is_refused_at_validation(fb_env: dict[str, str], tmp_path: 
 
 
 REAL_PROCESS = ["not_utf8", "nested_100000_levels", "fifty_megabytes", "duplicate_yaml_key",
-                "seven_problems_in_one_pass", "std_nan", "batch_sizes_true"]
+                "seven_problems_in_one_pass", "std_nan", "batch_sizes_true",
+                "one_pass_ten_problems"]
 
 
 def test_real_processes(fb_env: dict[str, str], tmp_path: Path) -> None:
@@ -305,4 +405,48 @@ def test_real_processes(fb_env: dict[str, str], tmp_path: Path) -> None:
         assert res.returncode == 2, (key, res.stderr[-2000:])
         assert "Traceback" not in res.stderr
         assert lines(res.stderr) == expected(BY_NAME[name], tmp_path / f"{name}.yaml"), key
+    assert not (tmp_path / "out").exists()
+
+
+def test_detector_files_made_to_look_right(fb_env: dict[str, str], tmp_path: Path) -> None:
+    """Files of the right format but the wrong content: a torch.save state dict that is not
+    RetinaFace's, a YuNet ONNX cut short, MTCNN weights swapped (pnet.pt holding onet's). Each
+    detector reads its file as it would load it (weights_only, keys and shapes; the ONNX
+    graph) and validation names the file and what is wrong; ``run`` writes nothing."""
+    import torch
+
+    from facebench.faces.detect.mtcnn import default_weights_dir
+
+    torch.save({"body.conv.weight": torch.zeros(2, 2)}, tmp_path / "retina.pth")
+    (tmp_path / "cut.onnx").write_bytes((SHARED / "models" / "face_detection_yunet.onnx")
+                                        .read_bytes()[:5000])
+    installed = default_weights_dir()
+    assert installed is not None, "facenet-pytorch's MTCNN weights are installed with [dev]"
+    swapped = tmp_path / "mtcnn"
+    swapped.mkdir()
+    for name, source in (("pnet.pt", "onet.pt"), ("rnet.pt", "rnet.pt"), ("onet.pt", "onet.pt")):
+        (swapped / name).symlink_to(installed / source)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(edit("    bootstrap: 1000\n", "    bootstrap: 1000\n" + "".join(
+        f"  - id: {name}\n    kind: verification\n    dataset:\n"
+        f"      pairs: ${{FACEBENCH_SHARED}}/data/lfw/pairs.txt\n"
+        f"      images: ${{FACEBENCH_SHARED}}/data/lfw/images\n"
+        f"    detector: {{name: {name}, model: {model}}}\n"
+        for name, model in (("retinaface", tmp_path / "retina.pth"),
+                            ("yunet", tmp_path / "cut.onnx"), ("mtcnn", swapped))))(BASE),
+        encoding="utf-8")
+    got = facebench_many({"validate": ["validate", str(suite)],
+                          "run": ["run", str(suite), "--out", str(tmp_path / "out")]},
+                         fb_env, tmp_path)
+    for key, res in got.items():
+        assert res.returncode == 2, (key, res.stderr[-2000:])
+        header, retina, cut, mtcnn = lines(res.stderr)
+        assert header == f"{suite}: 3 problem(s)"
+        assert retina.startswith(f"protocols[1].detector.model: {tmp_path / 'retina.pth'}: "
+                                 "does not match RetinaFace MobileNet-0.25 (missing keys: "), key
+        assert "unexpected keys: body.conv.weight" in retina
+        assert cut.startswith(f"protocols[2].detector.model: {tmp_path / 'cut.onnx'} is not a "
+                              "readable ONNX model ("), key
+        assert mtcnn.startswith(f"protocols[3].detector.model: {swapped / 'pnet.pt'}: does "
+                                "not match MTCNN PNet ("), key
     assert not (tmp_path / "out").exists()

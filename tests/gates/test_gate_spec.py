@@ -140,7 +140,7 @@ def test_embedded_in_suite_schema() -> None:
     )
     assert [g.metric for g in suite.gates] == ["accuracy", "params"]
     with pytest.raises(ValidationError) as info:
-        Suite.model_validate({"name": "ci", "gates": ["a > 1", "b < 2", "accuracy >>= 1"]})
+        Suite.model_validate({"name": "ci", "gates": ["eer < 1", "params < 2", "accuracy >>= 1"]})
     assert error_lines(info.value)[0].startswith(
         "gates[2]: cannot parse 'accuracy >>= 1': expected"
     )

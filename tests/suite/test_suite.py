@@ -185,11 +185,20 @@ def test_mtcnn_detector_model_is_a_folder(suite_dir: Path, monkeypatch: pytest.M
     assert problems(suite("{name: mtcnn, model: weights}"), suite_dir) == [
         f"protocols[1].detector.model: directory not found: {(suite_dir / 'weights').resolve()}"]
     (suite_dir / "weights").mkdir()
-    parsed = parse_suite(suite("{name: mtcnn, model: weights}"), suite_dir / "suite.yaml", {})
-    assert parsed.protocols[1].detector.model == (suite_dir / "weights").resolve()
+    weights = (suite_dir / "weights").resolve()
+    [problem] = problems(suite("{name: mtcnn, model: weights}"), suite_dir)
+    assert problem.startswith(f"protocols[1].detector.model: {weights} lacks pnet.pt, rnet.pt, "
+                              "onet.pt; install the weights")
+    installed = mtcnn.default_weights_dir()
     monkeypatch.setattr(mtcnn, "default_weights_dir", lambda: None)
     [problem] = problems(suite("{name: mtcnn}"), suite_dir)
     assert problem.startswith("protocols[1].detector.model: MTCNN weights not found")
     assert "pip install --no-deps facenet-pytorch==2.6.0" in problem
     [problem] = problems(suite("{name: retinaface}"), suite_dir)
     assert "needs 'model'" in problem
+    if installed is None:
+        pytest.skip("facenet-pytorch's MTCNN weights are not installed")
+    for name in mtcnn.WEIGHT_FILES:
+        (weights / name).symlink_to(installed / name)
+    parsed = parse_suite(suite("{name: mtcnn, model: weights}"), suite_dir / "suite.yaml", {})
+    assert parsed.protocols[1].detector.model == weights

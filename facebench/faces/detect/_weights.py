@@ -41,12 +41,11 @@ def key_problems(got: Mapping[str, Any], want: Mapping[str, torch.Tensor]) -> li
     return problems
 
 
-def load_strict(path: Path, model: torch.nn.Module, what: str, hint: str) -> str:
-    """Load the state dict at ``path`` into ``model`` exactly; return the file's sha256 hex.
-
-    An unreadable file or any key problem raises ``ValueError`` naming ``path``, the keys,
-    ``what`` the file should have been, and ``hint`` (what to do).
-    """
+def read_strict(path: Path, model: torch.nn.Module, what: str, hint: str
+                ) -> Mapping[str, Any]:
+    """The state dict at ``path``, with exactly ``model``'s keys and shapes (nothing loaded
+    into ``model``). An unreadable file or any key problem raises ``ValueError`` naming
+    ``path``, the keys, ``what`` the file should have been, and ``hint`` (what to do)."""
     try:
         state = read_state_dict(path)
     except WeightsError as exc:
@@ -55,5 +54,11 @@ def load_strict(path: Path, model: torch.nn.Module, what: str, hint: str) -> str
     problems = key_problems(state, model.state_dict())
     if problems:
         raise ValueError(f"{path}: does not match {what} ({'; '.join(problems)}); {hint}")
-    model.load_state_dict(state, strict=True)
+    return state
+
+
+def load_strict(path: Path, model: torch.nn.Module, what: str, hint: str) -> str:
+    """Load the state dict at ``path`` into ``model`` exactly (:func:`read_strict`); return the
+    file's sha256 hex."""
+    model.load_state_dict(read_strict(path, model, what, hint), strict=True)
     return sha256_file(path)

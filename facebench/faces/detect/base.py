@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -83,16 +84,82 @@ def select_face(
 
 
 _FACTORIES: dict[str, Callable[..., Detector]] = {}
+#: Why a suite's ``detector.model`` (a path; ``None``: the detector's default) cannot serve a
+#: detector, or ``None`` when it can; cheap (no detector is built), for suite validation.
+ModelCheck = Callable[[Path | None], str | None]
+_MODEL_CHECKS: dict[str, ModelCheck] = {}
 
 
-def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
-    """Decorator: make a detector constructible by name from a suite."""
+def register_detector(name: str, check_model: ModelCheck | None = None
+                      ) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+    """Decorator: make a detector constructible by name from a suite; ``check_model`` says
+    why a given model file or folder is not this detector's (see :func:`model_problem`)."""
 
     def wrap(factory: Callable[..., Detector]) -> Callable[..., Detector]:
         _FACTORIES[name] = factory
+        if check_model is not None:
+            _MODEL_CHECKS[name] = check_model
         return factory
 
     return wrap
+
+
+def model_problem(name: str, model: Path | None) -> str | None:
+    """Why ``model`` (a suite's ``detector.model``; ``None``: the default) cannot serve
+    detector ``name``; ``None`` when it can, or when the detector has no model to check."""
+    _load_builtin(name)
+    check = _MODEL_CHECKS.get(name)
+    return None if check is None else check(model)
+
+
+def detectors_for(model: Path) -> list[str]:
+    """The built-in detectors whose model ``model`` is (for a hint when another was named)."""
+    return [name for name in BUILTIN if model_problem(name, model) is None]
+
+
+#: What :func:`model_file_format` finds, in words.
+FORMAT_NAMES = {"onnx": "an ONNX model", "torch": "a PyTorch checkpoint (torch.save)",
+                None: "neither an ONNX model nor a PyTorch checkpoint"}
+#: ONNX ModelProto field tags that may follow ``ir_version`` (field 1) in a serialized model.
+_ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA})
+
+
+def model_file_format(path: Path) -> Literal["onnx", "torch"] | None:
+    """``"onnx"``, ``"torch"`` (``torch.save``: zip or legacy pickle) or ``None``, from the
+    first bytes of a regular file; nothing is loaded."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04") or (len(head) > 1 and head[0] == 0x80
+                                           and 2 <= head[1] <= 5):
+        return "torch"
+    # ir_version (field 1, varint, small), then the next ModelProto field
+    if len(head) > 2 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS:
+        return "onnx"
+    return None
+
+
+def file_problem(path: Path, fmt: Literal["onnx", "torch"], needs: str) -> str | None:
+    """Why ``path`` is not a regular file of format ``fmt`` (``needs``: what the detector
+    needs, for the message), or ``None``."""
+    if not path.is_file():
+        if path.exists():
+            found = "a directory" if path.is_dir() else "not a regular file"
+            return f"expected a file, found {found}: {path}"
+        return f"file not found: {path}"
+    got = model_file_format(path)
+    return None if got == fmt else f"{path} is {FORMAT_NAMES[got]}, but {needs}"
+
+
+def folder_problem(model: Path, files: tuple[str, ...], needs: str) -> tuple[Path, str | None]:
+    """The folder a folder-model detector reads (``model``, or the folder of a file in it) and
+    why it is not one holding ``files`` (``needs``: what to do), or ``None``."""
+    if not model.exists():
+        return model, f"directory not found: {model}"
+    folder = model.parent if model.is_file() else model
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        return folder, f"{folder} lacks {', '.join(missing)}; {needs}"
+    return folder, None
 
 
 def create_detector(name: str, **options: Any) -> Detector:

@@ -23,11 +23,30 @@ from facebench.engines.dlib_engine import (
     default_model_dir,
     dlib_unavailable,
 )
-from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect.base import (
+    Detection,
+    check_bgr_image,
+    folder_problem,
+    register_detector,
+)
 from facebench.io import sha256_file_once
 
+NEEDS = ("point 'model' at a folder holding them (default: the face_recognition_models "
+         "package's)")
 
-@register_detector("dlib")
+
+def check_model_folder(model: Path | None) -> str | None:
+    """Why ``model`` (``None``: the face_recognition_models package's folder) holds no 5-point
+    shape predictor, or ``None``."""
+    if model is None:
+        reason = dlib_unavailable()
+        if reason is not None:
+            return reason
+        model = default_model_dir()
+    return folder_problem(model, (LANDMARKS_FILE,), NEEDS)[1]
+
+
+@register_detector("dlib", check_model=check_model_folder)
 class DlibDetector:
     """dlib's HOG detector + 5-point shape predictor.
 
@@ -53,15 +72,11 @@ class DlibDetector:
             raise ImportError(reason)
         import dlib
 
-        folder = Path(model) if model is not None else default_model_dir()
-        if folder.is_file():  # a path to one of the files: use its folder
-            folder = folder.parent
-        needed = [LANDMARKS_FILE] + ([CNN_FILE] if cnn_fallback else [])
-        missing = [f for f in needed if not (folder / f).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"dlib detector: {folder} lacks {', '.join(missing)}; point 'model' at a folder "
-                "holding them (default: the face_recognition_models package's)")
+        needed = (LANDMARKS_FILE, *([CNN_FILE] if cnn_fallback else []))
+        folder, problem = folder_problem(
+            Path(model) if model is not None else default_model_dir(), needed, NEEDS)
+        if problem is not None:
+            raise FileNotFoundError(f"dlib detector: {problem}")
         levels = tuple(int(u) for u in upsample)
         if not levels or min(levels) < 0:
             raise ValueError(f"dlib detector: upsample must be levels >= 0, got {list(upsample)}")

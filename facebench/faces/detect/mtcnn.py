@@ -28,8 +28,13 @@ import numpy as np
 import torch
 
 from facebench.faces.detect._mtcnn_net import ONet, PNet, RNet
-from facebench.faces.detect._weights import load_strict
-from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect._weights import load_strict, read_strict
+from facebench.faces.detect.base import (
+    Detection,
+    check_bgr_image,
+    folder_problem,
+    register_detector,
+)
 
 #: The three weight files, in cascade order.
 WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
@@ -59,6 +64,34 @@ def default_weights_dir() -> Path | None:
         return None
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     return folder if all((folder / f).is_file() for f in WEIGHT_FILES) else None
+
+
+def weights_folder(model: Path | None) -> Path:
+    """The folder holding the three weight files: ``model`` (a folder, or a file in it), else
+    the installed facenet-pytorch's; ``FileNotFoundError`` saying what is missing."""
+    folder = model if model is not None else default_weights_dir()
+    if folder is None:
+        raise FileNotFoundError(f"MTCNN weights not found; {INSTALL_HINT}")
+    folder, problem = folder_problem(folder, WEIGHT_FILES, INSTALL_HINT)
+    if problem is not None:
+        raise FileNotFoundError(f"MTCNN weights: {problem}")
+    return folder
+
+
+def _what(net: torch.nn.Module) -> str:
+    return f"MTCNN {type(net).__name__}"
+
+
+def check_model_folder(model: Path | None) -> str | None:
+    """Why ``model`` (``None``: the default) is not a folder of the three MTCNN state dicts
+    (read with ``weights_only=True``, keys and shapes checked; they are small), or ``None``."""
+    try:
+        folder = weights_folder(model)
+        for fname, net in zip(WEIGHT_FILES, (PNet(), RNet(), ONet()), strict=True):
+            read_strict(folder / fname, net, _what(net), INSTALL_HINT)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc).removeprefix("MTCNN weights: ")
+    return None
 
 
 def nms(
@@ -105,7 +138,7 @@ def _calibrate(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.
     return boxes + reg[:, :4] * np.tile(wh, 2)
 
 
-@register_detector("mtcnn")
+@register_detector("mtcnn", check_model=check_model_folder)
 class MTCNN:
     """MTCNN with facenet-pytorch's converted weights.
 
@@ -136,32 +169,21 @@ class MTCNN:
             raise ValueError(f"MTCNN thresholds must be three values in [0, 1], got {thresholds}")
         if min_face_size < 12 or not 0.0 < factor < 1.0:
             raise ValueError("MTCNN needs min_face_size >= 12 and 0 < factor < 1")
-        folder = Path(model) if model is not None else default_weights_dir()
-        if folder is None:
-            raise FileNotFoundError(f"MTCNN weights not found; {INSTALL_HINT}")
-        if folder.is_file():  # a path to one of the files: use its folder
-            folder = folder.parent
-        missing = [f for f in WEIGHT_FILES if not (folder / f).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"MTCNN weights: {folder} lacks {', '.join(missing)}; {INSTALL_HINT}"
-            )
+        self.folder = weights_folder(Path(model) if model is not None else None)
+        self._nets = (PNet(), RNet(), ONet())
+        self.sha256 = {fname: load_strict(self.folder / fname, net, _what(net), INSTALL_HINT)
+                       for fname, net in zip(WEIGHT_FILES, self._nets, strict=True)}
         if threads is not None:
             torch.set_num_threads(threads)
-        self.folder = folder
         self.min_face_size = int(min_face_size)
         self.thresholds = tuple(thresholds)
         self.factor = float(factor)
         self.device = torch.device(device)
-        self._nets = (PNet(), RNet(), ONet())
-        self.sha256 = {}
-        for fname, net in zip(WEIGHT_FILES, self._nets, strict=True):
-            what = f"MTCNN {type(net).__name__}"
-            self.sha256[fname] = load_strict(folder / fname, net, what, INSTALL_HINT)
+        for net in self._nets:
             net.eval().to(self.device)
         if self.sha256 != VERIFIED_SHA256:
             warnings.warn(
-                f"{folder}: MTCNN weights differ from facenet-pytorch 2.6.0's; "
+                f"{self.folder}: MTCNN weights differ from facenet-pytorch 2.6.0's; "
                 "check landmarks before use",
                 stacklevel=2,
             )

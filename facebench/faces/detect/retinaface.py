@@ -28,8 +28,13 @@ from facebench.faces.detect._priors import (
     priors_for,
 )
 from facebench.faces.detect._retinaface_net import RetinaFaceNet
-from facebench.faces.detect._weights import load_strict
-from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect._weights import load_strict, read_strict
+from facebench.faces.detect.base import (
+    Detection,
+    check_bgr_image,
+    file_problem,
+    register_detector,
+)
 
 #: BGR channel means subtracted from the input (the training preprocessing).
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -58,13 +63,29 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> str:
             f"RetinaFace weights not found: {path} (expected retinaface_mobilenet0.25.pth; "
             "pass weights=<path> or set FACEBENCH_SHARED)"
         )
-    return load_strict(
-        path,
-        model,
-        "RetinaFace MobileNet-0.25",
-        "use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
-        "ClassHead/BboxHead/LandmarkHead.*)",
-    )
+    return load_strict(path, model, WHAT, HINT)
+
+
+WHAT = "RetinaFace MobileNet-0.25"
+HINT = ("use shared/models/retinaface_mobilenet0.25.pth (keys body.*, fpn.*, ssh1..3.*, "
+        "ClassHead/BboxHead/LandmarkHead.*)")
+NEEDS = ("RetinaFace needs its PyTorch weights (a torch.save file such as "
+         "retinaface_mobilenet0.25.pth)")
+
+
+def check_model_file(model: Path | None) -> str | None:
+    """Why ``model`` is not RetinaFace MobileNet-0.25 weights, or ``None``: the state dict is
+    read with ``weights_only=True`` and its keys and shapes checked, as the detector loads it."""
+    if model is None:
+        return None  # no default file: the suite schema requires 'model'
+    problem = file_problem(model, "torch", NEEDS)
+    if problem is not None:
+        return problem
+    try:
+        read_strict(model, RetinaFaceNet(), WHAT, HINT)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -80,7 +101,7 @@ def fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-@register_detector("retinaface")
+@register_detector("retinaface", check_model=check_model_file)
 class RetinaFace:
     """RetinaFace with a MobileNet-0.25 backbone.
 

@@ -7,12 +7,47 @@ from typing import Any
 
 import cv2
 import numpy as np
+import onnx
 
-from facebench.faces.detect.base import Detection, register_detector
+from facebench.faces.detect.base import Detection, file_problem, register_detector
 from facebench.io import sha256_file_once
 
+#: The outputs OpenCV's ``FaceDetectorYN`` reads (YuNet 2023mar): per stride 8/16/32 the
+#: class and objectness scores, box and five-landmark regressions.
+OUTPUTS = tuple(f"{head}_{stride}" for head in ("cls", "obj", "bbox", "kps")
+                for stride in (8, 16, 32))
+NEEDS = "YuNet needs its ONNX model (face_detection_yunet.onnx)"
+#: Largest file taken for a YuNet model (YuNet is about 230 KB): a bigger ONNX is some other
+#: network, refused before its graph is parsed.
+MAX_MODEL_BYTES = 16 << 20
 
-@register_detector("yunet")
+
+def check_model_file(model: Path | None) -> str | None:
+    """Why ``model`` is not a YuNet ONNX model (OpenCV's input and outputs), or ``None``;
+    reads the graph's inputs and outputs (no weights beyond the file itself, no session)."""
+    if model is None:
+        return None  # no default file: the suite schema requires 'model'
+    problem = file_problem(model, "onnx", NEEDS)
+    if problem is not None:
+        return problem
+    if (size := model.stat().st_size) > MAX_MODEL_BYTES:
+        return (f"{model} is an ONNX model of {size:,} bytes, not YuNet (about 230 KB); "
+                f"{NEEDS}")
+    try:
+        graph = onnx.load(str(model), load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors alike
+        return f"{model} is not a readable ONNX model ({type(exc).__name__}: {exc}); {NEEDS}"
+    outputs = [o.name for o in graph.output]
+    dims = [len(i.type.tensor_type.shape.dim) for i in graph.input]
+    if dims != [4] or any(name not in outputs for name in OUTPUTS):
+        shown = ", ".join(outputs[:4]) + (" …" if len(outputs) > 4 else "")
+        return (f"{model} is an ONNX model but not YuNet: {len(dims)} input(s), outputs "
+                f"{shown or 'none'} (YuNet: one NCHW image, outputs {OUTPUTS[0]} … "
+                f"{OUTPUTS[-1]}); {NEEDS}")
+    return None
+
+
+@register_detector("yunet", check_model=check_model_file)
 class YuNet:
     """OpenCV's YuNet detector. ``model`` is the ``face_detection_yunet*.onnx`` file."""
 
@@ -30,6 +65,8 @@ class YuNet:
         path = Path(model)
         if not path.is_file():
             raise FileNotFoundError(f"YuNet model not found: {path}")
+        if (problem := check_model_file(path)) is not None:
+            raise ValueError(problem)
         if threads is not None:
             cv2.setNumThreads(threads)
         self.model = str(path)
