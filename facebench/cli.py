@@ -96,9 +96,9 @@ def validate(suite: Annotated[Path, typer.Argument(help="Suite YAML file")]) -> 
 
     try:
         s = load_suite(suite)
-    except SuiteError as exc:
+        cells = plan(s)
+    except (SuiteError, ValueError) as exc:  # plan: cells whose folders would clash
         _suite_error(exc)
-    cells = plan(s)
     out.print(f"{escape(str(suite))}: ok — {len(s.models)} model(s) × {len(s.devices)} device(s) × "
               f"{len(s.protocols)} protocol(s) → {len(cells)} cell(s)")
 
