@@ -29,10 +29,15 @@ import torch
 
 from facebench.faces.detect._mtcnn_net import ONet, PNet, RNet
 from facebench.faces.detect._weights import load_strict
-from facebench.faces.detect.base import Detection, check_bgr_image, register_detector
+from facebench.faces.detect.base import (
+    FOLDER_WEIGHTS,
+    Detection,
+    check_bgr_image,
+    register_detector,
+)
 
 #: The three weight files, in cascade order.
-WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
+WEIGHT_FILES = FOLDER_WEIGHTS["mtcnn"]
 #: sha256 of facenet-pytorch 2.6.0's files, against which this cascade was verified.
 VERIFIED_SHA256 = {
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
