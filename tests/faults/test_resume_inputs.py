@@ -159,7 +159,7 @@ def drop_fingerprint(d: Path) -> None:
     """The record of one cell as an older facebench wrote it: no inputs fingerprint."""
     path = d / "out" / "cells" / "mfn@cpu@eff" / "result.json"
     rec = json.loads(path.read_text(encoding="utf-8"))
-    rec.pop("inputs_sha256"), rec.pop("inputs")
+    rec.pop("inputs_sha256", None), rec.pop("inputs", None)
     path.write_text(json.dumps(rec), encoding="utf-8")
 
 
