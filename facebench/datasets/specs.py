@@ -24,8 +24,9 @@ class _Strict(BaseModel):
     def input_paths(self) -> list[Path]:
         """What a cell on this dataset reads, for ``--resume``'s key: files by their bytes,
         folders by their listing (relative paths and sizes). Image files are not listed: the
-        caches key them by content, and a pair or identity list names them."""
-        return []
+        caches key them by content, and a pair or identity list names them. Every dataset kind
+        declares its own."""
+        raise NotImplementedError(f"dataset kind {type(self).__name__} declares no input_paths")
 
 
 class LfwPairsDataset(_Strict):
@@ -37,6 +38,9 @@ class LfwPairsDataset(_Strict):
         default=None, description="Use only the first N folds (fixed subsets for speed; >= 2: "
         "each fold's threshold is chosen on the other folds)."
     )
+
+    def input_paths(self) -> list[Path]:
+        return [self.pairs]
 
 
 class PairCsvDataset(_Strict):

@@ -1,12 +1,13 @@
 """Issue 27, item 1: ``--resume`` reuses a finished cell only while the files it reads are
 unchanged, byte for byte.
 
-One run of a five-cell suite over real files copied into a fresh folder (MobileFaceNet ONNX, a
-zoo MobileFaceNet checkpoint, a YuNet copy, an LFW pair CSV, a CelebA-style identity file over
-LFW images, an IJB dataset made from LFW by ``make_ijb_from_lfw``), then a chain of resumes,
-each after changing the content of one kind of input at the same path: exactly the cells that
-read it run again (with the reason), every other cell is reused (``resumed``). The pair list
-is edited keeping its size, modification time and inode. A record without a fingerprint (an
+One run of a six-cell suite over real files copied into a fresh folder (MobileFaceNet ONNX, a
+zoo MobileFaceNet checkpoint, a YuNet copy, an LFW pair CSV, an LFW ``pairs.txt``, a
+CelebA-style identity file over LFW images, an IJB dataset made from LFW by
+``make_ijb_from_lfw``), then three resumes, each after changing the content of some input
+files at the same path: exactly the cells that read a changed file run again (naming it), every
+other cell is reused (``resumed``). The pair CSV and the IJB pair file are
+edited keeping their size, modification time and inode. A record without a fingerprint (an
 older facebench) is run again.
 
 Fast in-process cases check what each spec declares as its inputs (IJB meta files, MTCNN and
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from facebench.datasets.make_ijb import make_ijb_from_lfw
+from facebench.datasets.specs import KINDS as DATASET_KINDS
 from facebench.plan import plan
 from facebench.results import CellRecord
 from facebench.runner.inputs import MISSING, InputDigests, inputs_sha256
@@ -54,7 +56,8 @@ from .kit import (
 from .test_hostile_caches import perturbed_yunet
 
 SFACE = SHARED / "models" / "face_recognition_sface_2021dec_int8bq.onnx"
-CELLS = ("mfn@cpu@pairs", "mfn@cpu@ident", "mfn@cpu@ijb", "mfn@cpu@eff", "zoo@torch@efft")
+CELLS = ("mfn@cpu@pairs", "mfn@cpu@lfw", "mfn@cpu@ident", "mfn@cpu@ijb", "mfn@cpu@eff",
+         "zoo@torch@efft")
 TORCH = {"id": "torch", "engine": "torch", "device": "cpu", "threads": {"intra_op": 1},
          "batch_sizes": [1]}
 EFFICIENCY = {"kind": "efficiency", "warmup": 0, "min_iters": 1, "min_seconds": 0}
@@ -68,6 +71,18 @@ def zoo_checkpoint(path: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     torch.save(get_model("mobilefacenet", 128).state_dict(), path)
+    return path
+
+
+def lfw_pairs_txt(path: Path, per_fold: int = 3, skip: int = 0) -> Path:
+    """An LFW ``pairs.txt`` of two folds: ``per_fold`` genuine and impostor lines of View 2's
+    first two folds, after the first ``skip`` of each."""
+    body = [ln for ln in (LFW / "pairs.txt").read_text().splitlines()[1:] if ln.strip()]
+    lines = [f"2\t{per_fold}"]
+    for f in range(2):
+        block = body[600 * f:600 * (f + 1)]
+        lines += block[skip:skip + per_fold] + block[300 + skip:300 + skip + per_fold]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
@@ -90,11 +105,14 @@ def make_inputs(d: Path) -> Path:
     shutil.copyfile(YUNET, d / "yunet.onnx")
     zoo_checkpoint(d / "zoo.pth", seed=0)
     write_pair_csv(d / "pairs.csv", lfw_rows(5, 2))
+    lfw_pairs_txt(d / "pairs.txt")
     identity_file(d / "identities.txt")
     make_ijb_from_lfw(LFW / "images", d / "ijb", detector_model=YUNET, subjects=3,
                       impostors_per_genuine=2)
     pairs = verification("pairs", d / "pairs.csv", LFW / "images", flip=False)
     pairs["detector"]["model"] = str(d / "yunet.onnx")
+    lfw = verification("lfw", d / "pairs.txt", LFW / "images", kind="lfw_pairs", flip=False,
+                       detector=False)
     ident = verification("ident", "", "", flip=False)
     ident["dataset"] = {"kind": "identity_file", "identities": str(d / "identities.txt"),
                         "images": str(LFW / "images"), "n_genuine": 4, "n_impostor": 4,
@@ -103,7 +121,7 @@ def make_inputs(d: Path) -> Path:
            "flip": False, "workers": 1, "far_targets": [0.1]}
     zoo = {"id": "zoo", "source": "zoo", "arch": "mobilefacenet", "embedding_size": 128,
            "weights": str(d / "zoo.pth")}
-    protocols = [{**p, "models": ["mfn"], "devices": ["cpu"]} for p in (pairs, ident, ijb)]
+    protocols = [{**p, "models": ["mfn"], "devices": ["cpu"]} for p in (pairs, lfw, ident, ijb)]
     protocols += [{"id": "eff", **EFFICIENCY, "models": ["mfn"], "devices": ["cpu"]},
                   {"id": "efft", **EFFICIENCY, "models": ["zoo"], "devices": ["torch"]}]
     s = suite("resume-inputs", [model("mfn", d / "model.onnx"), zoo], protocols)
@@ -142,6 +160,10 @@ def edit_pairs(d: Path) -> None:
     flip_labels_in_place(d / "pairs.csv", column=2)
 
 
+def edit_lfw_pairs(d: Path) -> None:
+    lfw_pairs_txt(d / "pairs.txt", skip=3)  # other pairs
+
+
 def edit_identities(d: Path) -> None:
     lines = (d / "identities.txt").read_text(encoding="utf-8").splitlines()
     (d / "identities.txt").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
@@ -167,8 +189,9 @@ def drop_fingerprint(d: Path) -> None:
 #: the file whose change they must name (None: the record had no fingerprint). Edits of one
 #: resume change files no two cells share, so each cell's reason names its own edit.
 STEPS: dict[str, tuple[tuple[Any, ...], dict[str, str | None]]] = {
-    "data": ((edit_weights, edit_pairs, edit_identities, edit_ijb_meta),
+    "data": ((edit_weights, edit_pairs, edit_lfw_pairs, edit_identities, edit_ijb_meta),
              {"zoo@torch@efft": "zoo.pth", "mfn@cpu@pairs": "pairs.csv",
+              "mfn@cpu@lfw": "pairs.txt",
               "mfn@cpu@ident": "identities.txt", "mfn@cpu@ijb": "template_pair_label.txt"}),
     "model": ((edit_model,), {c: "model.onnx" for c in CELLS if c.startswith("mfn@")}),
     "detector": ((edit_detector, drop_fingerprint),
@@ -176,7 +199,8 @@ STEPS: dict[str, tuple[tuple[Any, ...], dict[str, str | None]]] = {
 }
 #: Each input kind of the issue: (the resume after its edit, a cell that reads it).
 KINDS = {"model": ("model", "mfn@cpu@eff"), "weights": ("data", "zoo@torch@efft"),
-         "pair list": ("data", "mfn@cpu@pairs"), "identity file": ("data", "mfn@cpu@ident"),
+         "pair list": ("data", "mfn@cpu@pairs"), "lfw pairs.txt": ("data", "mfn@cpu@lfw"),
+         "identity file": ("data", "mfn@cpu@ident"),
          "ijb meta": ("data", "mfn@cpu@ijb"), "detector weights": ("detector", "mfn@cpu@pairs")}
 
 
@@ -220,6 +244,7 @@ def test_first_run_fingerprints_every_cell(chain: dict[str, Any]) -> None:
         assert all(v.startswith("sha256:") for v in cell["inputs"].values())
     names = {Path(p).name for p in cells["mfn@cpu@pairs"]["inputs"]}
     assert names == {"model.onnx", "pairs.csv", "yunet.onnx"}
+    assert {Path(p).name for p in cells["mfn@cpu@lfw"]["inputs"]} == {"model.onnx", "pairs.txt"}
     assert {Path(p).name for p in cells["mfn@cpu@ident"]["inputs"]} == {
         "model.onnx", "identities.txt", YUNET.name}
     assert {Path(p).name for p in cells["zoo@torch@efft"]["inputs"]} == {"zoo.pth"}
@@ -292,7 +317,7 @@ def test_specs_declare_every_file_they_read(tmp_path: Path) -> None:
     (d / "mtcnn").mkdir()
     for name in ("pnet.pt", "rnet.pt", "onet.pt", "README"):
         (d / "mtcnn" / name).write_bytes(b"w")
-    for name in ("m.onnx", "lfw.bin", "det.pth", "ids.txt", "pairs.csv"):
+    for name in ("m.onnx", "lfw.bin", "det.pth", "ids.txt", "pairs.csv", "pairs.txt"):
         (d / name).write_bytes(b"x")
     (d / "imgs").mkdir()
     (d / "distract").mkdir()
@@ -309,12 +334,15 @@ def test_specs_declare_every_file_they_read(tmp_path: Path) -> None:
         {"id": "rf", "kind": "identification", "distractors": ["distract"],
          "detector": {"name": "retinaface", "model": "det.pth"},
          "dataset": {"kind": "identity_file", "identities": "ids.txt", "images": "imgs"}},
+        {"id": "lfw", "kind": "verification",
+         "dataset": {"kind": "lfw_pairs", "pairs": "pairs.txt", "images": "imgs"}},
         {"id": "eff", "kind": "efficiency"}]})
 
     def names(cell: str) -> list[str]:
         return [str(p.relative_to(d)) for p in cells[cell].input_paths()]
 
     assert names("m@cpu@bin") == ["m.onnx", "lfw.bin"]
+    assert names("m@cpu@lfw") == ["m.onnx", "pairs.txt"]
     assert names("m@cpu@ijb") == ["m.onnx"] + [f"meta/ijbc_{n}" for n in (
         "1N_gallery_G1.csv", "1N_probe_mixed.csv", "face_tid_mid.txt", "name_5pts_score.txt",
         "template_pair_label.txt")]
@@ -332,6 +360,12 @@ def test_specs_declare_every_file_they_read(tmp_path: Path) -> None:
                            "dataset": {"kind": "identity_folder", "images": "imgs"}}]})
     assert [str(p.relative_to(d)) for p in folder["m@cpu@f"].input_paths()] == [
         "m.onnx", "imgs", "mtcnn/shape_predictor_5_face_landmarks.dat"]
+
+
+def test_every_dataset_kind_declares_its_inputs() -> None:
+    """A kind without its own ``input_paths`` would be resumed whatever its files hold."""
+    for kind, cls in DATASET_KINDS.items():
+        assert "input_paths" in cls.__dict__, kind
 
 
 def test_fingerprint_is_the_content_and_the_listing(tmp_path: Path) -> None:
