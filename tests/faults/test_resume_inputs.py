@@ -181,13 +181,14 @@ def drop_fingerprint(d: Path) -> None:
     """The record of one cell as an older facebench wrote it: no inputs fingerprint."""
     path = d / "out" / "cells" / "mfn@cpu@eff" / "result.json"
     rec = json.loads(path.read_text(encoding="utf-8"))
-    rec.pop("inputs_sha256", None), rec.pop("inputs", None)
+    for key in ("inputs_sha256", "inputs"):
+        rec.pop(key, None)
     path.write_text(json.dumps(rec), encoding="utf-8")
 
 
 #: The resumes, in order: the edits made before each, and the cells that must run again with
-#: the file whose change they must name (None: the record had no fingerprint). Edits of one
-#: resume change files no two cells share, so each cell's reason names its own edit.
+#: the file whose change they must name (None: the record had no fingerprint). No cell reads
+#: two files changed before the same resume, so each rerun cell's reason names exactly one.
 STEPS: dict[str, tuple[tuple[Any, ...], dict[str, str | None]]] = {
     "data": ((edit_weights, edit_pairs, edit_lfw_pairs, edit_identities, edit_ijb_meta),
              {"zoo@torch@efft": "zoo.pth", "mfn@cpu@pairs": "pairs.csv",
