@@ -135,8 +135,8 @@ def run(
         "--only", help="Run cells matching a glob on model@device@protocol (repeatable)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List cells, run nothing")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: reuse "
-                                         "finished cells whose settings are unchanged, run "
-                                         "new, changed and failed ones")] = False,
+                                         "finished cells whose settings and input files are "
+                                         "unchanged, run new, changed and failed ones")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Evaluate the suite's gates")] = False,
     baseline: Annotated[str | None, typer.Option(help="Baseline for --gate (see `gate`)")] = None,
     junit: Annotated[Path | None, typer.Option(help="With --gate: JUnit XML file")] = None,

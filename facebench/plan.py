@@ -6,6 +6,7 @@ import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from facebench.suite.schema import (
     DeviceSpec,
@@ -51,9 +52,10 @@ class Cell:
 
     @property
     def spec_sha256(self) -> str:
-        """Hash of everything that defines this cell's work (model, device, protocol specs):
-        ``--resume`` reuses a finished cell only when it is unchanged. The protocol's cell
-        selection (``models``, ``devices``) and time limit do not change a cell's work."""
+        """Hash of the settings that define this cell's work (model, device, protocol specs):
+        ``--resume`` reuses a finished cell only when it is unchanged (and so are the contents
+        of its :meth:`input_paths`). The protocol's cell selection (``models``, ``devices``)
+        and time limit do not change a cell's work."""
         protocol = self.protocol.model_dump(mode="json", exclude=NOT_WORK)
         parts = [self.model.model_dump(mode="json"), self.device.model_dump(mode="json"),
                  protocol]
@@ -61,6 +63,16 @@ class Cell:
             parts.append(self.calibration.model_dump(mode="json", exclude=NOT_WORK))
         blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def input_paths(self) -> list[Path]:
+        """Every file (by its bytes) and folder (by its listing) this cell reads: its model,
+        its protocol's data and detector weights, and for an int8 cell calibrated on a
+        protocol's images that protocol's. ``--resume`` reuses a finished cell only when none of
+        them changed (:mod:`facebench.runner.inputs`)."""
+        paths = [*self.model.input_paths(), *self.protocol.input_paths()]
+        if self.calibration is not None:
+            paths += self.calibration.input_paths()
+        return list(dict.fromkeys(paths))
 
 
 def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:

@@ -27,6 +27,8 @@ Status = Literal["pending", "ok", "failed", "skipped"]
 #: The keys every cell record has, in the order results.json writes them.
 CELL_KEYS = ("id", "slug", "model", "device", "protocol", "kind", "spec_sha256", "status",
              "reason", "error", "started", "duration_s", "metrics", "details", "artifacts")
+#: Keys a cell record has only when they are set, in the order results.json writes them.
+OPTIONAL_KEYS = ("inputs_sha256", "inputs", "node")
 
 
 def now() -> str:
@@ -69,6 +71,7 @@ class CellRecord:
     """One cell of ``results.json`` (docs/results.md, "Cell"), typed.
 
     :meth:`to_dict` gives the JSON object, keys in the contract's order: the fields, then
+    ``inputs_sha256`` and ``inputs`` (the runner's fingerprint of the files the cell read) and
     ``node`` (Ray executor only) when set, then any other keys a runner added (``finished``,
     ``resumed``…) in their order. ``CellRecord.from_dict(d).to_dict() == d`` for every cell.
     """
@@ -88,14 +91,19 @@ class CellRecord:
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    #: ``--resume``'s key of the contents the cell read, and its parts (path → digest);
+    #: records of earlier versions have neither (``--resume`` reruns them).
+    inputs_sha256: str | None = None
+    inputs: dict[str, str] | None = None
     node: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as results.json stores it."""
         out = {k: getattr(self, k) for k in CELL_KEYS}
-        if self.node is not None:
-            out["node"] = self.node
+        for key in OPTIONAL_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         out.update(self.extra)
         return out
 
@@ -109,7 +117,7 @@ class CellRecord:
         if missing:
             raise ValueError(f"{where}: cell {data.get('id', '?')!r} has no "
                              f"{', '.join(missing)} (see docs/results.md, \"Cell\")")
-        known = {k: data[k] for k in (*CELL_KEYS, "node") if k in data}
+        known = {k: data[k] for k in (*CELL_KEYS, *OPTIONAL_KEYS) if k in data}
         known.setdefault("slug", data["id"])
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(**known, extra=extra)

@@ -8,6 +8,7 @@ This module imports no loader: :mod:`facebench.datasets.load` turns a spec into 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
@@ -21,6 +22,13 @@ from facebench.paths import SuitePath
 class _Strict(CrossChecked):
     model_config = ConfigDict(extra="forbid")
 
+    def input_paths(self) -> list[Path]:
+        """What a cell on this dataset reads, for ``--resume``'s key: files by their bytes,
+        folders by their listing (relative paths and sizes). Image files are not listed: the
+        caches key them by content, and a pair or identity list names them. Every dataset kind
+        declares its own."""
+        raise NotImplementedError(f"dataset kind {type(self).__name__} declares no input_paths")
+
 
 class LfwPairsDataset(_Strict):
     kind: Literal["lfw_pairs"] = "lfw_pairs"
@@ -32,11 +40,17 @@ class LfwPairsDataset(_Strict):
         "each fold's threshold is chosen on the other folds)."
     )
 
+    def input_paths(self) -> list[Path]:
+        return [self.pairs]
+
 
 class PairCsvDataset(_Strict):
     kind: Literal["pair_csv"]
     pairs: SuitePath
     images: SuitePath
+
+    def input_paths(self) -> list[Path]:
+        return [self.pairs]
 
 
 class InsightfaceBinDataset(_Strict):
@@ -50,6 +64,9 @@ class InsightfaceBinDataset(_Strict):
         description="Where decoded PNGs are cached, per .bin sha256; default <cache_dir>/"
         "insightface_bin.",
     )
+
+    def input_paths(self) -> list[Path]:
+        return [self.path]
 
 
 class _IdentityDraw(_Strict):
@@ -87,6 +104,9 @@ class IdentityFolderDataset(_IdentityDraw):
         description="Image file extensions (case-insensitive).",
     )
 
+    def input_paths(self) -> list[Path]:
+        return [self.images]  # a folder: its listing is the dataset
+
 
 class IdentityFileDataset(_IdentityDraw):
     """``image_name identity`` per line (CelebA style) over an image root."""
@@ -94,6 +114,9 @@ class IdentityFileDataset(_IdentityDraw):
     kind: Literal["identity_file"]
     identities: SuitePath = Field(description="The identity file.")
     images: SuitePath = Field(description="Image root the names are relative to.")
+
+    def input_paths(self) -> list[Path]:
+        return [self.identities]
 
 
 #: A file-name part of an ijb meta file (prefix, gallery or probe set name).
@@ -121,6 +144,17 @@ class IjbDataset(_Strict):
     templates: TemplatePooling = Field(
         default_factory=TemplatePooling,
         description="How a template's faces are pooled into one feature.")
+
+    def input_paths(self) -> list[Path]:
+        """Every file of ``meta/`` with this dataset's prefix (any prefix when it is detected):
+        the face, landmark, pair and 1:N list files the loader reads."""
+        head = f"{self.prefix}_" if self.prefix else ""
+        try:
+            entries = sorted((self.root / "meta").iterdir())
+        except OSError:
+            return []
+        return [p for p in entries
+                if p.name.startswith(head) and not p.name.startswith(".") and p.is_file()]
 
 
 IdentityDataset = IdentityFolderDataset | IdentityFileDataset

@@ -21,22 +21,34 @@ from facebench.faces.acquire import default_cache_dir
 from facebench.io import atomic_write_json, read_json
 from facebench.plan import Cell
 from facebench.results import now
+from facebench.runner.inputs import InputDigests, stale_reason, with_inputs
 from facebench.runner.outdir import cell_folder, open_no_follow
 from facebench.runner.worker import cell_record
 
 ProgressFn = Callable[[Cell, str, int, int], None]
 
 
-def finished_record(out_dir: Path, cell: Cell) -> dict[str, Any] | None:
-    """The stored record of a finished (ok or skipped) cell, for ``--resume``; ``None`` when
-    the cell's spec changed since (model, device or protocol edited in the suite)."""
+def resume_check(out_dir: Path, cell: Cell, inputs: dict[str, str]
+                 ) -> tuple[dict[str, Any] | None, str | None]:
+    """For ``--resume``: ``(record, None)`` when the stored record of a finished (ok or
+    skipped) cell still holds, ``(None, why)`` when it does not (its settings or the contents
+    of what it reads changed since: :func:`facebench.runner.inputs.stale_reason`), and
+    ``(None, None)`` when there is no finished record."""
     path = out_dir / "cells" / cell.slug / "result.json"
     try:
         rec = read_json(path)
     except (OSError, ValueError):
-        return None
-    same = rec.get("id") == cell.id and rec.get("spec_sha256") == cell.spec_sha256
-    return rec if same and rec.get("status") in ("ok", "skipped") else None
+        return None, None
+    if not (isinstance(rec, dict) and rec.get("id") == cell.id
+            and rec.get("status") in ("ok", "skipped")):
+        return None, None
+    why = stale_reason(rec, cell, inputs)
+    return (None, why) if why else (rec, None)
+
+
+def finished_record(out_dir: Path, cell: Cell, inputs: dict[str, str]) -> dict[str, Any] | None:
+    """The stored record of a finished cell that ``--resume`` reuses (:func:`resume_check`)."""
+    return resume_check(out_dir, cell, inputs)[0]
 
 
 def cell_timeout(cell: Cell, default: float | None) -> float | None:
@@ -47,8 +59,11 @@ def cell_timeout(cell: Cell, default: float | None) -> float | None:
 
 def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
                       cache_dir: Path | None, timeout_s: float | None,
-                      on_progress: Callable[[str, int, int], None]) -> dict[str, Any]:
-    """Run one cell in a fresh Python process and return its record.
+                      on_progress: Callable[[str, int, int], None],
+                      inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one cell in a fresh Python process and return its record, with ``inputs`` (the
+    fingerprint of what it reads, taken before it starts) when given: the worker records them
+    with its result, so that the result of a worker that outlives a killed run is reused.
 
     ``timeout_s`` is a wall-clock deadline: a worker still running then (whatever it is
     blocked on) has its Python stack dumped to ``stderr.log`` and is killed with every process
@@ -58,7 +73,7 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
     result_path = cell_dir / "result.json"
     result_path.unlink(missing_ok=True)
     job = {"suite": suite_dump, "cell_id": cell.id, "out_dir": str(out_dir),
-           "cache_dir": str(cache_dir) if cache_dir else None}
+           "cache_dir": str(cache_dir) if cache_dir else None, "inputs": inputs}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=cell_dir,
                                      prefix=".job.") as f:
         json.dump(job, f)
@@ -83,6 +98,8 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
     if result_path.is_file() and proc.returncode == 0 and not timed_out:
         return read_json(result_path)
     rec = cell_record(cell).to_dict()
+    if inputs is not None:
+        rec = with_inputs(rec, inputs)
     tail = log_path.read_text(errors="replace")[-4000:] if log_path.is_file() else ""
     if timed_out:
         error = {"type": "CellTimeout", "message": f"timed out after {timeout_s:g} s "
@@ -221,11 +238,15 @@ def _progress_line(line: str, on_progress: Callable[[str, int, int], None]) -> N
 def run_cells(cells: list[Cell], suite_dump: dict[str, Any], out_dir: Path,
               cache_dir: Path | None, *, resume: bool, timeout_s: float | None,
               on_cell_done: Callable[[dict[str, Any]], None],
-              progress: ProgressFn | None = None) -> None:
-    """Run ``cells`` one after another (each isolated), reporting every finished record."""
+              progress: ProgressFn | None = None,
+              digests: InputDigests | None = None) -> None:
+    """Run ``cells`` one after another (each isolated), reporting every finished record.
+    ``digests`` fingerprints what each cell reads (one per run; default: a new one)."""
     cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    digests = digests if digests is not None else InputDigests()
     for cell in cells:
-        rec = finished_record(out_dir, cell) if resume else None
+        inputs = digests(cell)
+        rec, why = resume_check(out_dir, cell, inputs) if resume else (None, None)
         if rec is not None:
             rec["resumed"] = True
             on_cell_done(rec)
@@ -233,6 +254,9 @@ def run_cells(cells: list[Cell], suite_dump: dict[str, Any], out_dir: Path,
         rec = run_in_subprocess(
             cell, suite_dump, out_dir, cache_dir, cell_timeout(cell, timeout_s),
             lambda stage, done, total, c=cell: progress and progress(c, stage, done, total),
+            inputs,
         )
         rec.setdefault("finished", now())
+        if why:
+            rec["rerun_reason"] = why
         on_cell_done(rec)

@@ -20,6 +20,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,14 @@ from facebench.io import atomic_write_bytes, atomic_write_json, read_json
 from facebench.paths import default_cache_dir
 from facebench.plan import Cell
 from facebench.results import now
-from facebench.runner.local import ProgressFn, cell_timeout, finished_record, run_in_subprocess
+from facebench.runner.inputs import InputDigests
+from facebench.runner.local import (
+    ProgressFn,
+    cell_timeout,
+    finished_record,
+    resume_check,
+    run_in_subprocess,
+)
 from facebench.runner.outdir import cell_folder
 from facebench.runner.ray_cluster import (  # noqa: F401 (re-exported)
     ADDRESS_ENV,
@@ -98,13 +106,16 @@ def make_ray_executor(address: str | None = None, *, num_cpus: int | None = None
     def run_cells(cells: list[Cell], suite_dump: dict[str, Any], out_dir: Path,
                   cache_dir: Path | None, *, resume: bool, timeout_s: float | None,
                   on_cell_done: Callable[[dict[str, Any]], None],
-                  progress: ProgressFn | None = None) -> None:
+                  progress: ProgressFn | None = None,
+                  digests: InputDigests | None = None) -> None:
         out_dir = Path(out_dir).resolve()
-        todo: list[Cell] = []
+        digests = digests if digests is not None else InputDigests()
+        todo: list[Todo] = []
         for cell in cells:
-            rec = finished_record(out_dir, cell) if resume else None
+            inputs = digests(cell)
+            rec, why = resume_check(out_dir, cell, inputs) if resume else (None, None)
             if rec is None:
-                todo.append(cell)
+                todo.append(Todo(cell, inputs, why))
             else:
                 rec["resumed"] = True
                 on_cell_done(rec)
@@ -112,7 +123,7 @@ def make_ray_executor(address: str | None = None, *, num_cpus: int | None = None
             return
         # A local instance stands for this machine: it offers every label, as the local
         # executor ignores them.
-        labels = {c.device.label: 1.0 for c in todo if c.device.label}
+        labels = {t.cell.device.label: 1.0 for t in todo if t.cell.device.label}
         with ray_session(address, num_cpus=num_cpus, resources=labels) as ray:
             _submit_and_collect(ray, todo, suite_dump, out_dir, cache_dir, timeout_s,
                                 on_cell_done, progress, max_retries)
@@ -120,7 +131,16 @@ def make_ray_executor(address: str | None = None, *, num_cpus: int | None = None
     return run_cells
 
 
-def _submit_and_collect(ray: Any, cells: list[Cell], suite_dump: dict[str, Any], out_dir: Path,
+@dataclass(frozen=True)
+class Todo:
+    """A cell to run: the fingerprint of its inputs, and why its earlier result is not reused."""
+
+    cell: Cell
+    inputs: dict[str, str]
+    rerun_reason: str | None = None
+
+
+def _submit_and_collect(ray: Any, todo: list[Todo], suite_dump: dict[str, Any], out_dir: Path,
                         cache_dir: Path | None, timeout_s: float | None,
                         on_cell_done: Callable[[dict[str, Any]], None],
                         progress: ProgressFn | None, max_retries: int) -> None:
@@ -130,9 +150,10 @@ def _submit_and_collect(ray: Any, cells: list[Cell], suite_dump: dict[str, Any],
     env = {k: os.environ.get(k) for k in FORWARDED_ENV}
     remote = ray.remote(cell_task)
     nodes = ray.nodes()
-    pending: dict[Any, Cell] = {}
+    pending: dict[Any, Todo] = {}
     try:
-        for cell in cells:
+        for item in todo:
+            cell = item.cell
             reason = missing_resource(cell.device, nodes)
             if reason:  # no result.json: a later --resume on a bigger cluster runs it
                 rec = cell_record(cell).to_dict()
@@ -141,13 +162,16 @@ def _submit_and_collect(ray: Any, cells: list[Cell], suite_dump: dict[str, Any],
                 continue
             ref = remote.options(**cell_options(cell, max_retries)).remote(
                 cell, suite_dump, str(out_dir), str(cache_dir) if cache_dir else None,
-                cell_timeout(cell, timeout_s), token, env)
-            pending[ref] = cell
+                cell_timeout(cell, timeout_s), token, env, item.inputs)
+            pending[ref] = item
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                rec = _receive(ray, ref, pending.pop(ref), out_dir)
+                item = pending.pop(ref)
+                rec = _receive(ray, ref, item.cell, out_dir)
                 rec.setdefault("finished", now())
+                if item.rerun_reason:
+                    rec["rerun_reason"] = item.rerun_reason
                 on_cell_done(rec)
     finally:
         for ref in pending:  # interrupted driver: stop what is still running
@@ -188,11 +212,14 @@ def node_info() -> dict[str, Any]:
 
 
 def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: str | None,
-              timeout_s: float | None, token: str, env: dict[str, str | None]) -> dict[str, Any]:
+              timeout_s: float | None, token: str, env: dict[str, str | None],
+              inputs: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one cell on this node in a subprocess; ``{"record", "files"}`` (files: the cell
-    folder's contents when this node does not share the driver's filesystem, else ``None``)."""
+    folder's contents when this node does not share the driver's filesystem, else ``None``).
+    ``inputs``: the driver's fingerprint of what the cell reads (default: taken here)."""
     import ray
 
+    inputs = inputs if inputs is not None else InputDigests()(cell)
     node = node_info()
     shared = _reads(Path(out_dir) / f".ray-probe-{token}", token)
     out = Path(out_dir) if shared else Path(tempfile.gettempdir()) / "facebench-ray" / token
@@ -202,7 +229,7 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
     retry = prev.get("token") == token
     attempt = int(prev.get("attempt", 0)) + 1 if retry else 1
     reap_orphans(cell_dir)  # the subprocess of a killed attempt, if it outlived its worker
-    rec = finished_record(out, cell) if retry else None
+    rec = finished_record(out, cell, inputs) if retry else None
     if rec is not None:  # a previous attempt finished the cell: never recompute it
         rec.setdefault("node", {k: prev.get(k) for k in ("node_id", "hostname", "ip")}
                        | {"attempt": attempt - 1})
@@ -219,7 +246,8 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
         os.environ[NODE_IP_ENV] = node["ip"]
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         with child_exit_status():
-            rec = run_in_subprocess(cell, suite_dump, out, cache, timeout_s, lambda *_: None)
+            rec = run_in_subprocess(cell, suite_dump, out, cache, timeout_s, lambda *_: None,
+                                    inputs)
         rec["node"] = {**node, "attempt": attempt}
     atomic_write_json(cell_dir / "result.json", rec)
     if shared:

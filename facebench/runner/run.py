@@ -20,6 +20,7 @@ from facebench.io import atomic_write_json
 from facebench.plan import Cell, plan
 from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
 from facebench.results import load_results, new_results, now, run_header, write_results
+from facebench.runner.inputs import InputDigests, stale_reason
 from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
 from facebench.runner.ray_executor import make_ray_executor
@@ -124,8 +125,9 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
     previous = _previous(out) if opts.resume else None
     every_cell = plan(suite)
     suite_dump = suite.model_dump(mode="json")
+    digests = InputDigests()  # this run's: every input file is read again
     if previous is not None:
-        results = replan(previous, header, suite_dump, every_cell)
+        results = replan(previous, header, suite_dump, every_cell, digests)
     else:
         results = new_results(header, suite_dump, environment())
     results["run"]["out_dir"] = str(out)
@@ -143,8 +145,11 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         status = rec["status"]
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
         extra = rec.get("reason") or (rec.get("error") or {}).get("message") or ""
-        console.print(f"[{style}]{status:>7}[/{style}] {rec['id']} "
-                      f"{'(resumed)' if rec.get('resumed') else ''} {escape(extra[:160])}")
+        note = " (resumed)" if rec.get("resumed") else ""
+        if rec.get("rerun_reason"):
+            note += f" (rerun: {rec['rerun_reason'][:400]})"
+        console.print(f"[{style}]{status:>7}[/{style}] {rec['id']}{escape(note)} "
+                      f"{escape(extra[:160])}")
 
     with _progress(console, opts.progress) as bar:
         cells_task = bar.add_task("cells", total=len(cells))
@@ -161,7 +166,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
 
         execute(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
-                        progress=on_progress)
+                        progress=on_progress, digests=digests)
     try:
         attach_precision_comparisons(results, out, every_cell)
     except Exception as exc:  # noqa: BLE001 - a comparison never loses the results
@@ -190,22 +195,31 @@ def _executor(opts: RunOptions) -> Any:
 
 
 def replan(previous: dict[str, Any], header: dict[str, Any], suite_dump: dict[str, Any],
-           cells: list[Cell]) -> dict[str, Any]:
+           cells: list[Cell], digests: InputDigests) -> dict[str, Any]:
     """The results ``--resume`` continues: the earlier run's, re-planned from the current suite
     file. The suite (and its file's text and hash) become the current ones; records of cells no
-    longer in the suite, or whose spec changed since, are dropped (the executor reuses the
-    finished cells that remain and runs the others), and so are the dataset entries of
-    protocols no record uses any more."""
-    spec = {c.id: c.spec_sha256 for c in cells}
+    longer in the suite, whose spec changed since, or whose recorded input files changed since
+    (``digests``) are dropped (the executor reuses the finished cells that remain and runs the
+    others), and so are the dataset entries of protocols no record uses any more."""
+    by_id = {c.id: c for c in cells}
     results = previous
     results["suite"] = suite_dump
     results["run"].update({k: header[k] for k in ("suite_path", "suite_sha256", "suite_text")})
     results["run"]["resumed"] = now()
-    results["cells"] = [r for r in previous["cells"]
-                        if r.get("id") in spec and spec[r["id"]] == r.get("spec_sha256")]
+    results["cells"] = [r for r in previous["cells"] if _still_holds(r, by_id, digests)]
     used = {r.get("protocol") for r in results["cells"]}
     results["datasets"] = {k: v for k, v in previous.get("datasets", {}).items() if k in used}
     return results
+
+
+def _still_holds(rec: Any, cells: dict[str, Cell], digests: InputDigests) -> bool:
+    """Whether a record of an earlier run describes its cell as planned now: same settings, and
+    the same input contents when the record has their fingerprint (one without is kept until
+    its cell runs again)."""
+    cell = cells.get(rec.get("id")) if isinstance(rec, dict) else None
+    if cell is None or rec.get("spec_sha256") != cell.spec_sha256:
+        return False
+    return rec.get("inputs_sha256") is None or stale_reason(rec, cell, digests(cell)) is None
 
 
 def _previous(out: Path) -> dict | None:

@@ -25,6 +25,7 @@ from facebench.pipeline.outcome import NothingScored
 from facebench.pipeline.verification import run_verification
 from facebench.plan import Cell, plan
 from facebench.results import CellRecord, now
+from facebench.runner.inputs import with_inputs
 from facebench.runner.outdir import cell_folder
 from facebench.runner.shards import shard_runner
 from facebench.suite.schema import Suite
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(job["out_dir"])
     cache = Path(job["cache_dir"]) if job.get("cache_dir") else None
     rec = run_cell(cell, out_dir, cache)
+    if job.get("inputs") is not None:  # the parent's fingerprint of what the cell read
+        rec = with_inputs(rec, job["inputs"])
     atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec)
     return 0
 

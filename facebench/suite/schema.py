@@ -7,6 +7,7 @@ reported at once with its location.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -45,6 +46,7 @@ from facebench.datasets.specs import (
     PairCsvDataset,
 )
 from facebench.faces.align import AlignSpec, SimilarityAlign
+from facebench.faces.detect.base import FOLDER_WEIGHTS
 from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
 
@@ -172,6 +174,10 @@ class ModelSpec(Strict):
         if self.source == "zoo" and not self.arch:
             raise ValueError("source 'zoo' needs 'arch' (see `facebench models`)")
 
+    def input_paths(self) -> list[Path]:
+        """The files this model is read from (``--resume``'s key): its file, its weights."""
+        return [p for p in (self.path, self.weights) if p is not None]
+
 
 class Threads(Strict):
     intra_op: ThreadCount | None = None
@@ -276,6 +282,18 @@ class DetectorSpec(Strict):
         if self.name not in ("none", "mtcnn", "dlib") and self.model is None:
             raise ValueError(f"detector '{self.name}' needs 'model' (its weights file)")
 
+    def input_paths(self) -> list[Path]:
+        """The weight files this detector reads (``--resume``'s key): ``model``, or for a
+        folder detector the files it reads there. An installed package's default weights
+        are not listed."""
+        if self.model is None or self.name == "none":
+            return []
+        names = FOLDER_WEIGHTS.get(self.name)
+        if names is None:
+            return [self.model]
+        folder = self.model.parent if self.model.is_file() else self.model
+        return [folder / name for name in names]
+
 
 def _no_detector_for_given_landmarks(proto: Any) -> None:
     """An ijb dataset gives every face's landmarks: a detector would be ignored, so refuse it."""
@@ -327,6 +345,10 @@ class VerificationProtocol(Strict):
     def _given_landmarks(self) -> None:
         _no_detector_for_given_landmarks(self)
 
+    def input_paths(self) -> list[Path]:
+        """What a cell of this protocol reads besides its model (``--resume``'s key)."""
+        return [*self.dataset.input_paths(), *self.detector.input_paths()]
+
 
 class EfficiencyProtocol(Strict):
     """Cost probes: params, compute, cold start, latency by batch size, peak memory."""
@@ -340,6 +362,10 @@ class EfficiencyProtocol(Strict):
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
     devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)
+
+    def input_paths(self) -> list[Path]:
+        """An efficiency cell reads its model only."""
+        return []
 
 
 class SearchOptions(Strict):
@@ -411,6 +437,11 @@ class IdentificationProtocol(Strict):
             if used:
                 raise ValueError(f"{', '.join(used)}: for identity datasets only; an ijb "
                                  "dataset lists its own gallery sets and probes")
+
+    def input_paths(self) -> list[Path]:
+        """What a cell of this protocol reads besides its model (``--resume``'s key); a
+        distractor folder by its listing."""
+        return [*self.dataset.input_paths(), *self.detector.input_paths(), *self.distractors]
 
 
 ProtocolSpec = Annotated[

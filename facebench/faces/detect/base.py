@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from facebench.engines.dlib_engine import LANDMARKS_FILE
+
 SelectPolicy = Literal["highest_score", "largest", "closest_to_center"]
 
 
@@ -173,6 +175,10 @@ def create_detector(name: str, **options: Any) -> Detector:
 
 #: Detectors shipped with facebench, by suite name → module under ``facebench.faces.detect``.
 BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn", "dlib": "dlib"}
+#: The files a detector whose ``model`` is a folder reads in it, by suite name (the others read
+#: the ``model`` file itself); the suite lists them as a cell's inputs for ``--resume``.
+FOLDER_WEIGHTS: dict[str, tuple[str, ...]] = {"mtcnn": ("pnet.pt", "rnet.pt", "onet.pt"),
+                                              "dlib": (LANDMARKS_FILE,)}
 
 
 def _load_builtin(name: str) -> None:
