@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(job["out_dir"])
     cache = Path(job["cache_dir"]) if job.get("cache_dir") else None
     rec = run_cell(cell, out_dir, cache)
-    atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec)
+    atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec, root=out_dir)
     return 0
 
 
