@@ -59,8 +59,10 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     output folder or its ``results.json``. Several runs: ``pd.concat`` their frames (``run_id``
     tells them apart).
 
-    Raises ``FileNotFoundError`` / ``ValueError`` as :func:`facebench.results.load_results`
-    (e.g. a ``schema_version`` this facebench does not read, naming the file).
+    Built on :func:`facebench.results.load_results`, the one validated reader, and raises as it
+    does: ``FileNotFoundError``, or ``ValueError`` naming the file (a ``schema_version`` this
+    facebench does not read; a damaged or edited file: too large, nested too deep, ids a suite
+    could not hold, a structure not the contract's).
     """
     return results_frame(load_results_dict(path), str(path))
 

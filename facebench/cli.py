@@ -247,8 +247,9 @@ def report(
     with_history: Annotated[bool, typer.Option(
         "--with-history", help="Plot metric trends from the history database")] = False,
 ) -> None:
-    """Re-render report.html and report.md from results.json alone."""
-    from facebench.results import load_results, refuse_own_baseline
+    """Re-render report.html and report.md from results.json alone (exit 2 when the results
+    cannot be read or rendered)."""
+    from facebench.results import load_results, refuse_own_baseline, results_file
     from facebench.runner.run import history_of, render
 
     try:
@@ -256,11 +257,13 @@ def report(
         base = load_results(baseline) if baseline else None
         if base is not None:
             refuse_own_baseline(results, base, baseline, results_dir)
+        history = history_of(results) if with_history else None
     except (FileNotFoundError, ValueError) as exc:
         _suite_error(exc)
     target = results_dir if results_dir.is_dir() else results_dir.parent
-    history = history_of(results) if with_history else None
-    render(target, results, err, baseline=base, history=history)
+    if not render(target, results, err, baseline=base, history=history,
+                  source=str(results_file(results_dir))):
+        raise typer.Exit(2)  # the line above names the problem; results.json is untouched
 
 
 @app.command()

@@ -1,8 +1,10 @@
 """The results of a run: ``results.json`` (schema-versioned) and the tidy ``results.csv``.
 
 The contract is documented in ``docs/results.md``. A cell's record is :class:`CellRecord`;
-:func:`load_results` is the one reader of ``results.json`` (report, gates, history and the CLI
-use it).
+:func:`load_results` is the one reader of ``results.json`` (report, gates, history, ``--resume``
+and the Python API use it): it refuses a file over :data:`MAX_RESULTS_BYTES`, nested deeper than
+:data:`MAX_JSON_DEPTH`, or whose structure is not the contract's (:func:`check_results`: ids as
+bounded as a suite's, metrics numbers or null), with one ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
@@ -15,15 +17,34 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from facebench._version import __version__
-from facebench.io import atomic_write_json, atomic_write_text, read_json
+from facebench.io import atomic_write_json, atomic_write_text, read_json_bounded
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ["run_id", "cell_id", "model", "device", "protocol", "kind", "status", "metric",
                "value"]
 Status = Literal["pending", "ok", "failed", "skipped"]
+#: The largest results.json read, and how deep its arrays and objects may nest (a run's nest
+#: 8 deep; Python's parser recurses, so 100,000 ``[`` would end in ``RecursionError``).
+MAX_RESULTS_BYTES = 256 * 2**20
+MAX_JSON_DEPTH = 64
+#: Model, device and protocol ids: the suite's ``Id`` (facebench.suite.schema: ``ID_PATTERN``,
+#: at most 80 characters); a cell's id joins three with ``@``.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+MAX_ID_LENGTH = 80
+#: Names and keys of a results.json (run id, metric and dataset names, timestamps, kinds).
+MAX_NAME_LENGTH = 200
 #: The keys every cell record has, in the order results.json writes them.
 CELL_KEYS = ("id", "slug", "model", "device", "protocol", "kind", "spec_sha256", "status",
              "reason", "error", "started", "duration_s", "metrics", "details", "artifacts")
@@ -123,6 +144,166 @@ class CellRecord:
         return cls(**known, extra=extra)
 
 
+_ID = ID_PATTERN[1:-1]
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
+CellId = Annotated[str, StringConstraints(pattern=f"^{_ID}@{_ID}@{_ID}$",
+                                          max_length=3 * MAX_ID_LENGTH + 2)]
+#: A cell's folder under OUT/cells: its id (earlier runs: ``model__device__protocol``).
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+@-]*$",
+                                        max_length=3 * MAX_ID_LENGTH + 4)]
+#: A name or key: one line of printable text, at most :data:`MAX_NAME_LENGTH` characters.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH,
+                                        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$",
+                                         max_length=MAX_NAME_LENGTH)]
+
+
+class _Part(BaseModel):
+    """A part of results.json: the keys the readers use, typed; other keys are kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Git(_Part):
+    commit: Name | None = None
+    branch: Name | None = None
+    dirty: bool | None = None
+
+
+class _Run(_Part):
+    id: RunId
+    started: Name | None = None
+    finished: Name | None = None
+    command: list[str] | str | None = None
+    suite_path: str | None = None
+    suite_sha256: Name | None = None
+    suite_text: str | None = None
+    git: _Git | None = None
+
+
+class _Entry(_Part):
+    id: Id
+
+
+class _Suite(_Part):
+    name: Name | None = None
+    report: dict[str, Any] | None = None
+    gates: list[Any] | None = None
+    models: list[_Entry] | None = None
+    devices: list[_Entry] | None = None
+    protocols: list[_Entry] | None = None
+
+
+class _Environment(_Part):
+    fingerprint: Name | None = None
+    libraries: dict[str, Any] | None = None
+    cpu_flags: list[Any] | None = None
+
+
+class _Error(_Part):
+    type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+
+class _Latency(_Part):
+    samples_ms: list[float] | None = None
+
+
+class _Details(_Part):
+    latency: dict[str, _Latency] | None = None
+
+
+class CellDoc(_Part):
+    """What :func:`check_results` requires of a cell (docs/results.md, "Cell"); the typed record
+    the runner builds is :class:`CellRecord`."""
+
+    id: CellId
+    slug: Slug | None = None
+    model: Id
+    device: Id
+    protocol: Id
+    kind: Literal["verification", "identification", "efficiency"]
+    spec_sha256: Name | None = None
+    status: Status
+    reason: str | None = None
+    error: _Error | None = None
+    started: Name | None = None
+    duration_s: float | None = None
+    metrics: dict[Name, float | int | None] = Field(default_factory=dict)
+    details: _Details = Field(default_factory=_Details)
+    artifacts: dict[Name, str] = Field(default_factory=dict)
+    node: dict[str, Any] | None = None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _numbers(cls, metrics: Any) -> Any:
+        for name, value in metrics.items() if isinstance(metrics, dict) else ():
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, int | float)):
+                raise ValueError(f"metric {_short(name)} is {_short(value)}, not a number or "
+                                 "null (docs/results.md: metrics are float | int | null)")
+            if isinstance(value, int) and abs(value) >= 2**64:
+                raise ValueError(f"metric {_short(name)} is {_short(value)}, out of range")
+        return metrics
+
+
+class _Results(_Part):
+    schema_version: int
+    facebench_version: Name | None = None
+    run: _Run
+    suite: _Suite | None = None
+    environment: _Environment | None = None
+    datasets: dict[Name, dict[str, Any]] | None = None
+    cells: list[CellDoc]
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, at most 60 characters (a tampered value may be megabytes long)."""
+    text = repr(value) if not isinstance(value, str | list | dict) or len(value) < 100 else (
+        repr(value[:40]) if isinstance(value, str) else f"a {type(value).__name__} of "
+        f"{len(value)}")
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``cells[3].metrics`` from pydantic's error location (long keys shortened)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != "[key]":
+            text = part if len(part) <= 40 else part[:40] + "…"
+            out += f".{text!r}" if not part.isidentifier() else f".{text}"
+    return out.lstrip(".") or "top level"
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first problem of ``exc`` as ``where: what`` (and how many more)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    what = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{_where(first['loc'])}: {what}{more}"
+
+
+def check_cell(data: Any, where: str) -> dict[str, Any]:
+    """``data`` when it is a cell record as results.json holds it (:class:`CellDoc`); else
+    ``ValueError`` naming ``where`` and the first problem."""
+    try:
+        doc = CellDoc.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {_problem(exc)}") from None
+    _check_cell_id(doc, where)
+    return data
+
+
+def _check_cell_id(cell: CellDoc, where: str) -> None:
+    if cell.id != f"{cell.model}@{cell.device}@{cell.protocol}":
+        raise ValueError(f"{where}: cell id {cell.id!r} is not model@device@protocol "
+                         f"({cell.model}@{cell.device}@{cell.protocol})")
+
+
 def tidy_rows(results: dict[str, Any], missing: Any = "") -> list[dict[str, Any]]:
     """One row per cell × metric; failed/skipped cells give one ``status`` row. An undefined
     value (and the value of a ``status`` row) is ``missing``."""
@@ -142,12 +323,12 @@ def tidy_rows(results: dict[str, Any], missing: Any = "") -> list[dict[str, Any]
 
 def write_results(out_dir: Path, results: dict[str, Any]) -> None:
     """Write ``results.json`` and ``results.csv`` atomically."""
-    atomic_write_json(out_dir / "results.json", results)
+    atomic_write_json(out_dir / "results.json", results, root=out_dir)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(tidy_rows(results))
-    atomic_write_text(out_dir / "results.csv", buf.getvalue())
+    atomic_write_text(out_dir / "results.csv", buf.getvalue(), root=out_dir)
 
 
 def results_file(path: str | os.PathLike[str]) -> Path:
@@ -158,26 +339,34 @@ def results_file(path: str | os.PathLike[str]) -> Path:
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read ``results.json`` (a file, or the one in a run's output folder) as a dict, checking
-    that it is facebench's and that this version reads its ``schema_version``.
+    that it is facebench's, that this version reads its ``schema_version`` and that its
+    structure is the contract's (:func:`check_results`).
 
-    Raises ``FileNotFoundError`` when there is no such file and ``ValueError`` (naming the file
-    and what to do) when it is not a results.json this facebench reads.
+    Raises ``FileNotFoundError`` when there is no such file and ``ValueError`` (one line naming
+    the file, the problem and what to do) when it is not a results.json this facebench reads:
+    not JSON, over :data:`MAX_RESULTS_BYTES`, nested deeper than :data:`MAX_JSON_DEPTH`, or
+    malformed.
     """
     p = results_file(path)
     if not p.is_file():
         raise FileNotFoundError(f"no results.json at {p}; give a run's output folder or its "
                                 "results.json (written by `facebench run SUITE --out DIR`)")
     try:
-        data = read_json(p)
-    except ValueError as exc:  # not JSON, or not UTF-8
-        raise ValueError(f"{p}: not a readable results.json ({exc}); re-run the suite with "
-                         "`facebench run SUITE --out DIR` to write it again") from None
+        data = read_json_bounded(p, max_bytes=MAX_RESULTS_BYTES, max_depth=MAX_JSON_DEPTH)
+    except ValueError as exc:  # not JSON, not UTF-8, too large, too deep
+        raise ValueError(f"{p}: not a readable results.json ({_one_line(exc)}); re-run the "
+                         "suite with `facebench run SUITE --out DIR` to write it again") from None
     return check_results(data, str(p))
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def check_results(data: Any, where: str) -> dict[str, Any]:
     """``data`` when it is a results dict this facebench reads; else ``ValueError`` naming
-    ``where`` (a file, or a run in the history) and what to do."""
+    ``where`` (a file, or a run in the history), the first problem and what to do."""
     if not isinstance(data, dict) or not ("schema_version" in data or "run" in data):
         raise ValueError(f"{where} is not a facebench results.json (no 'schema_version'/'run'); "
                          "give the output folder or results.json of a `facebench run`")
@@ -187,13 +376,26 @@ def check_results(data: Any, where: str) -> dict[str, Any]:
                  and version > SCHEMA_VERSION)
         todo = (f"upgrade facebench (this is {__version__}) to read it" if newer else
                 "re-run the suite with this facebench (`facebench run SUITE --out DIR`)")
-        raise ValueError(f"{where}: schema_version {version!r} is not supported (facebench "
+        shown = repr(version) if isinstance(version, int | float | None) else "(not a number)"
+        raise ValueError(f"{where}: schema_version {shown} is not supported (facebench "
                          f"{__version__} reads schema_version {SCHEMA_VERSION}); {todo}")
     bad = [k for k, kind in (("run", dict), ("cells", list)) if not isinstance(data.get(k), kind)]
     if bad:
         raise ValueError(f"{where}: {' and '.join(repr(k) for k in bad)} missing or malformed; "
                          "the file is damaged: re-run the suite (`facebench run SUITE --out "
                          "DIR`)")
+    damaged = ("the file is damaged or was edited: re-run the suite (`facebench run SUITE "
+               "--out DIR`)")
+    try:
+        doc = _Results.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {_problem(exc)}; {damaged}") from None
+    seen: set[str] = set()
+    for i, cell in enumerate(doc.cells):
+        _check_cell_id(cell, f"{where}: cells[{i}]")
+        if cell.id in seen:
+            raise ValueError(f"{where}: cells[{i}]: cell {cell.id!r} appears twice; {damaged}")
+        seen.add(cell.id)
     return data
 
 

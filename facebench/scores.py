@@ -251,14 +251,16 @@ def _trusted(clean: _Clean) -> ScoreTable:
     return table
 
 
-def write_scores(path: str | os.PathLike[str], table: ScoreTable) -> Path:
-    """Write ``table`` atomically as CSV or Parquet (by file name); return the path."""
+def write_scores(path: str | os.PathLike[str], table: ScoreTable, *,
+                 root: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``table`` atomically as CSV or Parquet (by file name); return the path. ``root``:
+    the output folder holding ``path`` (no symbolic link between: :func:`atomic_path`)."""
     p = Path(path)
     kind = _kind(p)
     if kind == "parquet":
         _need_pyarrow(p)
     frame = table.to_frame()
-    with atomic_path(p) as tmp:
+    with atomic_path(p, root=root) as tmp:
         if kind == "parquet":
             frame.to_parquet(tmp, index=False)
         else:

@@ -26,13 +26,14 @@ from facebench.history.store import (
     suite_name,
 )
 from facebench.results import load_results, refuse_own_baseline
+from facebench.text import plain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _TAG = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP "}
 
 
 def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+    print(f"error: {plain(msg, lines=True)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -66,11 +67,13 @@ def _baseline(
 
 
 def print_outcomes(outcomes: list[GateOutcome], warnings: list[str]) -> None:
-    """Plain-text report on stdout, warnings on stderr."""
+    """Plain-text report on stdout, warnings on stderr: one line each, text from the results
+    (gate names, ids, messages) with its control characters escaped (:func:`plain`)."""
     for w in dict.fromkeys([*warnings, *(w for o in outcomes for w in o.warnings)]):
-        print(f"WARNING: {w}", file=sys.stderr)
+        print(f"WARNING: {plain(w)}", file=sys.stderr)
     for o in outcomes:
-        print(f"{_TAG[o.status]} {o.label} [{o.cell_id or '-'}]: {o.message}")
+        print(f"{_TAG[o.status]} {plain(o.label)} [{plain(o.cell_id or '-')}]: "
+              f"{plain(o.message)}")
 
 
 def gate_command(

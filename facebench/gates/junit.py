@@ -1,4 +1,8 @@
-"""JUnit XML for gate outcomes: one testcase per gate × matched cell."""
+"""JUnit XML for gate outcomes: one testcase per gate × matched cell.
+
+Text from the results (gate names, cell ids, messages) goes through :func:`facebench.text.plain`
+first: a NUL or an ANSI escape in a gate name is written as a visible escape, so the file is
+always well-formed XML 1.0."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from facebench.gates.evaluate import GateOutcome
 from facebench.io import atomic_path
+from facebench.text import plain
 
 
 def junit_tree(outcomes: list[GateOutcome], suite: str = "facebench.gates") -> ET.ElementTree:
@@ -25,17 +30,17 @@ def junit_tree(outcomes: list[GateOutcome], suite: str = "facebench.gates") -> E
         time="0",
     )
     for o in outcomes:
-        case = ET.SubElement(
-            ts, "testcase", classname=f"{suite}.{o.cell_id or 'run'}", name=o.label, time="0"
-        )
+        message = plain(o.message, lines=True)
+        case = ET.SubElement(ts, "testcase", classname=plain(f"{suite}.{o.cell_id or 'run'}"),
+                             name=plain(o.label), time="0")
         if o.status == "fail":
-            ET.SubElement(case, "failure", message=o.message, type="GateFailed").text = o.message
+            ET.SubElement(case, "failure", message=message, type="GateFailed").text = message
         elif o.status == "error":
-            ET.SubElement(case, "error", message=o.message, type="GateError").text = o.message
+            ET.SubElement(case, "error", message=message, type="GateError").text = message
         elif o.status == "skip":
-            ET.SubElement(case, "skipped", message=o.message)
-        out = [o.message] if o.status == "pass" else []
-        out += [f"WARNING: {w}" for w in o.warnings]
+            ET.SubElement(case, "skipped", message=message)
+        out = [message] if o.status == "pass" else []
+        out += [f"WARNING: {plain(w, lines=True)}" for w in o.warnings]
         if out:
             ET.SubElement(case, "system-out").text = "\n".join(out)
     ET.indent(root)

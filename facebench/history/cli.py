@@ -7,29 +7,37 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from facebench.bounds import MAX_LIST
 from facebench.history.store import HistoryStore, RunInfo
+from facebench.text import plain
+
+
+def _text(value: object) -> Text:
+    """A table cell from data: shown as it is (never read as rich markup), control characters
+    escaped (never sent to the terminal)."""
+    return Text(plain(value))
 
 
 def runs_table(rows: list[RunInfo], title: str) -> Table:
     """A rich table of runs (newest first)."""
-    table = Table(title=title)
+    table = Table(title=_text(title))
     for col in ("run", "suite", "started (UTC)", "commit", "branch", "machine", "cells", "failed"):
         table.add_column(col, no_wrap=col in ("run", "commit"))
     for r in rows:
         commit = (r.git_commit or "")[:10] + ("+" if r.git_dirty else "")
-        table.add_row(
+        table.add_row(*map(_text, (
             r.run_id,
             r.suite or "",
             (r.started or "")[:19],
             commit,
             r.git_branch or "",
             (r.fingerprint or "")[:12],
-            str(r.n_cells or 0),
-            str(r.n_failed or 0),
-        )
+            r.n_cells or 0,
+            r.n_failed or 0,
+        )))
     return table
 
 

@@ -10,7 +10,6 @@ concurrent writers queue instead of failing; PostgreSQL uses the same code.
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 import sqlite3
@@ -42,7 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from facebench.results import check_results, load_results
+from facebench.io import loads_bounded, to_json
+from facebench.results import MAX_JSON_DEPTH, check_results, load_results
 
 DEFAULT_URL = "sqlite:///.facebench/history.db"
 ENV_VAR = "FACEBENCH_HISTORY"
@@ -292,8 +292,19 @@ class HistoryStore:
     def record(
         self, results: dict[str, Any], results_path: str | os.PathLike[str] | None = None
     ) -> str:
-        """Index a run (idempotent per run id); return its id."""
+        """Index a run (idempotent per run id); return its id. The stored body is the results as
+        results.json holds them; ``ValueError`` (naming the file) when that is not a results.json
+        :func:`facebench.results.load_results` would read: nothing is recorded."""
         path = str(Path(results_path).resolve()) if results_path is not None else None
+        where = path or "results"
+        try:
+            body = to_json(results, compact=True)  # what results.json holds: NaN as null
+            check_results(loads_bounded(body, max_depth=MAX_JSON_DEPTH), where)
+        except RecursionError:
+            raise ValueError(f"{where}: nested more than {MAX_JSON_DEPTH} levels") from None
+        except ValueError as exc:
+            text = str(exc)
+            raise ValueError(text if text.startswith(where) else f"{where}: {text}") from None
         row = run_row(results, path)
         run_id = row["run_id"]
         try:
@@ -301,7 +312,6 @@ class HistoryStore:
                 if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
                     return run_id
                 conn.execute(insert(runs), row)
-                body = json.dumps(results, separators=(",", ":"))
                 conn.execute(insert(results_json), {"run_id": run_id, "body": body})
                 rows = metric_rows(results)
                 if rows:
@@ -345,13 +355,19 @@ class HistoryStore:
             return [RunInfo(**r._mapping) for r in conn.execute(q)]
 
     def results(self, run_id: str) -> dict[str, Any]:
-        """The stored results.json of a run."""
+        """The stored results.json of a run (JSON as :func:`facebench.results.load_results` reads
+        it: ``ValueError`` when it is not, or nested too deep; check it with
+        :func:`facebench.results.check_results`)."""
         with self.engine.connect() as conn:
             q = select(results_json.c.body).where(results_json.c.run_id == run_id)
             body = conn.execute(q).scalar_one_or_none()
         if body is None:
             raise BaselineNotFound(f"run {run_id!r} is not in the history at {self.url}")
-        return json.loads(body)
+        try:
+            return loads_bounded(body, max_depth=MAX_JSON_DEPTH)
+        except ValueError as exc:
+            raise ValueError(f"run {run_id} in the history at {self.url}: its results are not "
+                             f"readable ({exc})") from None
 
     def resolve_id(self, ref: str, *, suite: str | None = None, exclude: str | None = None) -> str:
         """The run id a reference names: ``latest``, ``latest:BRANCH``, an id or a unique prefix."""

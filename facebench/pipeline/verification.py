@@ -47,7 +47,8 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     scores_path = ctx.cell_dir / "scores.csv"
     write_scores(scores_path, ScoreTable.from_arrays(
         np.arange(pairs.n_pairs).astype(str), scores, pairs.labels,
-        np.zeros(pairs.n_pairs, dtype=np.int64) if folds is None else folds, fta_pairs))
+        np.zeros(pairs.n_pairs, dtype=np.int64) if folds is None else folds, fta_pairs),
+        root=ctx.out_dir)
     extra_metrics, extra_details = record(cell, e, elapsed, time.perf_counter() - t1)
     metrics = {**result.metrics, **extra_metrics}
     details = {**result.details, **extra_details, "fta_policy": proto.fta_policy}

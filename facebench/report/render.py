@@ -89,7 +89,8 @@ def _figure_view(f: Figure) -> dict[str, Any]:
 
 def render_report(results: dict[str, Any], out_dir: Path, baseline: dict[str, Any] | None = None,
                   history: list[dict[str, Any]] | None = None) -> dict[str, Path]:
-    """Write ``report.html``, ``report.md`` and ``figures/*.svg`` into ``out_dir`` atomically.
+    """Write ``report.html``, ``report.md`` and ``figures/*.svg`` into ``out_dir`` atomically
+(a symbolic link at ``figures`` is an ``OSError``: nothing is written through it).
 
     ``baseline`` is another results dict to show deltas against (cells matched by id);
     ``history`` is a list of earlier runs (history points or whole results dicts) for the trend
@@ -107,7 +108,7 @@ def render_report(results: dict[str, Any], out_dir: Path, baseline: dict[str, An
     for f in figures:
         if f.svg:
             rel = f"figures/{f.name}.svg"
-            paths[rel] = atomic_write_text(out_dir / rel, f.svg)
-    paths["md"] = atomic_write_text(out_dir / "report.md", md)
-    paths["html"] = atomic_write_text(out_dir / "report.html", html)
+            paths[rel] = atomic_write_text(out_dir / rel, f.svg, root=out_dir)
+    paths["md"] = atomic_write_text(out_dir / "report.md", md, root=out_dir)
+    paths["html"] = atomic_write_text(out_dir / "report.html", html, root=out_dir)
     return paths

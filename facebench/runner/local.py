@@ -18,11 +18,11 @@ from typing import Any
 import psutil
 
 from facebench.faces.acquire import default_cache_dir
-from facebench.io import atomic_write_json, read_json
+from facebench.io import atomic_write_json, create_new, read_json_bounded
 from facebench.plan import Cell
-from facebench.results import now
+from facebench.results import MAX_JSON_DEPTH, MAX_RESULTS_BYTES, check_cell, now
 from facebench.runner.inputs import InputDigests, stale_reason, with_inputs
-from facebench.runner.outdir import cell_folder, open_no_follow
+from facebench.runner.outdir import cell_folder
 from facebench.runner.worker import cell_record
 
 ProgressFn = Callable[[Cell, str, int, int], None]
@@ -33,10 +33,10 @@ def resume_check(out_dir: Path, cell: Cell, inputs: dict[str, str]
     """For ``--resume``: ``(record, None)`` when the stored record of a finished (ok or
     skipped) cell still holds, ``(None, why)`` when it does not (its settings or the contents
     of what it reads changed since: :func:`facebench.runner.inputs.stale_reason`), and
-    ``(None, None)`` when there is no finished record."""
-    path = out_dir / "cells" / cell.slug / "result.json"
+    ``(None, None)`` when there is no finished record or it is not one (damaged, edited:
+    :func:`read_record`)."""
     try:
-        rec = read_json(path)
+        rec = read_record(out_dir / "cells" / cell.slug / "result.json")
     except (OSError, ValueError):
         return None, None
     if not (isinstance(rec, dict) and rec.get("id") == cell.id
@@ -49,6 +49,16 @@ def resume_check(out_dir: Path, cell: Cell, inputs: dict[str, str]
 def finished_record(out_dir: Path, cell: Cell, inputs: dict[str, str]) -> dict[str, Any] | None:
     """The stored record of a finished cell that ``--resume`` reuses (:func:`resume_check`)."""
     return resume_check(out_dir, cell, inputs)[0]
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A cell's ``result.json``, read with results.json's bounds and checked as its cells are
+    (``ValueError`` naming the file when it is not a cell record)."""
+    try:
+        data = read_json_bounded(path, max_bytes=MAX_RESULTS_BYTES, max_depth=MAX_JSON_DEPTH)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a cell record ({exc})") from None
+    return check_cell(data, str(path))
 
 
 def cell_timeout(cell: Cell, default: float | None) -> float | None:
@@ -68,7 +78,8 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
     ``timeout_s`` is a wall-clock deadline: a worker still running then (whatever it is
     blocked on) has its Python stack dumped to ``stderr.log`` and is killed with every process
     under it. A crash, kill or timeout of the child is recorded as a failed cell with the
-    reason and the tail of its stderr."""
+    reason and the tail of its stderr, and so is a result the worker wrote that is not a cell
+    record (:func:`read_record`)."""
     cell_dir = cell_folder(out_dir, cell.slug)
     result_path = cell_dir / "result.json"
     result_path.unlink(missing_ok=True)
@@ -82,7 +93,7 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ooms = oom_kill_count()
     try:
-        with open(log_path, "wb", opener=open_no_follow) as log:
+        with open(create_new(log_path), "wb") as log:  # new: never through a planted link
             proc = subprocess.Popen([sys.executable, "-m", "facebench.runner.worker", job_path],
                                     stdout=subprocess.PIPE, stderr=log, env=env)
             try:
@@ -95,20 +106,26 @@ def run_in_subprocess(cell: Cell, suite_dump: dict[str, Any], out_dir: Path,
                 proc.stdout.close()
     finally:
         Path(job_path).unlink(missing_ok=True)
+    unreadable = None
     if result_path.is_file() and proc.returncode == 0 and not timed_out:
-        return read_json(result_path)
+        try:
+            return read_record(result_path)
+        except (OSError, ValueError) as exc:  # never a record report and gate would refuse
+            unreadable = str(exc)
     rec = cell_record(cell).to_dict()
     if inputs is not None:
         rec = with_inputs(rec, inputs)
     tail = log_path.read_text(errors="replace")[-4000:] if log_path.is_file() else ""
-    if timed_out:
+    if unreadable is not None:
+        error = {"type": "BadRecord", "message": unreadable, "traceback": tail}
+    elif timed_out:
         error = {"type": "CellTimeout", "message": f"timed out after {timeout_s:g} s "
                  "(cell_timeout_s); the worker was killed", "traceback": tail}
     else:
         error = {"type": "WorkerCrash", "traceback": tail,
                  "message": exit_reason(proc.returncode, oom_kill_count(), ooms)}
     rec.update(status="failed", duration_s=None, error=error)
-    atomic_write_json(result_path, rec)
+    atomic_write_json(result_path, rec, root=cell_dir)
     return rec
 
 

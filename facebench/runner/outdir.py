@@ -7,7 +7,9 @@
   its first write until its reports are written. The kernel drops the lock when the process
   dies (``kill -9`` included), so ``--resume`` never meets a stale lock.
 - No symbolic links where facebench keeps its own files (``cells/`` and everything below it,
-  ``figures/``): nothing is written or deleted through one.
+  ``figures/``): nothing is written or deleted through one. Files are written new (temp file,
+  then rename, or created after unlinking what was there): a hard link planted at one of
+  facebench's files is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
+
+from facebench.io import link_error, read_json_bounded, safe_folder
+from facebench.results import MAX_JSON_DEPTH, MAX_RESULTS_BYTES
 
 #: Marks a folder as facebench's and holds the lock of the run using it (its PID inside).
 LOCK_NAME = ".facebench.lock"
@@ -28,11 +33,6 @@ LOCK_NAME = ".facebench.lock"
 WRITE_PROBE = ".facebench-write-test"
 #: How long a refused run waits for the holder's PID to appear in the lock file.
 PID_WAIT_S = 2.0
-
-
-def link_error(path: Path) -> OSError:
-    return OSError(f"{path} is a symbolic link; facebench never writes or deletes through a "
-                   "link in its output folder: remove it, or choose another folder with --out")
 
 
 def check_ours(out: Path) -> None:
@@ -59,8 +59,8 @@ def _is_results(path: Path) -> bool:
     """``path`` is a regular file holding a facebench ``results.json``."""
     if path.is_symlink() or not path.is_file():
         return False
-    try:
-        data = json.loads(path.read_bytes())
+    try:  # bounded: a file of 100,000 "[" is not a run's, and no RecursionError
+        data = read_json_bounded(path, max_bytes=MAX_RESULTS_BYTES, max_depth=MAX_JSON_DEPTH)
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and {"schema_version", "run", "suite", "cells"} <= data.keys()
@@ -77,6 +77,7 @@ class OutputLock:
             if exc.errno == errno.ELOOP:
                 raise link_error(path) from None
             raise OSError(exc.errno, f"cannot open {path}: {exc.strerror or exc}") from None
+        _own_file(fd, path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -103,6 +104,18 @@ class OutputLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _own_file(fd: int, path: Path) -> None:
+    """Refuse (closing ``fd``) a lock file that is not a regular file of its own: the lock
+    writes its PID into it, and a hard link would carry that write to another file."""
+    st = os.fstat(fd)
+    why = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+           f"has {st.st_nlink} hard links" if st.st_nlink > 1 else None)
+    if why is not None:
+        os.close(fd)
+        raise OSError(f"{path} {why}; facebench writes its lock there and never writes through "
+                      "a link: remove it, or choose another folder with --out")
 
 
 def _holder(fd: int) -> str:
@@ -142,19 +155,5 @@ def refuse_links(out: Path) -> None:
 
 def cell_folder(out: Path, slug: str) -> Path:
     """``out/cells/<slug>``, made when missing; an error when it or ``cells`` is a link."""
-    path = out / "cells" / slug
-    for p in (path.parent, path):
-        if p.is_symlink():
-            raise link_error(p)
-        p.mkdir(parents=True, exist_ok=True)
-    return path
+    return safe_folder(out, Path("cells", slug))
 
-
-def open_no_follow(path: str, flags: int) -> int:
-    """An ``opener`` for :func:`open` that refuses to open a symbolic link."""
-    try:
-        return os.open(path, flags | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise link_error(Path(path)) from None
-        raise

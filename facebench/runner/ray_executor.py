@@ -192,12 +192,12 @@ def _receive(ray: Any, ref: Any, cell: Cell, out_dir: Path) -> dict[str, Any]:
         rec.update(status="failed", duration_s=None, error={
             "type": type(exc).__name__, "message": f"Ray task lost: {str(exc)[:1500]}",
             "traceback": ""})
-        atomic_write_json(cell_dir / "result.json", rec)
+        atomic_write_json(cell_dir / "result.json", rec, root=cell_dir)
         return rec
     for name, data in (out["files"] or {}).items():
         target = cell_dir / name
         if not (target.is_file() and target.read_bytes() == data):
-            atomic_write_bytes(target, data)
+            atomic_write_bytes(target, data, root=cell_dir)
     return out["record"]
 
 
@@ -249,7 +249,7 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
             rec = run_in_subprocess(cell, suite_dump, out, cache, timeout_s, lambda *_: None,
                                     inputs)
         rec["node"] = {**node, "attempt": attempt}
-    atomic_write_json(cell_dir / "result.json", rec)
+    atomic_write_json(cell_dir / "result.json", rec, root=cell_dir)
     if shared:
         return {"record": rec, "files": None}
     files = _pack(cell_dir, rec)

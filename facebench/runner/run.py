@@ -16,10 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facebench.environment import fingerprint
 from facebench.environment import git_info as _git
-from facebench.io import atomic_write_json
+from facebench.io import atomic_write_json, create_new
 from facebench.plan import Cell, plan
 from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
-from facebench.results import load_results, new_results, now, run_header, write_results
+from facebench.results import (
+    check_results,
+    load_results,
+    new_results,
+    now,
+    run_header,
+    write_results,
+)
 from facebench.runner.inputs import InputDigests, stale_reason
 from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
@@ -27,6 +34,7 @@ from facebench.runner.ray_executor import make_ray_executor
 from facebench.runner.variants import attach_precision_comparisons
 from facebench.runner.worker import skip_reason
 from facebench.suite import Suite, load_suite
+from facebench.text import plain
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 
@@ -66,7 +74,7 @@ def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f"{WRITE_PROBE}.{os.getpid()}"
-        probe.write_bytes(b"ok")
+        os.close(create_new(probe))
         probe.unlink()
     except OSError as exc:
         raise OSError(f"output folder {out} is not writable ({exc.strerror or exc}); "
@@ -122,7 +130,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
     sweep_stale(out)
     text = Path(suite_path).read_text(encoding="utf-8")
     header = run_header(Path(suite_path).resolve(), text, sys.argv, git_info())
-    previous = _previous(out) if opts.resume else None
+    previous = _previous(out, console) if opts.resume else None
     every_cell = plan(suite)
     suite_dump = suite.model_dump(mode="json")
     digests = InputDigests()  # this run's: every input file is read again
@@ -147,17 +155,17 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         extra = rec.get("reason") or (rec.get("error") or {}).get("message") or ""
         note = " (resumed)" if rec.get("resumed") else ""
         if rec.get("rerun_reason"):
-            note += f" (rerun: {rec['rerun_reason'][:400]})"
-        console.print(f"[{style}]{status:>7}[/{style}] {rec['id']}{escape(note)} "
-                      f"{escape(extra[:160])}")
+            note += f" (rerun: {str(rec['rerun_reason'])[:400]})"
+        console.print(f"[{style}]{status:>7}[/{style}] {escape(plain(rec['id']))}"
+                      f"{escape(plain(note))} {escape(plain(str(extra)[:160]))}")
 
     with _progress(console, opts.progress) as bar:
         cells_task = bar.add_task("cells", total=len(cells))
         inner = bar.add_task("", total=None, visible=False)
 
         def on_progress(cell: Cell, stage: str, done: int, total: int) -> None:
-            bar.update(inner, description=f"  {cell.id}: {stage}", completed=done, total=total,
-                       visible=True)
+            bar.update(inner, description=f"  {cell.id}: {escape(plain(stage))}", completed=done,
+                       total=total, visible=True)
 
         def done_and_advance(rec: dict[str, Any]) -> None:
             on_done(rec)
@@ -171,7 +179,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         attach_precision_comparisons(results, out, every_cell)
     except Exception as exc:  # noqa: BLE001 - a comparison never loses the results
         console.print(f"[yellow]precision comparison failed:[/yellow] {type(exc).__name__}: "
-                      f"{escape(str(exc))}")
+                      f"{escape(plain(exc))}")
     results["run"]["finished"] = now()
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())
@@ -179,7 +187,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
     try:
         write_interop(out, results)
     except Exception as exc:  # noqa: BLE001 - an export never loses the results
-        console.print(f"[yellow]pytest-benchmark export failed:[/yellow] {escape(str(exc))}")
+        console.print(f"[yellow]pytest-benchmark export failed:[/yellow] {escape(plain(exc))}")
     if opts.report:
         render(out, results, console)
     console.print(f"results: {escape(str(out / 'results.json'))}")
@@ -222,10 +230,16 @@ def _still_holds(rec: Any, cells: dict[str, Cell], digests: InputDigests) -> boo
     return rec.get("inputs_sha256") is None or stale_reason(rec, cell, digests(cell)) is None
 
 
-def _previous(out: Path) -> dict | None:
+def _previous(out: Path, console: Console) -> dict | None:
+    """The results ``--resume`` continues (read by the one validated loader); ``None``, with a
+    warning when there is a results.json it refuses, to start from the cells' own records."""
     try:
         return load_results(out)
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        console.print(f"[yellow]warning:[/yellow] {escape(plain(exc))}; resuming from the "
+                      "cells' own records", highlight=False)
         return None
 
 
@@ -240,29 +254,38 @@ def write_interop(out: Path, results: dict[str, Any]) -> Path | None:
     data = to_pytest_benchmark_json(results)
     if not data.get("benchmarks"):
         return None
-    return atomic_write_json(out / "pytest-benchmark.json", data)
+    return atomic_write_json(out / "pytest-benchmark.json", data, root=out)
 
 
 def history_of(results: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
-    """Earlier runs of the same suite from the history database, oldest first."""
-    from facebench.history import HistoryStore  # SQLAlchemy: only when history is asked for
+    """Earlier runs of the same suite from the history database, oldest first (each checked as
+    results.json is: ``ValueError`` naming the run when one is not readable)."""
+    from facebench.history import HistoryStore, suite_name  # SQLAlchemy: only when asked for
 
-    store = HistoryStore()
-    runs = store.list_runs(suite=results["suite"]["name"], limit=limit)
-    return [store.results(r.run_id) for r in reversed(runs)]
+    with HistoryStore() as store:
+        runs = store.list_runs(suite=suite_name(results), limit=limit)
+        return [check_results(store.results(r.run_id),
+                              f"run {r.run_id} in the history at {store.url}")
+                for r in reversed(runs)]
 
 
 def render(out: Path, results: dict[str, Any], console: Console,
-           baseline: dict | None = None, history: list[dict] | None = None) -> None:
-    """Render report.html / report.md; a report failure never loses the results."""
+           baseline: dict | None = None, history: list[dict] | None = None,
+           source: str | None = None) -> bool:
+    """Render report.html / report.md; a report failure never loses the results: it is one
+    line on ``console`` (naming ``source``, the results file, when given) and ``False``."""
     try:
         from facebench.report import render_report  # matplotlib: only when rendering
 
         paths = render_report(results, out, baseline=baseline, history=history)
-        for p in paths.values():
-            console.print(f"report: {escape(str(p))}")
     except Exception as exc:  # noqa: BLE001 - results are already safe on disk
-        console.print(f"[red]report rendering failed:[/red] {type(exc).__name__}: "
-                      f"{escape(str(exc))}")
+        where = f" ({escape(plain(source))})" if source else ""
+        console.print(f"[red]report rendering failed{where}:[/red] "
+                      f"{escape(plain(type(exc).__name__))}: {escape(plain(exc))}",
+                      highlight=False)
+        return False
+    for p in paths.values():
+        console.print(f"report: {escape(str(p))}")
+    return True
 
 

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = run_cell(cell, out_dir, cache)
     if job.get("inputs") is not None:  # the parent's fingerprint of what the cell read
         rec = with_inputs(rec, job["inputs"])
-    atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec)
+    atomic_write_json(out_dir / "cells" / cell.slug / "result.json", rec, root=out_dir)
     return 0
 
 

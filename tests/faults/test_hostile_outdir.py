@@ -307,3 +307,150 @@ def test_two_runs_starting_on_one_new_folder_keep_their_own_write_probes(tmp_pat
     check_ours(out)  # only another run's probe inside: still a new folder
     check_writable(out)
     assert sorted(p.name for p in out.iterdir()) == [other.name]
+
+
+# ---- issue 27, item 6: nothing is written through a link planted in the output folder --------
+
+def outside_file(folder: Path, name: str, text: str = "someone's file\n") -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))  # an old mtime
+    return path
+
+
+def fingerprint(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under ``folder``: its bytes, modification time (ns) and link count."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_nlink)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def cell_dir_of(out: Path) -> Path:
+    return out / results(out)["cells"][0]["artifacts"]["scores"].rpartition("/")[0]
+
+
+def test_report_refuses_a_linked_figures_folder(finished: Path, fb_env: dict[str, str],
+                                                tmp_path: Path) -> None:
+    """``facebench report OUT`` wrote its SVGs into the target of ``OUT/figures`` (a link to a
+    folder outside OUT). Now: exit 2, one line naming the link, nothing written anywhere."""
+    out = copy_of(finished, tmp_path)
+    victim = tmp_path / "victim"
+    outside_file(victim, "keep.txt")
+    shutil.rmtree(out / "figures", ignore_errors=True)
+    (out / "figures").symlink_to(victim, target_is_directory=True)
+    before, kept = fingerprint(victim), snapshot(out)
+    res = run_cli(["report", str(out)], fb_env, tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    got = lines(res.stderr)
+    assert len(got) == 1 and f"report rendering failed ({out / 'results.json'})" in got[0], got
+    assert f"{out / 'figures'} is a symbolic link" in got[0], got[0]
+    assert fingerprint(victim) == before
+    assert snapshot(out) == kept  # report.md / report.html not rewritten either
+
+
+@pytest.mark.parametrize("where", ["cells", "cell"])
+def test_report_never_touches_linked_cell_folders(where: str, finished: Path,
+                                                  fb_env: dict[str, str], tmp_path: Path) -> None:
+    """``report`` writes only report.html, report.md and figures/: a link at ``cells`` or at a
+    cell's folder is not written through (and the report itself still renders)."""
+    out = copy_of(finished, tmp_path)
+    victim = tmp_path / "victim"
+    for name in ("scores.csv", "stderr.log", "result.json"):
+        outside_file(victim, name)
+    link = plant_cells(out, victim) if where == "cells" else plant_cell_folder(out, victim)
+    before = fingerprint(victim)
+    res = run_cli(["report", str(out)], fb_env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert link.is_symlink() and fingerprint(victim) == before
+
+
+#: Files of a finished run that a rerun writes again (stderr.log: the worker's, opened by the
+#: runner; the others by temp file and rename).
+REWRITTEN = ["cells/{cell}/stderr.log", "cells/{cell}/scores.csv", "cells/{cell}/result.json",
+             "results.json", "results.csv", "report.html", "report.md"]
+
+
+def test_a_rerun_never_writes_through_hard_links(finished: Path, fb_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    """Each file a rerun rewrites is a hard link to a file outside OUT: the rerun replaces the
+    links with new files (stderr.log was opened in place, truncating the outside file)."""
+    out = copy_of(finished, tmp_path)
+    cell = cell_dir_of(out).name
+    suite_file = results(out)["run"]["suite_path"]
+    victim = tmp_path / "victim"
+    for i, rel in enumerate(REWRITTEN):
+        target = out / rel.format(cell=cell)
+        target.unlink()
+        os.link(outside_file(victim, f"{i}-{target.name}"), target)
+    before = fingerprint(victim)
+    res = run_cli(["run", suite_file, "--out", str(out), "--no-progress"], fb_env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert fingerprint(victim) == {k: (b, t, 1) for k, (b, t, _) in before.items()}
+    for rel in REWRITTEN:  # every one a file of its own again, with the run's content
+        path = out / rel.format(cell=cell)
+        assert path.stat().st_nlink == 1, rel
+        assert b"someone's file" not in path.read_bytes(), rel
+    assert [c["status"] for c in results(out)["cells"]] == ["ok"]
+
+
+def test_a_hard_linked_lock_file_is_refused(finished: Path, fb_env: dict[str, str],
+                                            tmp_path: Path) -> None:
+    """The lock file takes the run's PID (written in place, it must stay the same file for
+    ``flock``): a hard link there would carry the write outside. Refused, nothing written."""
+    out = copy_of(finished, tmp_path)
+    victim = outside_file(tmp_path / "victim", "lock.txt")
+    (out / ".facebench.lock").unlink(missing_ok=True)
+    os.link(victim, out / ".facebench.lock")
+    before, kept = fingerprint(victim.parent), snapshot(out)
+    res = rerun(out, fb_env)
+    assert res.returncode == 2, res.stderr
+    assert lines(res.stderr) == [
+        f"error: {out / '.facebench.lock'} has 2 hard links; facebench writes its lock there and "
+        "never writes through a link: remove it, or choose another folder with --out"]
+    assert fingerprint(victim.parent) == before and snapshot(out) == kept
+
+
+def test_resume_over_a_tampered_results_json_starts_from_the_cells(
+        finished: Path, fb_env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 27, item 8: ``--resume`` reads the previous results.json through the validated
+    loader; 200,000 nested ``[`` there was a RecursionError traceback. Now one warning, and the
+    cells' own records are reused."""
+    out = copy_of(finished, tmp_path)
+    suite_file = results(out)["run"]["suite_path"]
+    (out / "results.json").write_bytes(b"[" * 200_000)
+    res = run_cli(["run", suite_file, "--out", str(out), "--no-progress", "--resume"], fb_env,
+                  tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    warned = [ln for ln in lines(res.stderr) if ln.startswith("warning:")]
+    assert warned == [f"warning: {out / 'results.json'}: not a readable results.json (nested "
+                      "200000 levels deep, more than the 64 allowed); re-run the suite with "
+                      "`facebench run SUITE --out DIR` to write it again; resuming from the "
+                      "cells' own records"]
+    cells = results(out)["cells"]
+    assert [(c["status"], c.get("resumed")) for c in cells] == [("ok", True)]
+
+
+@pytest.mark.parametrize("link", ["figures", "cells", "cell"])
+def test_writers_refuse_a_linked_folder_inside_the_output_folder(link: str,
+                                                                 tmp_path: Path) -> None:
+    """The one rule of every writer under OUT (facebench.io.atomic_path with ``root``): no
+    folder between OUT and the file may be a symbolic link."""
+    out = tmp_path / "out"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    rel = {"figures": "figures/a.svg", "cells": "cells/m@d@p/scores.csv",
+           "cell": "cells/m@d@p/scores.csv"}[link]
+    linked = out / ("figures" if link == "figures" else "cells" if link == "cells"
+                    else "cells/m@d@p")
+    linked.parent.mkdir(parents=True, exist_ok=True)
+    linked.symlink_to(victim, target_is_directory=True)
+    table = ScoreTable.from_arrays(np.array(["0"]), np.array([0.5]), np.array([1]),
+                                   np.array([0]), np.array([False]))
+    with pytest.raises(OSError, match=f"{linked} is a symbolic link"):
+        if rel.endswith(".svg"):
+            atomic_write_json(out / rel, {"x": 1}, root=out)
+        else:
+            write_scores(out / rel, table, root=out)
+    assert list(victim.iterdir()) == []

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -137,9 +138,15 @@ def test_gate_report_and_baselines_refuse_a_future_schema(tmp_path: Path) -> Non
     with HistoryStore(f"sqlite:///{tmp_path / 'h.db'}") as store:
         with pytest.raises(ValueError, match="schema_version 2"):
             store.resolve(str(out))
-        store.record(raw(out), out)  # e.g. recorded by a newer facebench sharing the database
-        with pytest.raises(ValueError, match="run future-run in the history.*schema_version 2"):
-            store.resolve("future-run")
+        with pytest.raises(ValueError, match="schema_version 2"):
+            store.record(raw(out), out)  # this facebench records only what it reads
+        store.record({**raw(out), "schema_version": SCHEMA_VERSION}, out)
+    with sqlite3.connect(tmp_path / "h.db") as conn:  # as a newer facebench sharing it would
+        conn.execute("UPDATE results_json SET body = ? WHERE run_id = 'future-run'",
+                     (json.dumps(raw(out)),))
+    with (HistoryStore(f"sqlite:///{tmp_path / 'h.db'}") as store,
+          pytest.raises(ValueError, match="run future-run in the history.*schema_version 2")):
+        store.resolve("future-run")
 
 
 def test_cell_record_round_trips_results_json() -> None:
