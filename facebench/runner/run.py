@@ -153,10 +153,10 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         status = rec["status"]
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
         extra = rec.get("reason") or (rec.get("error") or {}).get("message") or ""
-        note = " (resumed)" if rec.get("resumed") else ""
+        note = "(resumed)" if rec.get("resumed") else ""
         if rec.get("rerun_reason"):
-            note += f" (rerun: {str(rec['rerun_reason'])[:400]})"
-        console.print(f"[{style}]{status:>7}[/{style}] {escape(plain(rec['id']))}"
+            note = f"(rerun: {str(rec['rerun_reason'])[:400]})"
+        console.print(f"[{style}]{status:>7}[/{style}] {escape(plain(rec['id']))} "
                       f"{escape(plain(note))} {escape(plain(str(extra)[:160]))}")
 
     with _progress(console, opts.progress) as bar:

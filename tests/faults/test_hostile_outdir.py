@@ -137,13 +137,14 @@ def test_ids_that_differ_only_in_case_are_refused(fb_env: dict[str, str],
     pairs = write_pair_csv(tmp_path / "pairs.csv", lfw_rows(2, 2))
     suite_file = write_suite(tmp_path / "suite.yaml", suite("case", [model("mfn"), model("MFN")], [
         verification("lfw", pairs, LFW / "images")]))
-    res = run_cli(["run", str(suite_file), "--out", str(tmp_path / "out"), "--dry-run"], fb_env,
-                  tmp_path)
-    assert res.returncode == 2, res.stderr
-    assert lines(res.stderr) == [
-        "error: cells 'mfn@cpu@lfw' and 'MFN@cpu@lfw' would share one output folder "
-        "(cells/mfn@cpu@lfw) on a case-insensitive file system; give the models, devices or "
-        "protocols ids that differ by more than case"]
+    for args in (["run", str(suite_file), "--out", str(tmp_path / "out"), "--dry-run"],
+                 ["validate", str(suite_file)]):  # validate: a traceback before issue 27
+        res = run_cli(args, fb_env, tmp_path)
+        assert res.returncode == 2, res.stderr
+        assert lines(res.stderr) == [
+            "error: cells 'mfn@cpu@lfw' and 'MFN@cpu@lfw' would share one output folder "
+            "(cells/mfn@cpu@lfw) on a case-insensitive file system; give the models, devices or "
+            "protocols ids that differ by more than case"]
 
 
 # ---- item 5: one run at a time per output folder --------------------------------------------
