@@ -31,6 +31,9 @@ MAX_FOLDS = 100
 MAX_LIST = 100_000
 #: Seeds: what numpy's generators take without surprises.
 MAX_SEED = 2**32 - 1
+#: Model, device and protocol ids (a cell's id joins three with ``@``; its folder is its id).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+MAX_ID_LENGTH = 80
 
 
 def _not_bool(value: Any) -> Any:

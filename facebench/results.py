@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from facebench._version import __version__
+from facebench.bounds import ID_PATTERN, MAX_ID_LENGTH
 from facebench.io import atomic_write_json, atomic_write_text, read_json_bounded
 
 SCHEMA_VERSION = 1
@@ -39,10 +40,6 @@ Status = Literal["pending", "ok", "failed", "skipped"]
 #: 8 deep; Python's parser recurses, so 100,000 ``[`` would end in ``RecursionError``).
 MAX_RESULTS_BYTES = 256 * 2**20
 MAX_JSON_DEPTH = 64
-#: Model, device and protocol ids: the suite's ``Id`` (facebench.suite.schema: ``ID_PATTERN``,
-#: at most 80 characters); a cell's id joins three with ``@``.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-MAX_ID_LENGTH = 80
 #: Names and keys of a results.json (run id, metric and dataset names, timestamps, kinds).
 MAX_NAME_LENGTH = 200
 #: The keys every cell record has, in the order results.json writes them.

@@ -23,8 +23,10 @@ from pydantic import (
 )
 
 from facebench.bounds import (
+    ID_PATTERN,
     MAX_BATCH,
     MAX_BOOTSTRAP,
+    MAX_ID_LENGTH,
     MAX_WORKERS,
     NO_BOOL,
     BatchSize,
@@ -50,10 +52,7 @@ from facebench.faces.detect.base import FOLDER_WEIGHTS
 from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
-
-
-Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
 
 #: Wall-clock limit of a cell (seconds): the suite's default, and the largest allowed.
 DEFAULT_CELL_TIMEOUT_S = 7200.0
