@@ -48,7 +48,7 @@ from facebench.datasets.specs import (
     PairCsvDataset,
 )
 from facebench.faces.align import AlignSpec, SimilarityAlign
-from facebench.faces.detect.base import FOLDER_WEIGHTS
+from facebench.faces.detect.base import folder_files
 from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
 
@@ -287,7 +287,7 @@ class DetectorSpec(Strict):
         are not listed."""
         if self.model is None or self.name == "none":
             return []
-        names = FOLDER_WEIGHTS.get(self.name)
+        names = folder_files(self.name)
         if names is None:
             return [self.model]
         folder = self.model.parent if self.model.is_file() else self.model

@@ -14,8 +14,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from facebench.engines.dlib_engine import LANDMARKS_FILE
-
 SelectPolicy = Literal["highest_score", "largest", "closest_to_center"]
 
 
@@ -90,20 +88,32 @@ _FACTORIES: dict[str, Callable[..., Detector]] = {}
 #: detector, or ``None`` when it can; cheap (no detector is built), for suite validation.
 ModelCheck = Callable[[Path | None], str | None]
 _MODEL_CHECKS: dict[str, ModelCheck] = {}
+_FOLDER_FILES: dict[str, tuple[str, ...]] = {}
 
 
-def register_detector(name: str, check_model: ModelCheck | None = None
+def register_detector(name: str, check_model: ModelCheck | None = None,
+                      folder_files: tuple[str, ...] | None = None
                       ) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
     """Decorator: make a detector constructible by name from a suite; ``check_model`` says
-    why a given model file or folder is not this detector's (see :func:`model_problem`)."""
+    why a given model file or folder is not this detector's (see :func:`model_problem`);
+    ``folder_files``: the files it reads in its ``model`` folder (see :func:`folder_files`)."""
 
     def wrap(factory: Callable[..., Detector]) -> Callable[..., Detector]:
         _FACTORIES[name] = factory
         if check_model is not None:
             _MODEL_CHECKS[name] = check_model
+        if folder_files is not None:
+            _FOLDER_FILES[name] = folder_files
         return factory
 
     return wrap
+
+
+def folder_files(name: str) -> tuple[str, ...] | None:
+    """The files detector ``name`` reads in its ``model`` folder (the suite lists them as a
+    cell's inputs for ``--resume``), or ``None`` when it reads the ``model`` file itself."""
+    _load_builtin(name)
+    return _FOLDER_FILES.get(name)
 
 
 def model_problem(name: str, model: Path | None) -> str | None:
@@ -175,10 +185,6 @@ def create_detector(name: str, **options: Any) -> Detector:
 
 #: Detectors shipped with facebench, by suite name → module under ``facebench.faces.detect``.
 BUILTIN = {"yunet": "yunet", "retinaface": "retinaface", "mtcnn": "mtcnn", "dlib": "dlib"}
-#: The files a detector whose ``model`` is a folder reads in it, by suite name (the others read
-#: the ``model`` file itself); the suite lists them as a cell's inputs for ``--resume``.
-FOLDER_WEIGHTS: dict[str, tuple[str, ...]] = {"mtcnn": ("pnet.pt", "rnet.pt", "onet.pt"),
-                                              "dlib": (LANDMARKS_FILE,)}
 
 
 def _load_builtin(name: str) -> None:

@@ -31,6 +31,8 @@ from facebench.faces.detect.base import (
 )
 from facebench.io import sha256_file_once
 
+#: The file this detector reads in its ``model`` folder (the CNN fallback's is optional).
+FILES = (LANDMARKS_FILE,)
 NEEDS = ("point 'model' at a folder holding them (default: the face_recognition_models "
          "package's)")
 
@@ -43,10 +45,10 @@ def check_model_folder(model: Path | None) -> str | None:
         if reason is not None:
             return reason
         model = default_model_dir()
-    return folder_problem(model, (LANDMARKS_FILE,), NEEDS)[1]
+    return folder_problem(model, FILES, NEEDS)[1]
 
 
-@register_detector("dlib", check_model=check_model_folder)
+@register_detector("dlib", check_model=check_model_folder, folder_files=FILES)
 class DlibDetector:
     """dlib's HOG detector + 5-point shape predictor.
 
@@ -72,7 +74,7 @@ class DlibDetector:
             raise ImportError(reason)
         import dlib
 
-        needed = (LANDMARKS_FILE, *([CNN_FILE] if cnn_fallback else []))
+        needed = (*FILES, *([CNN_FILE] if cnn_fallback else []))
         folder, problem = folder_problem(
             Path(model) if model is not None else default_model_dir(), needed, NEEDS)
         if problem is not None:

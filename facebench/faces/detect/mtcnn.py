@@ -30,7 +30,6 @@ import torch
 from facebench.faces.detect._mtcnn_net import ONet, PNet, RNet
 from facebench.faces.detect._weights import load_strict, read_strict
 from facebench.faces.detect.base import (
-    FOLDER_WEIGHTS,
     Detection,
     check_bgr_image,
     folder_problem,
@@ -38,7 +37,7 @@ from facebench.faces.detect.base import (
 )
 
 #: The three weight files, in cascade order.
-WEIGHT_FILES = FOLDER_WEIGHTS["mtcnn"]
+WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 #: sha256 of facenet-pytorch 2.6.0's files, against which this cascade was verified.
 VERIFIED_SHA256 = {
     "pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
@@ -139,7 +138,7 @@ def _calibrate(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.
     return boxes + reg[:, :4] * np.tile(wh, 2)
 
 
-@register_detector("mtcnn", check_model=check_model_folder)
+@register_detector("mtcnn", check_model=check_model_folder, folder_files=WEIGHT_FILES)
 class MTCNN:
     """MTCNN with facenet-pytorch's converted weights.
 
