@@ -90,7 +90,7 @@ def _figure_view(f: Figure) -> dict[str, Any]:
 def render_report(results: dict[str, Any], out_dir: Path, baseline: dict[str, Any] | None = None,
                   history: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     """Write ``report.html``, ``report.md`` and ``figures/*.svg`` into ``out_dir`` atomically
-(a symbolic link at ``figures`` is an ``OSError``: nothing is written through it).
+    (a symbolic link at ``figures`` is an ``OSError``: nothing is written through it).
 
     ``baseline`` is another results dict to show deltas against (cells matched by id);
     ``history`` is a list of earlier runs (history points or whole results dicts) for the trend

@@ -8,7 +8,6 @@ suite from validating: one pass reports every problem. Each problem is ``locatio
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +18,7 @@ from facebench.datasets.pairs import required_inputs
 from facebench.datasets.specs import KINDS
 from facebench.faces.detect.base import BUILTIN, detectors_for, model_problem
 from facebench.paths import SuitePath
+from facebench.suite.references import items
 from facebench.suite.schema import LfwPairsDataset, PairCsvDataset
 
 _PATH = TypeAdapter(SuitePath)
@@ -33,12 +33,6 @@ _DATASET_PATHS: dict[str, set[str]] = {
     kind: {name for name, f in spec.model_fields.items() if _holds_path(f.annotation)}
     for kind, spec in {"lfw_pairs": LfwPairsDataset, "pair_csv": PairCsvDataset,
                        **KINDS}.items()}
-
-
-def _items(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
-    for i, item in enumerate(value if isinstance(value, list) else []):
-        if isinstance(item, dict):
-            yield i, item
 
 
 def _as_path(value: Any, base_dir: Path) -> Path | None:
@@ -104,7 +98,7 @@ def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
         if problem:
             problems.append(problem)
 
-    for i, m in _items(data.get("models")):
+    for i, m in items(data.get("models")):
         zoo = m.get("source") == "zoo"
         arch = m.get("arch")
         if zoo and isinstance(arch, str) and arch.strip() and (problem := zoo_problem(arch)):
@@ -115,7 +109,7 @@ def input_problems(data: dict[str, Any], base_dir: Path) -> list[str]:
         if zoo:  # on other sources 'weights' is a schema error, not a file to look for
             need(f"models[{i}].weights", m.get("weights"))
 
-    for i, p in _items(data.get("protocols")):
+    for i, p in items(data.get("protocols")):
         if p.get("kind") == "efficiency" or p.get("optional") is True:
             continue
         dataset = p.get("dataset")

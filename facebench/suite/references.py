@@ -24,8 +24,9 @@ PROTOCOL_KINDS = ("verification", "efficiency", "identification")
 _PARTS = ("model", "device", "protocol")
 
 
-def _items(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index, mapping)`` of each mapping in a list (anything else: nothing)."""
+def items(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(index, mapping)`` of each mapping in a list (anything else: nothing); the raw-suite
+    checks (:mod:`facebench.suite.checks` too) read lists through it."""
     for i, item in enumerate(value if isinstance(value, list) else []):
         if isinstance(item, dict):
             yield i, item
@@ -55,7 +56,7 @@ def _duplicate_ids(data: dict[str, Any], field: str) -> list[str]:
     """A problem for each string id of ``data[field]`` that an earlier item already has."""
     seen: dict[str, int] = {}
     problems = []
-    for i, item in _items(data.get(field)):
+    for i, item in items(data.get(field)):
         ident = item.get("id")
         if not isinstance(ident, str):
             continue
@@ -96,14 +97,14 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
     problems = [p for f in ("models", "devices", "protocols") for p in _duplicate_ids(data, f)]
     ids = {f: _all_ids(data, f) for f in ("models", "devices")}
     kinds = _protocol_kinds(data)
-    for i, p in _items(data.get("protocols")):
+    for i, p in items(data.get("protocols")):
         for key, known in ids.items():
             for j, ref in _texts(p.get(key)):
                 if known is not None and ref not in known:
                     problems.append(f"protocols[{i}].{key}[{j}]: unknown id {ref!r}; known: "
                                     f"{_known(known)}")
     image = None if kinds is None else {k for k, kind in kinds.items() if kind in IMAGE_KINDS}
-    for i, d in _items(data.get("devices")):
+    for i, d in items(data.get("devices")):
         ref = _get(d, "quantization", "calibrate_on")
         if isinstance(ref, str) and image is not None and ref not in image:
             problems.append(f"devices[{i}].quantization.calibrate_on: {ref!r} is not a "
@@ -115,7 +116,7 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
         if verification is not None and ref not in verification:
             problems.append(f"report.paper_table.protocols[{j}]: {ref!r} is not a "
                             f"verification protocol; known: {_known(verification)}")
-    for j, row in _items(_get(table, "published")):
+    for j, row in items(_get(table, "published")):
         model = row.get("model")
         if isinstance(model, str) and ids["models"] is not None and model not in ids["models"]:
             problems.append(f"report.paper_table.published[{j}].model: unknown model id "
