@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from facebench.io import atomic_path
+from facebench.metrics.exhaustive import unrank_pairs
 
 COLUMNS: tuple[str, ...] = ("pair_id", "score", "label", "fold", "fta")
 REQUIRED: tuple[str, ...] = ("pair_id", "score", "label")
@@ -304,15 +305,6 @@ class PairArrays:
     def identities(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(id_a, id_b)`` for the identity bootstrap, or None."""
         return None if self.id_a is None or self.id_b is None else (self.id_a, self.id_b)
-
-
-def unrank_pairs(ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pair ranks in ``[0, n(n-1)/2)`` → image indices ``(i, j)``, ``i < j``, in the row-major
-    order of the upper triangle (rank 0 = (0, 1), 1 = (0, 2), ...)."""
-    i_all = np.arange(n, dtype=np.int64)
-    starts = i_all * n - i_all * (i_all + 1) // 2
-    i = np.searchsorted(starts, ranks, side="right") - 1
-    return i, i + 1 + (ranks - starts[i])
 
 
 def _exhaustive_arrays(cell_dir: Path) -> PairArrays:
