@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from facebench.io import atomic_path
-from facebench.metrics.exhaustive import unrank_pairs
+from facebench.metrics.exhaustive import pair_identities
 
 COLUMNS: tuple[str, ...] = ("pair_id", "score", "label", "fold", "fta")
 REQUIRED: tuple[str, ...] = ("pair_id", "score", "label")
@@ -313,14 +313,11 @@ def _exhaustive_arrays(cell_dir: Path) -> PairArrays:
         identity = z["image_identity"].astype(np.int32)
         ranks = z["ranks"] if "ranks" in z.files else None
     n_img = identity.size
-    if ranks is None:
-        ranks = np.arange(n_img * (n_img - 1) // 2, dtype=np.int64)
-    if ranks.size != score.size:
+    n_pairs = n_img * (n_img - 1) // 2 if ranks is None else ranks.size
+    if n_pairs != score.size:
         raise ValueError(f"{cell_dir}: {score.size} scores in {EXHAUSTIVE_SCORES} for "
-                         f"{ranks.size} pairs in {EXHAUSTIVE_PAIRS}; the cell's files disagree")
-    i, j = unrank_pairs(ranks, n_img)
-    id_a, id_b = identity[i], identity[j]
-    del i, j
+                         f"{n_pairs} pairs in {EXHAUSTIVE_PAIRS}; the cell's files disagree")
+    id_a, id_b = pair_identities(identity, ranks)
     fta = np.isnan(score)
     return PairArrays(score, (id_a == id_b).astype(np.int8), None, fta, id_a, id_b)
 

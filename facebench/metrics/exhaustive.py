@@ -123,13 +123,23 @@ def unrank_pairs(ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return i, i + 1 + (ranks - starts[i])
 
 
+def pair_identities(identity: np.ndarray, ranks: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Identity (int32) of side a and side b of every pair of the list, in rank order: for all
+    pairs by repeating rows (no per-pair index arithmetic), for a sample by unranking."""
+    ident = np.asarray(identity).astype(np.int32)
+    n = ident.size
+    if ranks is None:
+        a = np.repeat(ident, n - 1 - np.arange(n))
+        b = np.concatenate([ident[i + 1:] for i in range(n)]) if n else ident[:0]
+        return a, b
+    i, j = unrank_pairs(ranks, n)
+    return ident[i], ident[j]
+
+
 def pair_labels(pairs: PairLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label int8, identity of side a, identity of side b) of every pair, in rank order."""
-    n = pairs.n_images
-    ranks = pairs.ranks if pairs.ranks is not None else np.arange(pairs.n_pairs, dtype=np.int64)
-    ident = pairs.identity.astype(np.int32)
-    i, j = unrank_pairs(ranks, n)
-    a, b = ident[i], ident[j]
+    a, b = pair_identities(pairs.identity, pairs.ranks)
     return (a == b).astype(np.int8), a, b
 
 
