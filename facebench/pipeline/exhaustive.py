@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from facebench.datasets import load_spec_identities
 from facebench.datasets.identity import IdentitySet
-from facebench.datasets.load import load_spec_identities
 from facebench.datasets.pairs import relative_names
 from facebench.io import atomic_path
 from facebench.metrics.exhaustive import exhaustive_metrics, layout, score_pairs
