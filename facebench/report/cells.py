@@ -90,6 +90,52 @@ def ci_text(c: dict[str, Any], metric: str) -> str:
     return f"CI [{fmt.pct(lo)}, {fmt.pct(hi)}]"
 
 
+#: Marks a TAR@FAR with fewer than 30 errors behind it (Doddington's rule of 30 not met).
+RULE_OF_30_MARK = "§"
+
+
+def tar_row(c: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The ``details.tar_at_far`` entry of cell ``c`` for FAR ``key`` (``"1e-3"``), or None."""
+    for row in (c.get("details") or {}).get("tar_at_far") or []:
+        if isinstance(row, dict) and fmt.number(row.get("far")) == float(key):
+            return row
+    return None
+
+
+def errors_text(row: dict[str, Any] | None) -> str:
+    """``29 false accepts, 1,711 false rejects`` of a TAR@FAR row ("" when not recorded)."""
+    if not row or row.get("false_accepts") is None:
+        return ""
+    return (f"{fmt.count(row.get('false_accepts'))} false accepts, "
+            f"{fmt.count(row.get('false_rejects'))} false rejects")
+
+
+_RESAMPLED = {"identity": "identities (an identity drawn brings all its pairs: the cluster "
+                          "bootstrap of Bolle, Ratha & Pankanti 2004)",
+              "pair": "pairs, as if independent"}
+
+
+def bootstrap_note(cells: list[dict[str, Any]]) -> str | None:
+    """One line on how the CIs of ``cells`` were resampled (None when no cell has CIs)."""
+    by: dict[str, list[str]] = {}
+    reps: set[int] = set()
+    for c in cells:
+        b = (c.get("details") or {}).get("bootstrap")
+        if isinstance(b, dict):
+            by.setdefault(str(b.get("resampling_method") or "pair"), []).append(
+                str(c.get("model")))
+            if isinstance(b.get("replicates"), int):
+                reps.add(b["replicates"])
+    if not by:
+        return None
+    n = f"{', '.join(fmt.count(r) for r in sorted(reps))} replicates, " if reps else ""
+    if len(by) == 1:
+        (method,) = by
+        return f"CIs: 95 % percentile bootstrap, {n}resampling {_RESAMPLED.get(method, method)}."
+    parts = [f"{_RESAMPLED.get(k, k)} for {', '.join(v)}" for k, v in sorted(by.items())]
+    return f"CIs: 95 % percentile bootstrap, {n}resampling " + "; ".join(parts) + "."
+
+
 def mark_best(table: Table, metric_by_col: dict[int, str]) -> None:
     """Bold the best defined value in each listed column (ties all bold); which way is better
     is the column's metric's direction in the catalog."""

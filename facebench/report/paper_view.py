@@ -13,6 +13,7 @@ from facebench.report.cells import (
     Column,
     Deltas,
     Table,
+    bootstrap_note,
     catalog_value,
     ci_text,
     dash,
@@ -126,6 +127,9 @@ def paper_table(results: dict[str, Any]) -> dict[str, Any] | None:
         if pm.reference:
             table.notes.append(f"Published LFW accuracy of {pm.model}: "
                                f"{_reference_note(pm.reference)}.")
+    note = bootstrap_note([pm.verification for pm in models if pm.verification is not None])
+    if note:
+        table.notes.append(note)
     return {"table": table, "protocols": protocol_ids}
 
 

@@ -14,18 +14,22 @@ from typing import Any
 from facebench.report import fmt
 from facebench.report.cells import (
     DELTA_MARK,
+    RULE_OF_30_MARK,
     Cell,
     Column,
     Deltas,
     Table,
+    bootstrap_note,
     catalog_value,
     ci_text,
     delta_class,
+    errors_text,
     latency_batches,
     mark_best,
     meaning,
     model_cell,
     sort_key,
+    tar_row,
     value_cell,
 )
 from facebench.report.compare import Comparison, Delta, compare
@@ -74,7 +78,7 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     cols += [Column(f"TAR @ FAR={k} (%)", help="achieved FAR below") for k in targets]
     cols += [Column("EER (%)"), Column("AUC"), Column("FtA (% pairs)", help="images below")]
     table = Table(f"verification-{protocol}", f"Verification — {protocol}", cols)
-    unsupported = False
+    unsupported = few_errors = False
     for c in cells:
         m = c.get("metrics") or {}
         acc = value_cell(c, "accuracy", fmt.pct, deltas, ci_text(c, "accuracy"))
@@ -88,10 +92,16 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
                           f"FAR {fmt.far_text(m.get(f'far_achieved@far={k}'))}")
             if ci_text(c, f"tar@far={k}"):
                 cell.note += f"; {ci_text(c, f'tar@far={k}')}"
+            tar = tar_row(c, k)
+            if errors_text(tar):
+                cell.note += f"; {errors_text(tar)}"
             if tar_supported(c, k) is False:
                 unsupported = True
                 cell.cls += " unsupported"
                 cell.text += " †"
+            elif tar and tar.get("rule_of_30") is False and cell.text != fmt.NA:
+                few_errors = True
+                cell.text += f" {RULE_OF_30_MARK}"
             row.append(cell)
         row += [value_cell(c, "eer", fmt.pct, deltas, ci_text(c, "eer")),
                 value_cell(c, "auc", lambda v: fmt.fixed(v, 4), deltas, ci_text(c, "auc")),
@@ -109,6 +119,16 @@ def verification_table(results: dict[str, Any], protocol: str, deltas: Deltas) -
     if unsupported:
         table.notes.append("† unsupported by the data: N_imp × FAR < 10, too few impostor pairs to "
                            "measure this FAR (docs/metrics.md).")
+    if few_errors:
+        table.notes.append(f"{RULE_OF_30_MARK} fewer than 30 false accepts or false rejects "
+                           "behind this TAR@FAR (Doddington's rule of 30 not met): the rate is "
+                           "less certain than ±30 %; the CI says by how much.")
+    undefined = sorted({str(u) for c in cells
+                        if (u := (c.get("details") or {}).get("undefined"))})
+    table.notes += [f"n/a: {u}." for u in undefined]
+    note = bootstrap_note(cells)
+    if note:
+        table.notes.append(note)
     table.notes += templates_notes(cells)
     return table
 

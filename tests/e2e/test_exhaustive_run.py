@@ -126,11 +126,13 @@ def test_exhaustive_cell_equals_brute_force(people: Path, models_dir: Path,
         assert r["supported"] == (imp * x >= 10)
         assert r["false_accepts"] == round(r["far_achieved"] * imp)
         assert r["rule_of_30"] == (min(r["false_accepts"], r["false_rejects"]) >= 30)
+    assert rows[0.001]["rule_of_30"] is False  # ~19 impostors of ~19,000 above the threshold
+    report = (out / "report.md").read_text()
+    assert "resampling identities (an identity drawn brings all its pairs" in report
+    assert "§ fewer than 30 false accepts or false rejects" in report
 
 
-@pytest.mark.parametrize("layout", ["one_identity", "one_image_each", "one_image"])
-def test_broken_identity_folders(layout: str, people: Path, models_dir: Path,
-                                 run_env: dict[str, str]) -> None:
+def _broken(people: Path, layout: str) -> Path:
     folder = people.parent / layout
     shutil.rmtree(folder, ignore_errors=True)
     persons = sorted(people.iterdir())
@@ -142,17 +144,37 @@ def test_broken_identity_folders(layout: str, people: Path, models_dir: Path,
             (folder / person.name).mkdir(parents=True)
             f = sorted(person.iterdir())[0]
             shutil.copy(f, folder / person.name / f.name)
-    cell, _, text = _run(folder, people.parent, models_dir, run_env, bootstrap=50)
-    assert "Traceback" not in text
-    if layout == "one_image":
-        assert cell["status"] == "failed"
-        assert "no pair at all" in cell["error"]["message"]
-        assert "traceback" not in cell["error"]
-        return
-    assert cell["status"] == "ok", cell.get("error")
-    why = cell["details"]["undefined"]
-    assert ("no impostor pair" if layout == "one_identity" else "no genuine pair") in why
-    assert cell["metrics"]["eer"] is None and cell["metrics"]["tar@far=1e-2"] is None
+    return folder
+
+
+def test_broken_identity_folders(people: Path, models_dir: Path,
+                                 run_env: dict[str, str]) -> None:
+    """One identity: no impostor pair; one image per identity: no genuine pair (ok cells whose
+    details say which rates are undefined); one image: nothing to score (one line, failed)."""
+    layouts = ("one_identity", "one_image_each", "one_image")
+    protocol = SUITE[SUITE.index("  - id: all"):]
+    suite = SUITE[:SUITE.index("  - id: all")].format(models=models_dir)
+    for name in layouts:
+        suite += protocol.format(models=models_dir, images=_broken(people, name),
+                                 bootstrap=50).replace("id: all", f"id: {name}")
+    path = people.parent / "broken.yaml"
+    path.write_text(suite)
+    out = people.parent / "out-broken"
+    res = facebench("run", str(path), "--out", str(out), "--no-progress", env=run_env,
+                    check=False)
+    assert "Traceback" not in res.stdout + res.stderr
+    cells = {c["protocol"]: c for c in json.loads((out / "results.json").read_text())["cells"]}
+    one = cells["one_image"]
+    assert one["status"] == "failed" and "no pair at all" in one["error"]["message"]
+    assert "traceback" not in one["error"]
+    for name, why in (("one_identity", "no impostor pair"),
+                      ("one_image_each", "no genuine pair")):
+        cell = cells[name]
+        assert cell["status"] == "ok", cell.get("error")
+        assert why in cell["details"]["undefined"]
+        assert cell["metrics"]["eer"] is None and cell["metrics"]["tar@far=1e-2"] is None
+    report = (out / "report.md").read_text()
+    assert "n/a: no impostor pair (one identity)" in report
 
 
 LFW_PAIRS = """2 3
