@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 
 from facebench.metrics._inputs import Pairs, as_folds, as_pairs
-from facebench.metrics.roc import roc_from_pairs, tar_at_far
+from facebench.metrics.roc import eer, roc_from_pairs, tar_at_far
 
 #: Replicates per chunk are chosen so that a chunk holds about this many per-pair counts.
 CHUNK_ELEMENTS = 2_000_000
@@ -367,6 +367,37 @@ def _tar_stats(r: _Ranked, w: np.ndarray, targets: Sequence[float],
     return out
 
 
+def _eer_from_counts(tp: np.ndarray, fp: np.ndarray, n_gen: np.ndarray,
+                     n_imp: np.ndarray) -> np.ndarray:
+    """EER per row from cumulative weighted counts at each candidate (columns: candidates in
+    descending score order): (FAR + FRR) / 2 where |FAR - FRR| is smallest, ties to the
+    smallest threshold (the last column among the minima), as :func:`roc.eer`."""
+    g, i = n_gen[:, None], n_imp[:, None]
+    gap = np.abs(fp * g - (g - tp) * i)  # |FAR - FRR| x N_gen x N_imp, exact integers
+    last = gap.shape[1] - 1 - np.argmin(gap[:, ::-1], axis=1)
+    rows = np.arange(gap.shape[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        far = fp[rows, last] / n_imp
+        frr = (n_gen - tp[rows, last]) / n_gen
+        out = (far + frr) / 2.0
+    out[(n_gen == 0) | (n_imp == 0)] = np.nan
+    return out
+
+
+def _eer_stats(r: _Ranked, w: np.ndarray, totals: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> np.ndarray:
+    """EER for each row of multiplicities ``w`` (every pair weighed)."""
+    wv = w[:, r.order]
+    gen = np.where(r.genuine, wv, 0)
+    if totals is None:
+        totals = (np.full(w.shape[0], r.n_genuine), np.full(w.shape[0], r.n_impostor))
+    tp = np.cumsum(gen, axis=1, dtype=np.int64)[:, r.ends]
+    fp = np.cumsum(wv - gen, axis=1, dtype=np.int64)[:, r.ends]
+    if r.ends.size == 0:
+        return np.full(w.shape[0], np.nan)
+    return _eer_from_counts(tp, fp, totals[0].astype(np.int64), totals[1].astype(np.int64))
+
+
 class _TarSide:
     """One score set prepared for the identity bootstrap of TAR@FAR without the multiplicities
     of every impostor: the valid genuine pairs ascending, and on demand the ``t`` highest
@@ -438,6 +469,93 @@ class _TarSide:
                     out[blk, j] = (cum[:, -1] - cum[rr, p]) / gen_tot[blk]
         out[imp_tot == 0] = np.nan  # no impostor drawn: FAR undefined
         return out
+
+
+def _eer_window(side: _TarSide, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The candidates an EER can use with the ``t`` highest impostors known: those rows and
+    every valid genuine pair scoring at least the lowest of them, descending, with the ends
+    of distinct-score groups and which merged rows are genuine."""
+    rows, _, complete = side.top(t)
+    s = side.pairs.scores
+    g = side.g_rows
+    if not complete and rows.size:
+        g = g[s[g] >= s[rows[-1]]]
+    merged = np.concatenate((rows, g))
+    merged = merged[np.argsort(-s[merged], kind="stable")]
+    v = s[merged]
+    ends = np.flatnonzero(np.concatenate((v[1:] != v[:-1], np.ones(min(v.size, 1), bool))))
+    return merged, ends, side.pairs.genuine[merged], complete
+
+
+def _eer_identity(side: _TarSide, ids: _Ids, m: np.ndarray, gen_tot: np.ndarray,
+                  imp_tot: np.ndarray, start: int) -> np.ndarray:
+    """EER per row of identity multiplicities ``m``, weighing the valid genuine pairs and the
+    highest impostors only: the window grows fourfold until FAR exceeds FRR at its lowest
+    candidate (below it |FAR - FRR| only grows), so each replicate's minimum lies inside."""
+    out = np.full(m.shape[0], np.nan)
+    todo = np.arange(m.shape[0])
+    t = int(min(side.n_imp_valid, max(1, start)))
+    g64, i64 = gen_tot.astype(np.int64), imp_tot.astype(np.int64)
+    while todo.size:
+        merged, ends, is_gen, complete = _eer_window(side, t)
+        if ends.size == 0:
+            break
+        for blk in _row_blocks(todo.size, merged.size):
+            r = todo[blk]
+            wv = _pair_weights(ids, m[r], merged)
+            gen = np.where(is_gen, wv, 0)
+            tp = np.cumsum(gen, axis=1, dtype=np.int64)[:, ends]
+            fp = np.cumsum(wv - gen, axis=1, dtype=np.int64)[:, ends]
+            del wv, gen
+            vals = _eer_from_counts(tp, fp, g64[r], i64[r])
+            # resolved when FAR > FRR at the lowest candidate by more than the smallest gap
+            # seen: below the window |FAR - FRR| only grows, so no lower candidate can tie
+            d = fp * g64[r][:, None] - (g64[r][:, None] - tp) * i64[r][:, None]
+            inside = complete | (d[:, -1] > np.abs(d).min(axis=1))
+            del d
+            out[r[inside]] = vals[inside]
+            out[r[~inside]] = np.inf  # not resolved: grow the window
+        todo = todo[np.isinf(out[todo])]
+        t = min(side.n_imp_valid, 4 * t)
+    return out
+
+
+def eer_replicates(pairs: Pairs, replicates: int, seed: int,
+                   identities: Identities | None = None) -> np.ndarray:
+    """Bootstrap distribution of the EER. Pair method: every pair weighed (within label
+    strata). Identity method: the genuine pairs and, of the impostors, a window of the highest
+    scores sized from the data's own EER (fast on tens of millions of pairs; exact)."""
+    if pairs.n_genuine == 0 or pairs.n_impostor == 0:
+        raise ValueError("EER needs both genuine and impostor pairs")
+    if identities is None:
+        ranked = _prepare_ranked(pairs)
+        members = _strata_members(pairs.genuine.astype(np.int64))
+        return np.concatenate([_eer_stats(ranked, w)
+                               for w in _weight_chunks(members, pairs.n, replicates, seed, 3)])
+    ids = _as_ids(identities, pairs.n)
+    gen_total, imp_total = _class_totals(pairs, ids)
+    side = _TarSide(pairs)
+    point = eer(roc_from_pairs(pairs)).far if (~pairs.fta).any() else 1.0
+    start = int(2 * point * pairs.n_impostor) + 1024
+    out = [_eer_identity(side, ids, m, gen_total(m), imp_total(m), start)
+           for m in _identity_draws([np.arange(ids.k)], ids.k, replicates, seed, 3,
+                                    IDENTITY_CHUNK)]
+    return np.concatenate(out)
+
+
+def eer_ci(pairs: Pairs, replicates: int, seed: int, level: float = 0.95,
+           identities: Identities | None = None) -> tuple[float, float]:
+    """Percentile CI of the EER for validated inputs."""
+    _check_replicates(replicates)
+    return _interval(eer_replicates(pairs, replicates, seed, identities), level)
+
+
+def bootstrap_eer(scores: np.ndarray, labels: np.ndarray, fta: np.ndarray | None = None,
+                  replicates: int = 1000, seed: int = 0, level: float = 0.95,
+                  identities: Identities | None = None) -> tuple[float, float]:
+    """Seeded percentile ``level`` CI (low, high) of the EER; ``identities`` as
+    :func:`bootstrap_kfold_accuracy`."""
+    return eer_ci(as_pairs(scores, labels, fta), replicates, seed, level, identities)
 
 
 def _class_totals(pairs: Pairs, ids: _Ids) -> tuple[_ClassTotal, _ClassTotal]:

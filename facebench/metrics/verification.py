@@ -25,6 +25,7 @@ from facebench.metrics._inputs import Pairs, as_folds, as_pairs, far_key
 from facebench.metrics.bootstrap import (
     RESAMPLING,
     Identities,
+    eer_ci,
     kfold_accuracy_ci,
     method_of,
     tar_at_far_ci,
@@ -369,6 +370,9 @@ def _bootstrap_metrics(
     out["accuracy_ci_low"], out["accuracy_ci_high"] = lo, hi
     cis = (tar_at_far_ci(pairs, targets, replicates, seed, identities=identities)
            if has_roc else {})
+    lo_hi_eer = (eer_ci(pairs, replicates, seed, identities=identities)
+                 if has_roc and (~pairs.fta).any() else (None, None))
+    out["eer_ci_low"], out["eer_ci_high"] = lo_hi_eer
     for x in targets:
         key = far_key(x)
         lo_hi = cis.get(x, (None, None))

@@ -302,6 +302,10 @@ def _no_detector_for_given_landmarks(proto: Any) -> None:
                          "them; remove 'detector'")
 
 
+#: The most impostor pairs an exhaustive protocol may resample with the pair bootstrap.
+MAX_PAIR_BOOTSTRAP_IMPOSTORS = 200_000
+
+
 class VerificationProtocol(Strict):
     """Pair verification: detect → align → embed (flip-sum) → cosine → metrics. On an ijb
     dataset the pairs are template pairs (faces aligned from their given landmarks, pooled per
@@ -347,6 +351,17 @@ class VerificationProtocol(Strict):
     @cross_check("dataset", "detector")
     def _given_landmarks(self) -> None:
         _no_detector_for_given_landmarks(self)
+
+    @cross_check("dataset", "bootstrap", "bootstrap_method")
+    def _pair_bootstrap_size(self) -> None:
+        sample = getattr(self.dataset, "impostor_sample", None)
+        if (getattr(self.dataset, "pairs", "drawn") == "all" and self.bootstrap
+                and self.bootstrap_method == "pair"
+                and (sample is None or sample > MAX_PAIR_BOOTSTRAP_IMPOSTORS)):
+            raise ValueError(
+                "bootstrap_method: pair weighs every pair in every replicate, too slow for an "
+                "exhaustive protocol; use bootstrap_method: identity (the default) or sample "
+                f"at most {MAX_PAIR_BOOTSTRAP_IMPOSTORS:,} impostors (impostor_sample)")
 
     def input_paths(self) -> list[Path]:
         """What a cell of this protocol reads besides its model (``--resume``'s key)."""

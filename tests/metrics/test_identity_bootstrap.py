@@ -109,3 +109,39 @@ def test_paired_tar_difference(exhaustive_case) -> None:  # type: ignore[no-unty
     assert a[0] <= d.a <= a[1]
     pair = bs.paired_tar_at_far_difference(better, s, y, [0.1], fta, fta, 200)[0]
     assert pair.method == "pair" and pair.delta == d.delta
+
+
+def _direct_eer(s: np.ndarray, y: np.ndarray, fta: np.ndarray, w: np.ndarray) -> float:
+    """EER from the definition on weighted pairs: every distinct non-FtA score a candidate,
+    (FAR + FRR) / 2 where |FAR - FRR| is smallest, ties to the smallest threshold."""
+    gen, imp = float((w * (y == 1)).sum()), float((w * (y == 0)).sum())
+    best = None
+    for t in np.unique(s[~fta]):  # ascending: a later equal gap is not smaller, keep first
+        acc = (s >= t) & ~fta
+        far = (w * acc * (y == 0)).sum() / imp
+        frr = 1 - (w * acc * (y == 1)).sum() / gen
+        gap = abs(far * gen * imp - frr * gen * imp)
+        if best is None or gap < best[0] - 1e-9:
+            best = (gap, (far + frr) / 2)
+    assert best is not None
+    return float(best[1])
+
+
+def test_identity_eer_replicates_equal_direct_computation(exhaustive_case) -> None:  # type: ignore[no-untyped-def]
+    s, y, fta, ida, idb = exhaustive_case
+    p = as_pairs(s, y, fta)
+    got = bs.eer_replicates(p, 30, 2, (ida, idb))
+    ids = bs._as_ids((ida, idb), s.size)
+    m = np.concatenate(list(bs._identity_draws([np.arange(ids.k)], ids.k, 30, 2, 3,
+                                               bs.IDENTITY_CHUNK)))
+    w = bs._pair_weights(ids, m)
+    for r in range(0, 30, 6):
+        assert got[r] == pytest.approx(_direct_eer(s, y, fta, w[r]), abs=1e-12)
+    # the windowed path starting from a tiny window grows it and agrees with the dense path
+    gen_total, imp_total = bs._class_totals(p, ids)
+    small = bs._eer_identity(bs._TarSide(p), ids, m, gen_total(m), imp_total(m), start=1)
+    dense = bs._eer_stats(bs._prepare_ranked(p), w, (gen_total(m), imp_total(m)))
+    assert np.allclose(small, dense, rtol=0, atol=1e-12)
+    lo, hi = bs.bootstrap_eer(s, y, fta, 200, 0, identities=(ida, idb))
+    pair = bs.bootstrap_eer(s, y, fta, 200, 0)
+    assert 0 <= lo <= hi <= 1 and pair != (lo, hi)
