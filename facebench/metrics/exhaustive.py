@@ -92,23 +92,26 @@ def layout(identity: np.ndarray, impostor_sample: int | None = None, seed: int =
 
 def score_pairs(emb: np.ndarray, pairs: PairLayout, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """Cosine scores (float32, NaN where a side's embedding is NaN) of every pair of the list,
-    in rank order, from L2-normalised ``emb`` (images x dim), ``block_rows`` rows at a time."""
+    in rank order, from L2-normalised ``emb`` (images x dim), ``block_rows`` rows at a time
+    (each block one matrix product against the images after it). A sample picks its pairs from
+    the same blocks, so a pair scores the same bits in a sampled list as in the full one."""
     e = np.ascontiguousarray(emb, dtype=np.float32)
     n = e.shape[0]
     if n != pairs.n_images:
         raise ValueError(f"{n} embeddings for {pairs.n_images} images")
     out = np.empty(pairs.n_pairs, dtype=np.float32)
-    if pairs.ranks is not None:
-        for lo in range(0, out.size, 1 << 20):
-            i, j = unrank_pairs(pairs.ranks[lo:lo + (1 << 20)], n)
-            out[lo:lo + i.size] = np.einsum("ij,ij->i", e[i], e[j])
-        return out
+    i_all = np.arange(n + 1, dtype=np.int64)
+    starts = i_all * n - i_all * (i_all + 1) // 2  # rank of the first pair of each row
     pos = 0
     for r0 in range(0, n, block_rows):
         r1 = min(n, r0 + block_rows)
         block = e[r0:r1] @ e[r0:].T  # rows r0..r1-1 against images r0..n-1
-        keep = np.triu(np.ones(block.shape, dtype=bool), k=1)
-        vals = block[keep]  # row-major: (i, j > i) in rank order
+        if pairs.ranks is None:
+            vals = block[np.triu(np.ones(block.shape, dtype=bool), k=1)]  # row-major = ranks
+        else:
+            lo, hi = np.searchsorted(pairs.ranks, [starts[r0], starts[r1]])
+            i, j = unrank_pairs(pairs.ranks[lo:hi], n)
+            vals = block[i - r0, j - r0]
         out[pos:pos + vals.size] = vals
         pos += vals.size
     return out

@@ -145,3 +145,19 @@ def test_identity_eer_replicates_equal_direct_computation(exhaustive_case) -> No
     lo, hi = bs.bootstrap_eer(s, y, fta, 200, 0, identities=(ida, idb))
     pair = bs.bootstrap_eer(s, y, fta, 200, 0)
     assert 0 <= lo <= hi <= 1 and pair != (lo, hi)
+
+
+def test_sparse_identity_pair_matrix_gives_the_same_totals(exhaustive_case,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sets with more identities than DENSE_MAX sum cross pairs through a sparse matrix."""
+    s, y, fta, ida, idb = exhaustive_case
+    p = as_pairs(s, y, fta)
+    ids = bs._as_ids((ida, idb), s.size)
+    m = np.concatenate(list(bs._identity_draws([np.arange(ids.k)], ids.k, 20, 9, 2, 64)))
+    dense = [t(m) for t in bs._class_totals(p, ids)]
+    monkeypatch.setattr(bs._ClassTotal, "DENSE_MAX", 0)
+    sparse = [t(m) for t in bs._class_totals(p, ids)]
+    w = bs._pair_weights(ids, m)
+    direct = [(w * p.genuine).sum(axis=1), (w * ~p.genuine).sum(axis=1)]
+    for a, b, c in zip(dense, sparse, direct, strict=True):
+        assert np.array_equal(a, c) and np.array_equal(b, c)
