@@ -127,6 +127,13 @@ class Executor(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11
     ray = "ray"
 
 
+class BootstrapMethod(str, Enum):  # noqa: UP042 - StrEnum needs Python 3.11
+    """How ``metrics`` resamples for its CIs."""
+
+    identity = "identity"
+    pair = "pair"
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="Suite YAML file")],
@@ -272,11 +279,14 @@ def metrics(
     far: Annotated[list[float] | None, typer.Option(help="FAR targets (repeatable)")] = None,
     bootstrap: Annotated[int, typer.Option(
         min=0, max=MAX_BOOTSTRAP, help="Bootstrap resamples for CIs (0: none)")] = 0,
+    bootstrap_method: Annotated[BootstrapMethod, typer.Option(
+        help="identity: resample identities (needs the file's identity_a/identity_b "
+        "columns; else pair, with a note); pair: resample pairs")] = BootstrapMethod.identity,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute every verification metric from a score file alone."""
     from facebench.metrics import compute_verification_metrics
-    from facebench.scores import read_scores
+    from facebench.scores import read_identities, read_scores
 
     bad = next((f for f in far or [] if not 0 < f <= 1), None)  # NaN fails both comparisons
     if bad is not None:
@@ -297,9 +307,15 @@ def metrics(
                   markup=False, highlight=False)
         folds = None
     kw = {"far_targets": tuple(far)} if far else {}
+    identities = None
+    if bootstrap and bootstrap_method == BootstrapMethod.identity:
+        identities = read_identities(scores)
+        if identities is None:
+            err.print(f"note: {scores} has no identity_a/identity_b columns: the bootstrap "
+                      "resamples pairs (--bootstrap-method pair)", markup=False, highlight=False)
     try:
         res = compute_verification_metrics(s.score, s.label, folds=folds, fta=s.fta,
-                                           bootstrap=bootstrap, **kw)
+                                           bootstrap=bootstrap, identities=identities, **kw)
     except ValueError as exc:  # e.g. a bad --far or --bootstrap: name the file it was for
         _suite_error(ValueError(f"{scores}: {exc}"))
     if as_json:

@@ -322,11 +322,24 @@ def _exhaustive_arrays(cell_dir: Path) -> PairArrays:
     return PairArrays(score, (id_a == id_b).astype(np.int8), None, fta, id_a, id_b)
 
 
-def _csv_identities(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    head = pd.read_csv(path, nrows=0).columns
-    if not all(c in head for c in IDENTITY_COLUMNS):
-        return None
-    frame = pd.read_csv(path, usecols=list(IDENTITY_COLUMNS), dtype=str, keep_default_na=False)
+def read_identities(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-pair identity codes (int32, side a and side b) of a score file's
+    ``identity_a``/``identity_b`` columns, or None when it has none. Codes index the sorted
+    identity names, so files of the same pairs agree on them."""
+    path = Path(path)
+    if _kind(path) == "parquet":
+        _need_pyarrow(path)
+        import pyarrow.parquet as pq  # optional dependency (Parquet)
+
+        if not all(c in pq.read_schema(path).names for c in IDENTITY_COLUMNS):
+            return None
+        frame = pd.read_parquet(path, columns=list(IDENTITY_COLUMNS)).astype(str)
+    else:
+        head = pd.read_csv(path, nrows=0).columns
+        if not all(c in head for c in IDENTITY_COLUMNS):
+            return None
+        frame = pd.read_csv(path, usecols=list(IDENTITY_COLUMNS), dtype=str,
+                            keep_default_na=False)
     a, b = (frame[c].to_numpy(dtype=object) for c in IDENTITY_COLUMNS)
     _, codes = np.unique(np.concatenate((a, b)).astype(str), return_inverse=True)
     codes = codes.astype(np.int32)
@@ -342,7 +355,7 @@ def load_pair_arrays(cell_dir: Path, details: dict) -> PairArrays:  # type: igno
         return _exhaustive_arrays(cell_dir)
     path = cell_dir / "scores.csv"
     table = read_scores(path)
-    ids = _csv_identities(path)
+    ids = read_identities(path)
     score = np.where(table.fta, np.nan, table.score)
     return PairArrays(score, table.label, table.fold, table.fta,
                       None if ids is None else ids[0], None if ids is None else ids[1])
