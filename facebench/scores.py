@@ -252,14 +252,18 @@ def _trusted(clean: _Clean) -> ScoreTable:
 
 
 def write_scores(path: str | os.PathLike[str], table: ScoreTable, *,
-                 root: str | os.PathLike[str] | None = None) -> Path:
+                 root: str | os.PathLike[str] | None = None,
+                 extra: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``table`` atomically as CSV or Parquet (by file name); return the path. ``root``:
-    the output folder holding ``path`` (no symbolic link between: :func:`atomic_path`)."""
+    the output folder holding ``path`` (no symbolic link between: :func:`atomic_path`).
+    ``extra``: further columns after the standard ones (e.g. :data:`IDENTITY_COLUMNS`)."""
     p = Path(path)
     kind = _kind(p)
     if kind == "parquet":
         _need_pyarrow(p)
     frame = table.to_frame()
+    for name, values in (extra or {}).items():
+        frame[name] = values
     with atomic_path(p, root=root) as tmp:
         if kind == "parquet":
             frame.to_parquet(tmp, index=False)
@@ -271,3 +275,85 @@ def write_scores(path: str | os.PathLike[str], table: ScoreTable, *,
 
 def _csv_compression(suffix: str) -> str | None:
     return {"gz": "gzip", "bz2": "bz2", "xz": "xz", "zip": "zip", "zst": "zstd"}.get(suffix)
+
+
+# ---- every verification cell's pairs as arrays (comparisons of models on the same pairs) ------
+
+#: Identity columns a verification cell's scores.csv adds (the identity of each side's image).
+IDENTITY_COLUMNS: tuple[str, str] = ("identity_a", "identity_b")
+#: An exhaustive cell's compact binary files, in its cell folder (docs/results.md).
+EXHAUSTIVE_SCORES = "scores.npy"
+EXHAUSTIVE_PAIRS = "pairs.npz"
+
+
+@dataclass(frozen=True)
+class PairArrays:
+    """A verification cell's pairs in file order: ``score`` (float, NaN where ``fta``),
+    ``label`` (int8, 1 = genuine), ``fold`` (int64 or None), ``fta`` (bool), and the integer
+    identity code of each side (``id_a``/``id_b``; None when the cell does not know them).
+    Codes index the sorted identity names, so two cells of equal ``pairs_key`` agree on them."""
+
+    score: np.ndarray
+    label: np.ndarray
+    fold: np.ndarray | None
+    fta: np.ndarray
+    id_a: np.ndarray | None
+    id_b: np.ndarray | None
+
+    @property
+    def identities(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(id_a, id_b)`` for the identity bootstrap, or None."""
+        return None if self.id_a is None or self.id_b is None else (self.id_a, self.id_b)
+
+
+def unrank_pairs(ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair ranks in ``[0, n(n-1)/2)`` → image indices ``(i, j)``, ``i < j``, in the row-major
+    order of the upper triangle (rank 0 = (0, 1), 1 = (0, 2), ...)."""
+    i_all = np.arange(n, dtype=np.int64)
+    starts = i_all * n - i_all * (i_all + 1) // 2
+    i = np.searchsorted(starts, ranks, side="right") - 1
+    return i, i + 1 + (ranks - starts[i])
+
+
+def _exhaustive_arrays(cell_dir: Path) -> PairArrays:
+    score = np.load(cell_dir / EXHAUSTIVE_SCORES, allow_pickle=False)
+    with np.load(cell_dir / EXHAUSTIVE_PAIRS, allow_pickle=False) as z:
+        identity = z["image_identity"].astype(np.int32)
+        ranks = z["ranks"] if "ranks" in z.files else None
+    n_img = identity.size
+    if ranks is None:
+        ranks = np.arange(n_img * (n_img - 1) // 2, dtype=np.int64)
+    if ranks.size != score.size:
+        raise ValueError(f"{cell_dir}: {score.size} scores in {EXHAUSTIVE_SCORES} for "
+                         f"{ranks.size} pairs in {EXHAUSTIVE_PAIRS}; the cell's files disagree")
+    i, j = unrank_pairs(ranks, n_img)
+    id_a, id_b = identity[i], identity[j]
+    del i, j
+    fta = np.isnan(score)
+    return PairArrays(score, (id_a == id_b).astype(np.int8), None, fta, id_a, id_b)
+
+
+def _csv_identities(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    head = pd.read_csv(path, nrows=0).columns
+    if not all(c in head for c in IDENTITY_COLUMNS):
+        return None
+    frame = pd.read_csv(path, usecols=list(IDENTITY_COLUMNS), dtype=str, keep_default_na=False)
+    a, b = (frame[c].to_numpy(dtype=object) for c in IDENTITY_COLUMNS)
+    _, codes = np.unique(np.concatenate((a, b)).astype(str), return_inverse=True)
+    codes = codes.astype(np.int32)
+    return codes[: a.size], codes[a.size:]
+
+
+def load_pair_arrays(cell_dir: Path, details: dict) -> PairArrays:  # type: ignore[type-arg]
+    """The pairs of a verification cell (folder ``cell_dir``, record ``details``): an
+    exhaustive cell's ``scores.npy`` + ``pairs.npz``, else its ``scores.csv`` (identity
+    columns when the cell wrote them). Errors name the file."""
+    cell_dir = Path(cell_dir)
+    if isinstance(details.get("exhaustive"), dict):
+        return _exhaustive_arrays(cell_dir)
+    path = cell_dir / "scores.csv"
+    table = read_scores(path)
+    ids = _csv_identities(path)
+    score = np.where(table.fta, np.nan, table.score)
+    return PairArrays(score, table.label, table.fold, table.fta,
+                      None if ids is None else ids[0], None if ids is None else ids[1])

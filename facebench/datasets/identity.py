@@ -340,7 +340,8 @@ def draw_pairs(ids: IdentitySet, n_genuine: int, n_impostor: int, folds: int = 1
     info = {"kind": "identity_pairs", "source_kind": ids.info.get("kind"), "source": ids.name,
             "source_sha256": ids.checksum, "seed": seed, "identity_disjoint": split is not None,
             "identities_used": len({int(ids.labels[i]) for r in rows for i in r[:2]})}
-    pairset = build(ids.name, ids.root, pairs, "", info)
+    identity_of = {ids.images[i]: ids.identities[ids.labels[i]] for r in rows for i in r[:2]}
+    pairset = build(ids.name, ids.root, pairs, "", info, identity_of)
     pairset.checksum = hashlib.sha256(pair_csv_text(pairset).encode("utf-8")).hexdigest()
     if out is not None:
         write_pair_csv(pairset, out)

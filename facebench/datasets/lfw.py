@@ -57,15 +57,18 @@ def load_lfw_pairs(pairs: str | Path, images: str | Path, ext: str = ".jpg",
         raise DatasetError(f"{pairs}:{end}: the file ends after {len(body)} pairs, but "
                            f"{layout}; fix the header or restore the missing lines")
     out, names = [], []
+    identity_of: dict[Path, str] = {}
     for k, (lineno, parts) in enumerate(body):
         where = f"{pairs}:{lineno}"
         if len(parts) == 3:
             (a, ra), (b, rb) = (_image(root, parts[0], n, ext, where) for n in parts[1:])
             label = 1
+            identity_of[a] = identity_of[b] = parts[0]
         elif len(parts) == 4:
             a, ra = _image(root, parts[0], parts[1], ext, where)
             b, rb = _image(root, parts[2], parts[3], ext, where)
             label = 0
+            identity_of[a], identity_of[b] = parts[0], parts[2]
         else:
             raise DatasetError(f"{where}: expected 'name i j' or 'name1 i name2 j', "
                                f"got {' '.join(parts)!r}")
@@ -79,4 +82,4 @@ def load_lfw_pairs(pairs: str | Path, images: str | Path, ext: str = ".jpg",
     if max_folds is not None:
         out = [p for p in out if p[3] < max_folds]
     info = {"kind": "lfw_pairs", "pairs_file": str(pairs), "max_folds": max_folds}
-    return build(pairs.stem, root, out, sha256_file(pairs), info)
+    return build(pairs.stem, root, out, sha256_file(pairs), info, identity_of)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from facebench.io import sha256_file
 
 __all__ = ["DatasetError", "PairSet", "build", "check_unique_pairs", "confine", "confine_listed",
-           "read_text", "required_inputs", "sha256_file"]
+           "pairs_key", "read_text", "relative_names", "required_inputs", "sha256_file"]
 
 
 class DatasetError(ValueError):
@@ -39,6 +40,9 @@ class PairSet:
     #: given landmarks, no template pooling; see facebench.datasets.sets).
     landmarks: None = None
     templates: None = None
+    #: The identity of each image (``images[i]``), when the dataset names it (LFW's pairs.txt,
+    #: identity-labelled sets); None otherwise.
+    identities: list[str] | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -107,9 +111,11 @@ def check_unique_pairs(path: Path, pairs: Iterable[tuple[int, str, str]]) -> Non
 
 
 def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], checksum: str,
-          info: dict[str, Any] | None = None) -> PairSet:
+          info: dict[str, Any] | None = None,
+          identity_of: dict[Path, str] | None = None) -> PairSet:
     """Index a list of ``(path1, path2, label, fold)`` into a :class:`PairSet`; pairs all in one
-    fold give ``folds=None`` (k-fold accuracy needs two folds or more)."""
+    fold give ``folds=None`` (k-fold accuracy needs two folds or more). ``identity_of``: each
+    image's identity, when known."""
     index: dict[Path, int] = {}
     left, right = [], []
     for a, b, _, _ in pairs:
@@ -126,7 +132,27 @@ def build(name: str, root: Path, pairs: list[tuple[Path, Path, int, int]], check
         folds=folds if np.unique(folds).size > 1 else None,
         checksum=checksum,
         info=info or {},
+        identities=None if identity_of is None else [identity_of[p] for p in index],
     )
+
+
+def relative_names(images: Sequence[Path], root: Path) -> list[str]:
+    """Each image's path relative to ``root`` (POSIX), or its full path when not under it."""
+    out = []
+    for p in images:
+        out.append(p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix())
+    return out
+
+
+def pairs_key(kind: str, names: Sequence[str], left: np.ndarray, right: np.ndarray,
+              labels: np.ndarray) -> str:
+    """sha256 (hex) of a canonical pair list: the dataset ``kind``, then one line per pair in
+    order, ``image a <TAB> image b <TAB> label``, names relative to the dataset root. Two cells
+    with equal keys scored the same pairs in the same order."""
+    h = hashlib.sha256(f"facebench-pairs-v1\n{kind}\n".encode())
+    for a, b, y in zip(left.tolist(), right.tolist(), labels.tolist(), strict=True):
+        h.update(f"{names[a]}\t{names[b]}\t{int(y)}\n".encode())
+    return h.hexdigest()
 
 
 def required_inputs(spec: Any) -> list[tuple[str, Path, bool]]:

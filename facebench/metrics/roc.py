@@ -46,9 +46,17 @@ class Roc:
         return int(self.thresholds.shape[0])
 
 
+#: Doddington's rule of 30: a rate is trusted to about +-30 % (90 % confidence) when at
+#: least this many errors stand behind it.
+RULE_OF_30 = 30
+
+
 @dataclass(frozen=True)
 class TarAtFar:
-    """TAR at a FAR target; ``supported`` is False when ``n_impostor * far < 10``."""
+    """TAR at a FAR target; ``supported`` is False when ``n_impostor * far < 10``.
+    ``false_accepts``/``false_rejects``: the errors behind the achieved FAR and behind
+    1 - TAR (FtA genuine pairs included); ``rule_of_30`` is True when both are >= 30
+    (Doddington's rule of 30)."""
 
     far: float
     tar: float | None
@@ -56,6 +64,14 @@ class TarAtFar:
     threshold: float | None
     n_impostor: int
     supported: bool
+    false_accepts: int | None = None
+    false_rejects: int | None = None
+
+    @property
+    def rule_of_30(self) -> bool | None:
+        if self.false_accepts is None or self.false_rejects is None:
+            return None
+        return min(self.false_accepts, self.false_rejects) >= RULE_OF_30
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         return {
@@ -65,6 +81,9 @@ class TarAtFar:
             "threshold": self.threshold,
             "n_impostor": self.n_impostor,
             "supported": self.supported,
+            "false_accepts": self.false_accepts,
+            "false_rejects": self.false_rejects,
+            "rule_of_30": self.rule_of_30,
         }
 
 
@@ -246,6 +265,8 @@ def tar_at_far(roc: Roc, far: float) -> TarAtFar:
         threshold=threshold,
         n_impostor=roc.n_impostor,
         supported=is_supported(roc.n_impostor, far),
+        false_accepts=int(roc.fp[i]),
+        false_rejects=int(roc.n_genuine - roc.tp[i]),
     )
 
 

@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from facebench.metrics._inputs import Pairs, as_folds, as_pairs, far_key
-from facebench.metrics.bootstrap import kfold_accuracy_ci, tar_at_far_ci
+from facebench.metrics.bootstrap import (
+    RESAMPLING,
+    Identities,
+    kfold_accuracy_ci,
+    method_of,
+    tar_at_far_ci,
+)
 from facebench.metrics.roc import (
     Roc,
     TarAtFar,
@@ -284,13 +290,15 @@ def compute_verification_metrics(
     far_targets: Sequence[float] = DEFAULT_FAR_TARGETS,
     bootstrap: int = 0,
     seed: int = 0,
+    identities: Identities | None = None,
 ) -> VerificationResult:
     """All verification metrics of docs/results.md for one set of pair scores.
 
     ``folds``: per-pair fold ids for k-fold CV, or ``None`` for one threshold chosen on all
     the data (see module docstring). ``bootstrap`` > 0 adds seeded percentile 95% CIs
-    (``accuracy_ci_low/high``, ``tar@far=X_ci_low/high``). ROC-based metrics are ``None`` when
-    a class is empty.
+    (``accuracy_ci_low/high``, ``tar@far=X_ci_low/high``), resampling identities when
+    ``identities`` (per-pair codes of both sides) are given, else pairs
+    (:mod:`facebench.metrics.bootstrap`). ROC-based metrics are ``None`` when a class is empty.
     """
     pairs = as_pairs(scores, labels, fta)
     if pairs.n == 0:
@@ -322,16 +330,19 @@ def compute_verification_metrics(
         "n_impostor": pairs.n_impostor,
     }
     if bootstrap > 0:
-        m.update(_bootstrap_metrics(pairs, fold_ids, targets, roc is not None, bootstrap, seed))
-        details["bootstrap"] = {
-            "replicates": bootstrap,
-            "seed": seed,
-            "level": 0.95,
-            "method": "percentile",
-            "resampling": "pairs with replacement within each fold x label stratum "
-            "(accuracy) / within each label (TAR@FAR)",
-        }
+        m.update(_bootstrap_metrics(pairs, fold_ids, targets, roc is not None, bootstrap, seed,
+                                    identities))
+        details["bootstrap"] = bootstrap_record(bootstrap, seed, identities)
     return VerificationResult(metrics=m, details=details)
+
+
+def bootstrap_record(replicates: int, seed: int, identities: Identities | None
+                     ) -> dict[str, Any]:
+    """``details.bootstrap``: replicates, seed, level, the interval method (percentile) and
+    the resampling method (``resampling_method``: identity or pair) with its description."""
+    how = method_of(identities)
+    return {"replicates": replicates, "seed": seed, "level": 0.95, "method": "percentile",
+            "resampling_method": how, "resampling": RESAMPLING[how]}
 
 
 def _roc_details(roc: Roc | None) -> dict[str, list[float]] | None:
@@ -351,11 +362,13 @@ def _bootstrap_metrics(
     has_roc: bool,
     replicates: int,
     seed: int,
+    identities: Identities | None = None,
 ) -> dict[str, Metric]:
     out: dict[str, Metric] = {}
-    lo, hi = kfold_accuracy_ci(pairs, folds, replicates, seed)
+    lo, hi = kfold_accuracy_ci(pairs, folds, replicates, seed, identities=identities)
     out["accuracy_ci_low"], out["accuracy_ci_high"] = lo, hi
-    cis = tar_at_far_ci(pairs, targets, replicates, seed) if has_roc else {}
+    cis = (tar_at_far_ci(pairs, targets, replicates, seed, identities=identities)
+           if has_roc else {})
     for x in targets:
         key = far_key(x)
         lo_hi = cis.get(x, (None, None))

@@ -10,14 +10,22 @@ from typing import Any
 import numpy as np
 
 from facebench.datasets import load_pairs
-from facebench.datasets.sets import item_features
+from facebench.datasets.pairs import PairSet, pairs_key, relative_names
+from facebench.datasets.sets import TemplatePairSet, item_features
 from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
 from facebench.pipeline.embeddings import embed_images, flip_of, record
 from facebench.pipeline.outcome import nothing_scored
 from facebench.plan import Cell
-from facebench.scores import ScoreTable, write_scores
+from facebench.scores import IDENTITY_COLUMNS, ScoreTable, write_scores
+
+
+def _item_names(pairs: PairSet | TemplatePairSet) -> list[str]:
+    """What ``left``/``right`` index, by name: template ids, or image paths under the root."""
+    if pairs.templates is not None:
+        return [f"template:{t}" for t in pairs.templates.ids.tolist()]
+    return relative_names(pairs.images, pairs.root)
 
 
 def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
@@ -40,18 +48,30 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
                              "acquire", e.fta, len(e.valid), details,
                              {proto.id: pairs.describe()})
     folds = None if pairs.folds is None else pairs.folds.astype(np.int64)
+    names = getattr(pairs, "identities", None)
+    side_names = None if names is None else (np.asarray(names, dtype=object)[pairs.left],
+                                              np.asarray(names, dtype=object)[pairs.right])
+    identities = None
+    if side_names is not None and proto.bootstrap_method == "identity":
+        _, codes = np.unique(np.concatenate(side_names).astype(str), return_inverse=True)
+        identities = (codes[:pairs.n_pairs], codes[pairs.n_pairs:])
     result = compute_verification_metrics(
         scores, pairs.labels.astype(np.int64), folds=folds, fta=fta_pairs,
         far_targets=tuple(proto.far_targets), bootstrap=proto.bootstrap, seed=0,
+        identities=identities,
     )
     scores_path = ctx.cell_dir / "scores.csv"
     write_scores(scores_path, ScoreTable.from_arrays(
         np.arange(pairs.n_pairs).astype(str), scores, pairs.labels,
         np.zeros(pairs.n_pairs, dtype=np.int64) if folds is None else folds, fta_pairs),
-        root=ctx.out_dir)
+        root=ctx.out_dir,
+        extra=None if side_names is None else dict(zip(IDENTITY_COLUMNS, side_names,
+                                                       strict=True)))
     extra_metrics, extra_details = record(cell, e, elapsed, time.perf_counter() - t1)
     metrics = {**result.metrics, **extra_metrics}
-    details = {**result.details, **extra_details, "fta_policy": proto.fta_policy}
+    details = {**result.details, **extra_details, "fta_policy": proto.fta_policy,
+               "pairs_key": pairs_key(proto.dataset.kind, _item_names(pairs), pairs.left,
+                                      pairs.right, pairs.labels)}
     if pooled is not None:
         metrics["templates"] = pooled["templates"]
         details["templates"] = pooled

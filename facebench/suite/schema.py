@@ -319,6 +319,10 @@ class VerificationProtocol(Strict):
     far_targets: list[Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]] = [
         1e-1, 1e-2, 1e-3, 1e-4]
     bootstrap: Count = Field(default=0, ge=0, le=MAX_BOOTSTRAP)
+    bootstrap_method: Literal["identity", "pair"] = Field(
+        default="identity", description="How bootstrap replicates resample: identity (an "
+        "identity drawn brings all its pairs; the default where the dataset names each "
+        "image's identity, else pair) or pair (pairs drawn independently).")
     batch_size: Count | None = Field(
         default=None, gt=0, le=MAX_BATCH, description="Crops per inference call (doubled by "
         "the flip test); default: the device's smallest batch size on CPU (small batches are "
