@@ -128,7 +128,7 @@ def differences_tables(results: dict[str, Any]) -> list[Table]:
             row.append(_verdict(r, keys))
             table.rows.append(row)
         how = " / ".join("identity bootstrap (an identity drawn brings all its pairs)"
-                         if m == "identities" else "pair bootstrap" for m in methods)
+                         if m == "identity" else "pair bootstrap" for m in methods)
         table.notes.append(
             f"Differences A − B in percentage points on the same pairs, with {level:.0%} paired "
             f"CIs ({how}: each resample weighs both models alike). A difference is real only "

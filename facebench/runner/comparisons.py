@@ -8,7 +8,8 @@ precision are compared (fp32 with fp32, int8 with int8; a variant against its ow
 
 - accuracy of a − accuracy of b (each model's own k-fold thresholds, or one on all the data),
   with a paired bootstrap CI: one resample weighs both score sets, drawing identities when the
-  scores carry them (an identity drawn brings all its pairs), else pairs;
+  scores carry them (an identity drawn brings all its pairs) unless a protocol asked for
+  ``bootstrap_method: pair``, else pairs;
 - McNemar's exact test on the pairs the two models decide differently at their own thresholds;
 - TAR(a) − TAR(b) at each FAR target both cells report, each side's threshold set on its own
   impostors, with the same paired CI;
@@ -30,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from facebench.metrics._inputs import far_key
-from facebench.metrics.significance import holm, mcnemar
-from facebench.metrics.verification import best_threshold, kfold_accuracy
-from facebench.runner._shim_b import (  # TEMPORARY until i22-exhaustive is merged
-    PairArrays,
-    load_pair_arrays,
+from facebench.metrics.bootstrap import (
+    RESAMPLING,
     paired_kfold_accuracy_difference,
     paired_tar_at_far_difference,
 )
+from facebench.metrics.significance import holm, mcnemar
+from facebench.metrics.verification import best_threshold, kfold_accuracy
+from facebench.scores import PairArrays, load_pair_arrays
 
 #: Replicates when neither cell's protocol bootstraps (``bootstrap: 0``).
 DEFAULT_REPLICATES = 1000
@@ -79,7 +80,8 @@ def attach_model_comparisons(results: dict[str, Any], out: Path) -> None:
         "level": LEVEL,
         "seed": SEED,
         "method": ("paired percentile bootstrap of each difference (the same resample weighs "
-                   "both models; identities drawn when the scores carry them, else pairs); "
+                   "both models; identities drawn when the scores carry them, else pairs: "
+                   "each row's bootstrap.method); "
                    "McNemar's exact test at each model's own thresholds; Holm's step-down "
                    "adjustment across all McNemar tests of this run"),
         "groups": [{"pairs_key": k, "protocols": sorted({str(c.get("protocol")) for c in v}),
@@ -173,7 +175,8 @@ def _compare(out: Path, key: str, a: dict[str, Any], b: dict[str, Any],
     }
     try:
         pa, pb = _arrays(out, a, loaded), _arrays(out, b, loaded)
-        row.update(compare_scores(pa, pb, ma, mb, _targets(a, b), _replicates(a, b)))
+        row.update(compare_scores(pa, pb, ma, mb, _targets(a, b), _replicates(a, b),
+                                  identities=_identity_method(a, b)))
     except NotCompared as exc:
         row["reason"] = str(exc)
     except ValueError as exc:
@@ -181,20 +184,30 @@ def _compare(out: Path, key: str, a: dict[str, Any], b: dict[str, Any],
     return row
 
 
+def _identity_method(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """False when either cell's protocol asked for the pair bootstrap
+    (``bootstrap_method: pair``, recorded as ``details.bootstrap.resampling_method``)."""
+    return all(((c.get("details") or {}).get("bootstrap") or {}).get("resampling_method")
+               != "pair" for c in (a, b))
+
+
 def compare_scores(pa: PairArrays, pb: PairArrays, ma: str, mb: str,
-                   targets: list[tuple[float, bool | None]], replicates: int) -> dict[str, Any]:
+                   targets: list[tuple[float, bool | None]], replicates: int,
+                   identities: bool = True) -> dict[str, Any]:
     """The comparison of two score sets on the same pairs (``pa`` of model ``ma``, ``pb`` of
     ``mb``): ``pairs``, ``bootstrap``, ``accuracy`` and ``mcnemar`` (None above
     :data:`MAX_ACCURACY_PAIRS` pairs), ``tar_at_far`` at each ``(FAR, supported)`` of
     ``targets``; ``mcnemar.p_holm`` is left None (:func:`_adjust` sets it across the run).
+    The bootstrap draws identities when ``identities`` and the arrays carry them, else pairs.
     ``NotCompared`` when the arrays do not describe the same pairs."""
     _check_aligned(pa, pb, ma, mb)
-    ids = (pa.id_a, pa.id_b) if pa.id_a is not None and pa.id_b is not None else None
+    ids = pa.identities if identities else None
+    method = "identity" if ids is not None else "pair"
     kw = {"replicates": replicates, "seed": SEED, "level": LEVEL, "identities": ids}
     row: dict[str, Any] = {
         "pairs": int(pa.label.size), "accuracy": None, "mcnemar": None, "tar_at_far": [],
-        "bootstrap": {"method": "identities" if ids else "pairs", "replicates": replicates,
-                      "seed": SEED, "level": LEVEL}}
+        "bootstrap": {"method": method, "resampling": RESAMPLING[method],
+                      "replicates": replicates, "seed": SEED, "level": LEVEL}}
     if pa.label.size <= MAX_ACCURACY_PAIRS:
         d = paired_kfold_accuracy_difference(pa.score, pb.score, pa.label, pa.fold, pa.fta,
                                              pb.fta, **kw)

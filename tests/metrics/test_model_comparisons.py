@@ -19,8 +19,19 @@ FOLDS = 10
 TARGETS = [(0.1, True), (0.01, True)]
 
 
-def _scores(mu_a: float, mu_b: float, per_class: int, seed: int, rho: float = 0.6
-            ) -> tuple[PairArrays, PairArrays]:
+def _identities(label: np.ndarray, fold: np.ndarray, rng: np.random.Generator,
+                per_fold: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Identity codes of each pair's sides, folds identity-disjoint (as LFW View 2's): a
+    genuine pair shows one identity of its fold twice, an impostor pair two different ones."""
+    base = fold * per_fold
+    one = base + rng.integers(0, per_fold, label.size)
+    shift = rng.integers(1, per_fold, label.size)
+    other = np.where(label == 1, one, base + (one - base + shift) % per_fold)
+    return one.astype(np.int32), other.astype(np.int32)
+
+
+def _scores(mu_a: float, mu_b: float, per_class: int, seed: int, rho: float = 0.6,
+            identities: bool = False) -> tuple[PairArrays, PairArrays]:
     """Two models' scores on the same pairs: a shared noise term makes them correlated."""
     rng = np.random.default_rng(seed)
     label = np.repeat(np.array([1, 0], dtype=np.int8), per_class)
@@ -29,8 +40,8 @@ def _scores(mu_a: float, mu_b: float, per_class: int, seed: int, rho: float = 0.
     a = mu_a * label + e1
     b = mu_b * label + rho * e1 + np.sqrt(1 - rho**2) * e2
     fta = np.zeros(label.size, dtype=bool)
-    return (PairArrays(a, label, fold, fta, None, None),
-            PairArrays(b, label, fold, fta, None, None))
+    ids = _identities(label, fold, rng) if identities else (None, None)
+    return (PairArrays(a, label, fold, fta, *ids), PairArrays(b, label, fold, fta, *ids))
 
 
 def _truth(mu_a: float, mu_b: float) -> dict[str, float]:
@@ -55,22 +66,27 @@ def _brute_correct(p: PairArrays) -> np.ndarray:
     return correct
 
 
-def _row(mu_a: float, mu_b: float, per_class: int, seed: int, replicates: int) -> dict:
-    pa, pb = _scores(mu_a, mu_b, per_class, seed)
-    return compare_scores(pa, pb, "A", "B", TARGETS, replicates)
+def _row(mu_a: float, mu_b: float, per_class: int, seed: int, replicates: int,
+         identities: bool = False) -> dict:
+    pa, pb = _scores(mu_a, mu_b, per_class, seed, identities=identities)
+    row = compare_scores(pa, pb, "A", "B", TARGETS, replicates)
+    assert row["bootstrap"]["method"] == ("identity" if identities else "pair")
+    return row
 
 
 def _covers(d: dict, truth: float) -> bool:
     return d["ci_low"] <= truth <= d["ci_high"]
 
 
+@pytest.mark.parametrize("identities", [False, True], ids=["pair", "identity"])
 @pytest.mark.parametrize("mu_a,mu_b", [(3.0, 2.5), (2.5, 2.5)])
-def test_paired_cis_cover_the_true_difference(mu_a: float, mu_b: float) -> None:
+def test_paired_cis_cover_the_true_difference(mu_a: float, mu_b: float,
+                                              identities: bool) -> None:
     truth = _truth(mu_a, mu_b)
     covered = {name: 0 for name in truth}
     datasets = 12
     for seed in range(datasets):
-        row = _row(mu_a, mu_b, 1000, seed, replicates=200)
+        row = _row(mu_a, mu_b, 1000, seed, replicates=200, identities=identities)
         covered["accuracy"] += _covers(row["accuracy"], truth["accuracy"])
         for (x, _), t in zip(TARGETS, row["tar_at_far"], strict=True):
             covered[f"tar{x}"] += _covers(t, truth[f"tar{x}"])
@@ -79,12 +95,13 @@ def test_paired_cis_cover_the_true_difference(mu_a: float, mu_b: float) -> None:
     assert all(n >= 9 for n in covered.values()), (covered, truth)
 
 
-def test_a_real_difference_has_a_winner_and_none_has_no_winner() -> None:
-    real = _row(3.0, 2.5, 3000, seed=100, replicates=500)
+@pytest.mark.parametrize("identities", [False, True], ids=["pair", "identity"])
+def test_a_real_difference_has_a_winner_and_none_has_no_winner(identities: bool) -> None:
+    real = _row(3.0, 2.5, 3000, seed=100, replicates=300, identities=identities)
     assert real["accuracy"]["winner"] == "A" and real["accuracy"]["ci_low"] > 0
     assert [t["winner"] for t in real["tar_at_far"]] == ["A", "A"]
     assert real["mcnemar"]["p_value"] < 1e-6
-    same = _row(2.5, 2.5, 3000, seed=101, replicates=500)
+    same = _row(2.5, 2.5, 3000, seed=101, replicates=300, identities=identities)
     assert same["accuracy"]["winner"] is None
     assert same["accuracy"]["ci_low"] < 0 < same["accuracy"]["ci_high"]
     assert [t["winner"] for t in same["tar_at_far"]] == [None, None]
