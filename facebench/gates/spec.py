@@ -179,14 +179,17 @@ class Gate(CrossChecked):
         if self.better_than is not None and (self.op is not None or self.value is not None):
             raise ValueError(f"gate on {self.metric!r}: better_than takes no op/value (for a "
                              "bound on the difference use vs with op and value)")
+        if self.vs is not None and (self.op is None or self.value is None):
+            raise ValueError(f"gate on {self.metric!r}: vs {self.vs!r} bounds the difference: "
+                             "give op and value (e.g. op: '>=', value: -0.002)")
         if self.vs is not None and self.op == "==":
             raise ValueError(f"gate on {self.metric!r}: vs bounds a difference with its CI; "
                              "use >=, >, <= or <, not ==")
 
     @cross_check("metric", "op", "value", "max_regression", "max_drop", "direction",
-                 "better_than")
+                 "better_than", "vs")
     def _check(self) -> None:
-        if self.better_than is not None:
+        if self.better_than is not None or self.vs is not None:
             return  # _check_versus
         kinds = [
             k

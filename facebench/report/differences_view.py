@@ -35,13 +35,18 @@ def _difference_cell(d: Any, note: str = "") -> Cell:
                 "; ".join(t for t in (ci, note) if t))
 
 
+def p_text(p: float | None) -> str:
+    """A p-value in two significant digits (``0.032``, ``4.7e-10``)."""
+    return fmt.NA if p is None else f"{p:.2g}"
+
+
 def _mcnemar_cell(t: Any, alpha: float) -> Cell:
     if not isinstance(t, dict) or fmt.number(t.get("p_value")) is None:
         return Cell(DASH, "", "num na")
     p, adjusted = fmt.number(t.get("p_value")), fmt.number(t.get("p_holm"))
-    text = fmt.sig(adjusted if adjusted is not None else p, 2)
+    text = p_text(adjusted if adjusted is not None else p)
     real = adjusted is not None and adjusted < alpha
-    note = (f"unadjusted {fmt.sig(p, 2)}; discordant {fmt.count(t.get('a_only'))} : "
+    note = (f"unadjusted {p_text(p)}; discordant {fmt.count(t.get('a_only'))} : "
             f"{fmt.count(t.get('b_only'))}")
     return Cell(text + (" *" if real else ""), sort_key(adjusted), "num", note)
 

@@ -84,7 +84,8 @@ def attach_model_comparisons(results: dict[str, Any], out: Path) -> None:
                    "each row's bootstrap.method); "
                    "McNemar's exact test at each model's own thresholds; Holm's step-down "
                    "adjustment across all McNemar tests of this run"),
-        "groups": [{"pairs_key": k, "protocols": sorted({str(c.get("protocol")) for c in v}),
+        "groups": [{"pairs_key": k,
+                    "protocols": list(dict.fromkeys(str(c.get("protocol")) for c in v)),
                     "cells": [str(c.get("id")) for c in v]} for k, v in groups.items()],
         "pairwise": rows,
     }
