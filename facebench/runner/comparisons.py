@@ -23,6 +23,8 @@ others are still compared.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -65,13 +67,18 @@ def attach_model_comparisons(results: dict[str, Any], out: Path) -> None:
     groups = _groups(results)
     precision = _precisions(results)
     rows: list[dict[str, Any]] = []
-    loaded: dict[str, PairArrays | str] = {}
     for key, cells in groups.items():
-        for a, b in itertools.combinations(cells, 2):
-            if a.get("model") == b.get("model") or (
-                    precision.get(str(a.get("device"))) != precision.get(str(b.get("device")))):
-                continue
+        pairs = [(a, b) for a, b in itertools.combinations(cells, 2)
+                 if a.get("model") != b.get("model")
+                 and precision.get(str(a.get("device"))) == precision.get(str(b.get("device")))]
+        uses = collections.Counter(str(c.get("id")) for ab in pairs for c in ab)
+        loaded: dict[str, PairArrays | str] = {}
+        for a, b in pairs:
             rows.append(_compare(out, key, a, b, precision, loaded))
+            for c in (a, b):  # an exhaustive cell's arrays are ~0.4 GB: drop after last use
+                uses[str(c.get("id"))] -= 1
+                if not uses[str(c.get("id"))]:
+                    loaded.pop(str(c.get("id")), None)
     if not rows:
         return
     _adjust(rows)
@@ -108,17 +115,31 @@ def _precisions(results: dict[str, Any]) -> dict[str, str]:
 
 
 def _arrays(out: Path, cell: dict[str, Any], loaded: dict[str, PairArrays | str]) -> PairArrays:
+    """The cell's pairs, loaded once per group (``loaded``: its cells so far, or why not); the
+    labels and identities of a group's cells are one pair list's, so equal arrays are shared."""
     cid = str(cell.get("id"))
     if cid not in loaded:
         try:
-            loaded[cid] = load_pair_arrays(out / "cells" / str(cell.get("slug") or cid),
-                                           cell.get("details") or {})
+            p = load_pair_arrays(out / "cells" / str(cell.get("slug") or cid),
+                                 cell.get("details") or {})
+            loaded[cid] = _shared(p, [q for q in loaded.values() if isinstance(q, PairArrays)])
         except (OSError, ValueError) as exc:
             loaded[cid] = f"cannot read the scores of {cid}: {exc}"
     got = loaded[cid]
     if isinstance(got, str):
         raise NotCompared(got)
     return got
+
+
+def _shared(p: PairArrays, others: list[PairArrays]) -> PairArrays:
+    """``p`` with the label and identity arrays of an equal loaded one (one copy in memory)."""
+    for q in others:
+        same = all((x is None and y is None) or (x is not None and y is not None
+                                                  and np.array_equal(x, y))
+                   for x, y in ((p.label, q.label), (p.id_a, q.id_a), (p.id_b, q.id_b)))
+        if same:
+            return dataclasses.replace(p, label=q.label, id_a=q.id_a, id_b=q.id_b)
+    return p
 
 
 def _replicates(*cells: dict[str, Any]) -> int:
@@ -217,6 +238,9 @@ def compare_scores(pa: PairArrays, pb: PairArrays, ma: str, mb: str,
         row["mcnemar"] = {"a_only": t.a_only, "b_only": t.b_only, "both": t.both,
                           "neither": t.neither, "p_value": t.p_value, "p_holm": None,
                           "thresholds": "kfold" if pa.fold is not None else "all_data"}
+    if row["accuracy"] is None and not targets:
+        raise NotCompared(f"{pa.label.size:,} pairs (accuracy is compared up to "
+                          f"{MAX_ACCURACY_PAIRS:,}) and no FAR target both cells report")
     if targets:
         diffs = paired_tar_at_far_difference(pa.score, pb.score, pa.label,
                                              [x for x, _ in targets], pa.fta, pb.fta, **kw)
