@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from facebench.io import atomic_path
+from facebench.metrics.exhaustive import pair_identities
 
 COLUMNS: tuple[str, ...] = ("pair_id", "score", "label", "fold", "fta")
 REQUIRED: tuple[str, ...] = ("pair_id", "score", "label")
@@ -306,29 +307,17 @@ class PairArrays:
         return None if self.id_a is None or self.id_b is None else (self.id_a, self.id_b)
 
 
-def unrank_pairs(ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pair ranks in ``[0, n(n-1)/2)`` → image indices ``(i, j)``, ``i < j``, in the row-major
-    order of the upper triangle (rank 0 = (0, 1), 1 = (0, 2), ...)."""
-    i_all = np.arange(n, dtype=np.int64)
-    starts = i_all * n - i_all * (i_all + 1) // 2
-    i = np.searchsorted(starts, ranks, side="right") - 1
-    return i, i + 1 + (ranks - starts[i])
-
-
 def _exhaustive_arrays(cell_dir: Path) -> PairArrays:
     score = np.load(cell_dir / EXHAUSTIVE_SCORES, allow_pickle=False)
     with np.load(cell_dir / EXHAUSTIVE_PAIRS, allow_pickle=False) as z:
         identity = z["image_identity"].astype(np.int32)
         ranks = z["ranks"] if "ranks" in z.files else None
     n_img = identity.size
-    if ranks is None:
-        ranks = np.arange(n_img * (n_img - 1) // 2, dtype=np.int64)
-    if ranks.size != score.size:
+    n_pairs = n_img * (n_img - 1) // 2 if ranks is None else ranks.size
+    if n_pairs != score.size:
         raise ValueError(f"{cell_dir}: {score.size} scores in {EXHAUSTIVE_SCORES} for "
-                         f"{ranks.size} pairs in {EXHAUSTIVE_PAIRS}; the cell's files disagree")
-    i, j = unrank_pairs(ranks, n_img)
-    id_a, id_b = identity[i], identity[j]
-    del i, j
+                         f"{n_pairs} pairs in {EXHAUSTIVE_PAIRS}; the cell's files disagree")
+    id_a, id_b = pair_identities(identity, ranks)
     fta = np.isnan(score)
     return PairArrays(score, (id_a == id_b).astype(np.int8), None, fta, id_a, id_b)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from facebench.bounds import Count, FoldCount, Seed
+from facebench.bounds import NO_BOOL, Count, FoldCount, Seed
 from facebench.crosscheck import CrossChecked, cross_check
 from facebench.metrics.templates import TemplatePooling
 from facebench.paths import SuitePath
@@ -72,6 +72,14 @@ class InsightfaceBinDataset(_Strict):
 class _IdentityDraw(_Strict):
     """How verification pairs are drawn from identity-labelled images (ignored for 1:N)."""
 
+    pairs: Literal["drawn", "all"] = Field(
+        default="drawn", description="drawn: n_genuine + n_impostor pairs in folds; all: the "
+        "exhaustive protocol, every genuine pair and every impostor pair (or a seeded sample "
+        "of impostor_sample of them), one threshold on all pairs (docs/results.md).")
+    impostor_sample: Annotated[int, Field(ge=1, le=10**12), NO_BOOL] | None = Field(
+        default=None, description="pairs: all only: score this many impostor pairs, drawn "
+        "uniformly with the dataset's seed, instead of all of them.")
+
     n_genuine: Count = Field(default=3000, ge=1, le=1_000_000,
                              description="Genuine pairs (verification only).")
     n_impostor: Count = Field(default=3000, ge=1, le=1_000_000,
@@ -86,6 +94,12 @@ class _IdentityDraw(_Strict):
     min_images: Count = Field(
         default=1, ge=1, le=100_000, description="Drop identities with fewer images than this."
     )
+
+    @cross_check("pairs", "impostor_sample")
+    def _sample_needs_all(self) -> None:
+        if self.impostor_sample is not None and self.pairs != "all":
+            raise ValueError("impostor_sample is for pairs: all (the exhaustive protocol); "
+                             "drawn pairs take n_impostor")
 
     @cross_check("n_genuine", "n_impostor", "folds")
     def _per_fold(self) -> None:

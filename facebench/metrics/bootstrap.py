@@ -107,6 +107,22 @@ class _Ids:
     same: np.ndarray
 
 
+def _recode(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Joint codes 0..k-1 of two integer arrays, in O(n) when their values are small
+    non-negative integers (the usual identity codes), else by sorting."""
+    lo = min(int(x.min()), int(y.min())) if x.size else 0
+    hi = max(int(x.max()), int(y.max())) if x.size else 0
+    if lo >= 0 and hi < 2**27:
+        present = np.zeros(hi + 1, dtype=bool)
+        present[x] = True
+        present[y] = True
+        table = (np.cumsum(present) - 1).astype(np.int32)
+        return table[x], table[y], int(present.sum())
+    codes, inverse = np.unique(np.concatenate((x, y)), return_inverse=True)
+    inverse = inverse.astype(np.int32)
+    return inverse[: x.size], inverse[x.size:], int(codes.size)
+
+
 def _as_ids(identities: Identities, n: int) -> _Ids:
     if not (isinstance(identities, tuple | list) and len(identities) == 2):
         raise ValueError("identities must be a pair (id_a, id_b) of per-pair identity codes")
@@ -116,10 +132,8 @@ def _as_ids(identities: Identities, n: int) -> _Ids:
             raise ValueError(f"identities: {name} shape {x.shape} does not match scores ({n},)")
         if not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"identities: {name} must be integer identity codes, got {x.dtype}")
-    codes, inverse = np.unique(np.concatenate((a, b)), return_inverse=True)
-    inverse = inverse.astype(np.int64)
-    ca, cb = inverse[:n], inverse[n:]
-    return _Ids(ca, cb, int(codes.size), ca == cb)
+    ca, cb, k = _recode(a, b)
+    return _Ids(ca, cb, k, ca == cb)
 
 
 def _identity_strata(ids: _Ids, folds: np.ndarray | None) -> list[np.ndarray]:
@@ -172,22 +186,28 @@ class _ClassTotal:
     DENSE_MAX = 8192
 
     def __init__(self, ids: _Ids, members: np.ndarray) -> None:
-        same = members[ids.same[members]]
+        """``members``: boolean mask of the pairs summed."""
+        same = members & ids.same
         self.linear = np.bincount(ids.a[same], minlength=ids.k).astype(np.float64)
-        cross = members[~ids.same[members]]
-        lo = np.minimum(ids.a[cross], ids.b[cross])
-        hi = np.maximum(ids.a[cross], ids.b[cross])
-        self.cross = cross.size
+        del same
+        cross = members & ~ids.same
+        a, b = ids.a[cross], ids.b[cross]
+        del cross
+        lo = np.minimum(a, b).astype(np.int64)
+        hi = np.maximum(a, b)
+        del a, b
         self.matrix: object | None = None
-        if cross.size == 0:
+        if lo.size == 0:
             return
         if ids.k <= self.DENSE_MAX:
-            flat = np.bincount(lo * ids.k + hi, minlength=ids.k * ids.k)
+            lo *= ids.k
+            lo += hi
+            flat = np.bincount(lo, minlength=ids.k * ids.k)
             self.matrix = flat.reshape(ids.k, ids.k).astype(np.float64)
         else:
             from scipy.sparse import coo_matrix  # optional heavy dependency, large sets only
 
-            ones = np.ones(cross.size, dtype=np.float64)
+            ones = np.ones(lo.size, dtype=np.float64)
             self.matrix = coo_matrix((ones, (lo, hi)), shape=(ids.k, ids.k)).tocsr()
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
@@ -421,8 +441,7 @@ class _TarSide:
 
 
 def _class_totals(pairs: Pairs, ids: _Ids) -> tuple[_ClassTotal, _ClassTotal]:
-    return (_ClassTotal(ids, np.flatnonzero(pairs.genuine)),
-            _ClassTotal(ids, np.flatnonzero(~pairs.genuine)))
+    return _ClassTotal(ids, pairs.genuine), _ClassTotal(ids, ~pairs.genuine)
 
 
 def tar_at_far_identity_replicates(

@@ -100,9 +100,14 @@ CATALOG: tuple[MetricInfo, ...] = (
        "TAR at the smallest threshold whose empirical FAR (impostor scores ≥ t / N_imp) is ≤ x",
        _V),
     _m("tar@far={x}_ci_low", "fraction", "higher", "percent",
-       "lower end of the 95 % percentile bootstrap CI of tar@far={x}", _V),
+       "lower end of the 95 % percentile bootstrap CI of tar@far={x} (resampling: "
+       "details.bootstrap.resampling_method, identity or pair)", _V),
     _m("tar@far={x}_ci_high", "fraction", "higher", "percent",
-       "upper end of the 95 % percentile bootstrap CI of tar@far={x}", _V),
+       "upper end of the 95 % percentile bootstrap CI of tar@far={x} (resampling: "
+       "details.bootstrap.resampling_method, identity or pair)", _V),
+    _m("fnmr@fmr={x}", "fraction", "lower", "percent",
+       "1 − tar@far={x}: the same number under NIST's name (false non-match rate at false "
+       "match rate x); exhaustive protocols", _V),
     _m("far_achieved@far={x}", "fraction", "none", "percent",
        "the empirical FAR at the tar@far={x} threshold (≤ x by construction)", _V),
     _m("threshold@far={x}", "cosine", "none", "fixed4", "the score threshold of tar@far={x}", _V),

@@ -16,6 +16,7 @@ from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
 from facebench.pipeline.embeddings import embed_images, flip_of, record
+from facebench.pipeline.exhaustive import is_exhaustive, run_exhaustive
 from facebench.pipeline.outcome import nothing_scored
 from facebench.plan import Cell
 from facebench.scores import IDENTITY_COLUMNS, ScoreTable, write_scores
@@ -32,6 +33,8 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     """Run one verification cell; returns ``metrics``, ``details``, ``artifacts``, ``dataset``."""
 
     proto = cell.protocol
+    if is_exhaustive(proto):
+        return run_exhaustive(cell, ctx)
     pairs = load_pairs(proto.dataset, ctx.cache_dir)
     t0 = time.perf_counter()
     e = embed_images(cell, pairs.images, pairs.root, ctx, pairs.landmarks)
