@@ -4,13 +4,16 @@ the CLI: run → results.json compares them → the report shows "Which differen
 
 A fixed real subset of LFW View 2 (first 6 genuine + 6 impostor pairs of folds 1-4, as an LFW
 pairs file so the identities are known): MobileFaceNet and the same weights fed raw BGR pixels
-(a broken preprocessing, clearly worse) behind YuNet, SFace behind RetinaFace.
+(a broken preprocessing, clearly worse) behind YuNet, SFace behind RetinaFace. The same images
+as an identity folder, every pair scored (exhaustive), make a second group: MobileFaceNet and
+its broken twin again, read back from the compact binary score files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from scipy.stats import binomtest
 from facebench.gates import Gate, evaluate_gates
 from facebench.metrics import kfold_accuracy
 from facebench.results import load_results
+from facebench.runner import comparisons
 from facebench.scores import load_pair_arrays
 from tests.faults.kit import LFW, SHARED, facebench, model, suite, verification, write_suite
 
@@ -35,6 +39,17 @@ def _pairs_file(path: Path) -> Path:
             lines[600 * f:600 * f + PER_FOLD] + lines[600 * f + 300:600 * f + 300 + PER_FOLD]]
     path.write_text(f"{FOLDS}\t{PER_FOLD}\n" + "\n".join(body) + "\n", encoding="utf-8")
     return path
+
+
+def _people(pairs: Path, root: Path) -> Path:
+    """The images of ``pairs`` copied into an identity folder (one folder per person)."""
+    for parts in (ln.split() for ln in pairs.read_text(encoding="utf-8").splitlines()[1:]):
+        for name, number in ((parts[0], parts[1]), (parts[-2], parts[-1])) if len(parts) == 4 \
+                else ((parts[0], parts[1]), (parts[0], parts[2])):
+            src = LFW / "images" / name / f"{name}_{int(number):04d}.jpg"
+            (root / name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, root / name / src.name)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +72,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]
               "models": ["sface"],
               "detector": {"name": "retinaface", "model": str(RETINAFACE),
                            "select": "closest_to_center"}}
+    every = {**verification("all", pairs, LFW / "images", bootstrap=200,
+                            far_targets=[0.01, 0.001]),
+             "models": ["mfn", "mfn-raw"],
+             "dataset": {"kind": "identity_folder", "images": str(_people(pairs, d / "people")),
+                         "pairs": "all"}}
     s = write_suite(d / "suite.yaml", suite("compare", [model("mfn"), raw, sface],
-                                            [yunet, retina]))
+                                            [yunet, retina, every]))
     env = {**os.environ, "FACEBENCH_SHARED": str(SHARED), "FACEBENCH_CACHE": str(d / "cache"),
            "FACEBENCH_HISTORY": f"sqlite:///{d}/history.db", "PYTHONWARNINGS": "ignore"}
     res = facebench(["run", str(s), "--out", str(d / "out"), "--no-progress"], env, d,
@@ -67,19 +87,20 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]
     return d / "out", env
 
 
-def _rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+def _rows(out: Path, exhaustive: bool = False) -> dict[tuple[str, str], dict[str, Any]]:
     comparisons = load_results(out)["comparisons"]
-    return {(r["model_a"], r["model_b"]): r for r in comparisons["pairwise"]}
+    return {(r["model_a"], r["model_b"]): r for r in comparisons["pairwise"]
+            if (r["protocol_a"] == "all") == exhaustive}
 
 
 def test_results_compare_every_two_models_on_the_same_pairs(
         run: tuple[Path, dict[str, str]]) -> None:
     out, _ = run
     results = load_results(out)
-    cells = {c["model"]: c for c in results["cells"]}
+    cells = {c["model"]: c for c in results["cells"] if c["protocol"] != "all"}
     assert len({c["details"]["pairs_key"] for c in cells.values()}) == 1
-    (group,) = results["comparisons"]["groups"]
-    assert group["protocols"] == ["lfw-yunet", "lfw-retina"]
+    group, every = results["comparisons"]["groups"]
+    assert group["protocols"] == ["lfw-yunet", "lfw-retina"] and every["protocols"] == ["all"]
     rows = _rows(out)
     assert set(rows) == {("mfn", "mfn-raw"), ("mfn", "sface"), ("mfn-raw", "sface")}
     for (ma, mb), r in rows.items():
@@ -102,14 +123,37 @@ def test_results_compare_every_two_models_on_the_same_pairs(
         assert (r["mcnemar"]["a_only"], r["mcnemar"]["b_only"]) == (b, c)
         expected = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
         assert r["mcnemar"]["p_value"] == pytest.approx(expected, rel=1e-9)
-    # Holm over the three tests of the run, by hand
-    ps = sorted((r["mcnemar"]["p_value"], k) for k, r in rows.items())
+    # Holm over the four tests of the run, by hand
+    tests = [*rows.values(), *_rows(out, exhaustive=True).values()]
+    ps = sorted((r["mcnemar"]["p_value"], i) for i, r in enumerate(tests))
     running = 0.0
-    for i, (p, k) in enumerate(ps):
-        running = max(running, min(1.0, p * (3 - i)))
-        assert rows[k]["mcnemar"]["p_holm"] == pytest.approx(running)
+    for rank, (p, i) in enumerate(ps):
+        running = max(running, min(1.0, p * (4 - rank)))
+        assert tests[i]["mcnemar"]["p_holm"] == pytest.approx(running)
     assert rows[("mfn", "mfn-raw")]["accuracy"]["winner"] == "mfn"
     assert rows[("mfn", "mfn-raw")]["accuracy"]["ci_low"] > 0
+
+
+def test_exhaustive_cells_are_compared_from_their_binary_score_files(
+        run: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _ = run
+    results = load_results(out)
+    cells = {c["model"]: c for c in results["cells"] if c["protocol"] == "all"}
+    assert all(c["artifacts"]["scores"].endswith("scores.npy") for c in cells.values())
+    (row,) = _rows(out, exhaustive=True).values()
+    n = cells["mfn"]["metrics"]["pairs"]
+    assert row["pairs"] == n and row["bootstrap"]["method"] == "identity"
+    assert row["mcnemar"]["thresholds"] == "all_data"
+    tar = {t["key"]: t for t in row["tar_at_far"]}
+    assert tar["1e-2"]["supported"] and not tar["1e-3"]["supported"]
+    assert tar["1e-2"]["a"] == pytest.approx(cells["mfn"]["metrics"]["tar@far=1e-2"])
+    assert tar["1e-2"]["winner"] == "mfn" and tar["1e-3"]["winner"] is None
+    # above the accuracy limit (exhaustive LFW: 29.6 M pairs) only TAR@FAR is compared
+    monkeypatch.setattr(comparisons, "MAX_ACCURACY_PAIRS", n - 1)
+    comparisons.attach_model_comparisons(results, out)
+    big = next(r for r in results["comparisons"]["pairwise"] if r["protocol_a"] == "all")
+    assert big["accuracy"] is None and big["mcnemar"] is None
+    assert [t["delta"] for t in big["tar_at_far"]] == [t["delta"] for t in row["tar_at_far"]]
 
 
 def test_report_shows_which_differences_are_real(run: tuple[Path, dict[str, str]]) -> None:
@@ -128,8 +172,8 @@ def test_report_shows_which_differences_are_real(run: tuple[Path, dict[str, str]
 def test_better_than_gates_follow_the_stored_cis(run: tuple[Path, dict[str, str]]) -> None:
     out, env = run
     rows = _rows(out)
-    win = facebench(["gate", str(out), "--gate", "mfn:accuracy better_than mfn-raw"], env,
-                    out.parent)
+    win = facebench(["gate", str(out), "--gate", "mfn@*@lfw-yunet:accuracy better_than mfn-raw",
+                     "--gate", "mfn@*@all:tar@far=1e-2 vs mfn-r* > 0"], env, out.parent)
     assert win.returncode == 0, win.stdout + win.stderr
     tie = rows[("mfn", "sface")]["accuracy"]
     assert tie["ci_low"] <= 0  # no real difference between the two trained models here
