@@ -280,8 +280,9 @@ def _difference(row: dict[str, Any], metric: str) -> dict[str, Any] | None:
         want = far_key(float(metric.removeprefix("tar@far=")))
     except ValueError:
         return None
-    return next((t for t in row.get("tar_at_far") or []
-                 if isinstance(t, dict) and t.get("key") == want), None)
+    rows = row.get("tar_at_far")
+    return next((t for t in rows if isinstance(t, dict) and t.get("key") == want), None) \
+        if isinstance(rows, list) else None
 
 
 def _check_versus(idx: int, gate: Gate, row: dict[str, Any], cid: str, other: str,
@@ -310,13 +311,15 @@ def _check_versus(idx: int, gate: Gate, row: dict[str, Any], cid: str, other: st
         op, bound = str(gate.op), float(gate.value or 0.0)
         end = lo if op in (">=", ">") else hi
     ok = _OPS[op](end, bound)
-    method = ((row.get("bootstrap") or {}).get("method") or "?")
+    boot, test = (v if isinstance(v, dict) else {} for v in (row.get("bootstrap"),
+                                                              row.get("mcnemar")))
+    method = boot.get("method") or "?"
     side = "low" if end == lo else "high"
     out.status = "pass" if ok else "fail"
     out.value, out.op, out.bound = delta, op, bound
     out.stats = {"other": other, "delta": delta, "ci_low": lo, "ci_high": hi,
-                 "bootstrap": method, "mcnemar_p_holm": (row.get("mcnemar") or {}).get("p_holm")
-                 if metric == "accuracy" else None}
+                 "bootstrap": method,
+                 "mcnemar_p_holm": test.get("p_holm") if metric == "accuracy" else None}
     out.message = (f"{metric}: {cid} − {other} = {_fmt(delta)}, CI [{_fmt(lo)}, {_fmt(hi)}] "
                    f"(paired {method} bootstrap, same pairs); its {side} end "
                    f"{'satisfies' if ok else 'violates'} {op} {_fmt(bound)}")

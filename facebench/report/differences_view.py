@@ -10,16 +10,22 @@ from facebench.report import fmt
 from facebench.report.cells import DASH, Cell, Column, Table, sort_key
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else {} (an edited results.json never crashes)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a list, [] when ``value`` is no list."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _groups(results: dict[str, Any]) -> list[dict[str, Any]]:
-    comparisons = results.get("comparisons")
-    groups = comparisons.get("groups") if isinstance(comparisons, dict) else None
-    return [g for g in groups or [] if isinstance(g, dict)]
+    return _dicts(_dict(results.get("comparisons")).get("groups"))
 
 
 def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    comparisons = results.get("comparisons")
-    rows = comparisons.get("pairwise") if isinstance(comparisons, dict) else None
-    return [r for r in rows or [] if isinstance(r, dict)]
+    return _dicts(_dict(results.get("comparisons")).get("pairwise"))
 
 
 def _difference_cell(d: Any, note: str = "") -> Cell:
@@ -59,9 +65,9 @@ def _verdict(row: dict[str, Any], keys: list[str]) -> Cell:
     acc = row.get("accuracy")
     if isinstance(acc, dict) and acc.get("winner"):
         wins.setdefault(str(acc["winner"]), []).append("accuracy")
-    tars = {str(t.get("key")): t for t in row.get("tar_at_far") or [] if isinstance(t, dict)}
+    tars = {str(t.get("key")): t for t in _dicts(row.get("tar_at_far"))}
     for k in keys:
-        t = tars.get(k) or {}
+        t = _dict(tars.get(k))
         if t.get("winner") and t.get("supported") is not False:
             wins.setdefault(str(t["winner"]), []).append(f"TAR@FAR={k}")
     if not wins:
@@ -73,8 +79,8 @@ def _verdict(row: dict[str, Any], keys: list[str]) -> Cell:
 def _far_keys(rows: list[dict[str, Any]]) -> list[str]:
     keys: dict[str, float] = {}
     for r in rows:
-        for t in r.get("tar_at_far") or []:
-            if isinstance(t, dict) and fmt.number(t.get("far")) is not None:
+        for t in _dicts(r.get("tar_at_far")):
+            if fmt.number(t.get("far")) is not None:
                 keys[str(t.get("key"))] = float(t["far"])
     return sorted(keys, key=lambda k: -keys[k])
 
@@ -85,7 +91,7 @@ def _side(row: dict[str, Any], side: str) -> str:
 
 def differences_tables(results: dict[str, Any]) -> list[Table]:
     """Per group of cells that scored the same pairs: one row per pair of models."""
-    comparisons = results.get("comparisons") or {}
+    comparisons = _dict(results.get("comparisons"))
     alpha = fmt.number(comparisons.get("alpha")) or 0.05
     level = fmt.number(comparisons.get("level")) or 0.95
     rows = _rows(results)
@@ -95,10 +101,11 @@ def differences_tables(results: dict[str, Any]) -> list[Table]:
         if not mine:
             continue
         keys = _far_keys(mine)
-        protocols = " · ".join(str(p) for p in g.get("protocols") or [])
+        listed = g.get("protocols")
+        protocols = " · ".join(str(p) for p in listed) if isinstance(listed, list) else ""
         n = next((r.get("pairs") for r in mine if r.get("pairs")), None)
-        methods = sorted({str((r.get("bootstrap") or {}).get("method")) for r in mine
-                          if r.get("bootstrap")})
+        methods = sorted({str(_dict(r.get("bootstrap")).get("method")) for r in mine
+                          if _dict(r.get("bootstrap"))})
         cols = [Column("A vs B", numeric=False, help="model (protocol): A − B below"),
                 Column("Precision", numeric=False),
                 Column("Δ accuracy", help="accuracy(A) − accuracy(B), each at its own "
@@ -113,16 +120,14 @@ def differences_tables(results: dict[str, Any]) -> list[Table]:
                       f"Which differences are real — {protocols}"
                       + (f" ({fmt.count(n)} pairs)" if n else ""), cols)
         for r in mine:
-            acc = r.get("accuracy") or {}
-            acc_note = (f"{fmt.pct(acc.get('a'))} vs {fmt.pct(acc.get('b'))} %"
-                        if isinstance(acc, dict) and acc else "")
+            acc = _dict(r.get("accuracy"))
+            acc_note = f"{fmt.pct(acc.get('a'))} vs {fmt.pct(acc.get('b'))} %" if acc else ""
             row = [Cell(f"{_side(r, 'a')} vs {_side(r, 'b')}", f"{r.get('a')}|{r.get('b')}",
                         "model", title=f"{r.get('a')} vs {r.get('b')}"),
                    Cell(str(r.get("precision") or ""), str(r.get("precision") or "")),
                    _difference_cell(r.get("accuracy"), acc_note),
                    _mcnemar_cell(r.get("mcnemar"), alpha)]
-            tars = {str(t.get("key")): t for t in r.get("tar_at_far") or []
-                    if isinstance(t, dict)}
+            tars = {str(t.get("key")): t for t in _dicts(r.get("tar_at_far"))}
             for k in keys:
                 t = tars.get(k)
                 cell = _difference_cell(t)

@@ -131,3 +131,12 @@ def test_a_glob_selects_every_matching_comparison() -> None:
     outcomes = _outcomes("mfn:accuracy better_than *")
     assert sorted((o.stats["other"], o.status) for o in outcomes) == [
         ("raw@cpu@p1", "pass"), ("sface@cpu@p2", "fail")]
+
+
+def test_an_edited_comparison_is_an_error_not_a_traceback() -> None:
+    results = _results()
+    row = results["comparisons"]["pairwise"][0]
+    row.update(bootstrap="x", mcnemar=[], tar_at_far="1e-1")
+    gates = [Gate.model_validate(e) for e in ("mfn:accuracy better_than raw",
+                                              "mfn:tar@far=1e-1 better_than raw")]
+    assert [o.status for o in evaluate_gates(results, gates)] == ["pass", "error"]

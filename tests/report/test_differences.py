@@ -118,3 +118,14 @@ def test_the_section_renders_escaped_in_html_and_markdown(tmp_path: Path) -> Non
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt; (lfw-yunet) vs sface" in html
     assert "## Which differences are real" in md and XSS not in md
     assert "no real difference" in md and "+2.00 pp" in md
+
+
+def test_an_edited_comparisons_block_renders_dashes_not_a_traceback(tmp_path: Path) -> None:
+    results = _results()
+    results["comparisons"]["groups"][0]["protocols"] = "lfw"
+    row = results["comparisons"]["pairwise"][0]
+    row.update(bootstrap="identity", accuracy=[1], mcnemar="p", tar_at_far=7, pairs="many")
+    (table,) = differences_tables(results)
+    assert [c.text for c in table.rows[0][2:5]] == ["—", "—", "no real difference"]
+    render_report(results, tmp_path)
+    assert "Which differences are real" in (tmp_path / "report.md").read_text(encoding="utf-8")
