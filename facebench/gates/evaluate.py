@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import operator
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any, Literal
 
 from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent, metric_kinds
 from facebench.gates.stats import MIN_SAMPLES, SampleComparison, compare_samples, sample_source
+from facebench.metrics import far_key
 
 Status = Literal["pass", "fail", "error", "skip"]
 
@@ -269,6 +271,88 @@ def _check_cell(
     )
 
 
+def _difference(row: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """The comparison row's entry for ``metric`` (``accuracy`` or ``tar@far=X``)."""
+    if metric == "accuracy":
+        d = row.get("accuracy")
+        return d if isinstance(d, dict) else None
+    try:
+        want = far_key(float(metric.removeprefix("tar@far=")))
+    except ValueError:
+        return None
+    rows = row.get("tar_at_far")
+    return next((t for t in rows if isinstance(t, dict) and t.get("key") == want), None) \
+        if isinstance(rows, list) else None
+
+
+def _check_versus(idx: int, gate: Gate, row: dict[str, Any], cid: str, other: str,
+                  sign: int) -> GateOutcome:
+    """A model-vs-model gate on one comparison: the difference gated cell − other (``sign``
+    −1 when the gated cell is the row's ``b``), judged by its CI."""
+    metric = gate.metric
+    out = GateOutcome(idx, gate, "error", cid, metric, "")
+    if row.get("reason"):
+        out.message = f"{cid} and {other} were not compared: {row['reason']}"
+        return out
+    d = _difference(row, metric)
+    delta, lo, hi = (_num((d or {}).get(k)) for k in ("delta", "ci_low", "ci_high"))
+    if d is None or delta is None or lo is None or hi is None:
+        out.message = (f"{metric} of {cid} vs {other}: no difference with a CI in the run's "
+                       "comparisons (the metric is undefined for one of them, or not compared)")
+        return out
+    if d.get("supported") is False:
+        out.message = (f"{metric} of {cid} vs {other}: unsupported by the data (N_imp × FAR < "
+                       "10), no difference can be called")
+        return out
+    delta, lo, hi = (delta, lo, hi) if sign > 0 else (-delta, -hi, -lo)
+    if gate.better_than is not None:
+        op, bound, end = ">", 0.0, lo
+    else:
+        op, bound = str(gate.op), float(gate.value or 0.0)
+        end = lo if op in (">=", ">") else hi
+    ok = _OPS[op](end, bound)
+    boot, test = (v if isinstance(v, dict) else {} for v in (row.get("bootstrap"),
+                                                              row.get("mcnemar")))
+    method = boot.get("method") or "?"
+    side = "low" if end == lo else "high"
+    out.status = "pass" if ok else "fail"
+    out.value, out.op, out.bound = delta, op, bound
+    out.stats = {"other": other, "delta": delta, "ci_low": lo, "ci_high": hi,
+                 "bootstrap": method,
+                 "mcnemar_p_holm": test.get("p_holm") if metric == "accuracy" else None}
+    out.message = (f"{metric}: {cid} − {other} = {_fmt(delta)}, CI [{_fmt(lo)}, {_fmt(hi)}] "
+                   f"(paired {method} bootstrap, same pairs); its {side} end "
+                   f"{'satisfies' if ok else 'violates'} {op} {_fmt(bound)}")
+    return out
+
+
+def _versus_outcomes(idx: int, gate: Gate, results: dict[str, Any]) -> list[GateOutcome]:
+    """One outcome per comparison of a cell the gate selects with a cell of ``gate.versus``;
+    one ``error`` when there is none."""
+    cells = {c.get("id"): c for c in results.get("cells") or []}
+    comparisons = results.get("comparisons")
+    rows = comparisons.get("pairwise") if isinstance(comparisons, dict) else None
+    outcomes = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            continue
+        for mine, theirs, sign in (("a", "b", 1), ("b", "a", -1)):
+            cell, other = cells.get(row.get(mine)), cells.get(row.get(theirs))
+            if (cell is not None and other is not None
+                    and gate.matches(cell.get("model", ""), cell.get("device", ""),
+                                     cell.get("protocol", ""))
+                    and fnmatch.fnmatchcase(str(other.get("model")), str(gate.versus))):
+                outcomes.append(_check_versus(idx, gate, row, str(cell["id"]),
+                                              str(other["id"]), sign))
+    if not outcomes:
+        outcomes.append(GateOutcome(
+            idx, gate, "error", None, gate.metric,
+            f"no comparison of a cell matching {gate.selector} with model {gate.versus} in "
+            "this run: both must finish ok, score the same pairs (details.pairs_key) and run "
+            "at the same precision (results.json comparisons)"))
+    return outcomes
+
+
 def evaluate_gates(
     results: dict[str, Any],
     gates: list[Gate],
@@ -284,7 +368,9 @@ def evaluate_gates(
     machine-dependent metrics whose baseline ran on another machine warn, or fail when the
     gate's (else the global) policy is ``fail``. When either cell was measured on a busy
     machine (:func:`busy_reason`), a ``max_regression`` on a machine-dependent metric is raised
-    to the gate's ``overload_threshold`` (with a warning).
+    to the gate's ``overload_threshold`` (with a warning). A model-vs-model gate (``better_than``,
+    ``vs``) is judged on each comparison of the run between a cell it selects and a cell of the
+    other model (:func:`_versus_outcomes`).
     """
     cells = results.get("cells") or []
     bcells = {c["id"]: c for c in baseline.get("cells") or []} if baseline is not None else None
@@ -292,6 +378,9 @@ def evaluate_gates(
     runs = _Runs(results, baseline, bcells)
     outcomes: list[GateOutcome] = []
     for idx, gate in enumerate(gates):
+        if gate.versus is not None:
+            outcomes += _versus_outcomes(idx, gate, results)
+            continue
         matched = [
             c
             for c in cells

@@ -16,6 +16,15 @@ form is parsed into the same model; its grammar (see ``docs/ci.md``)::
 Which way is better for a metric comes from ``facebench.metrics.catalog``.
 ``metric <= baseline + 10%`` is ``max_regression: 0.10`` with lower-is-better;
 ``metric >= baseline - 0.002`` is ``max_drop: 0.002`` with higher-is-better.
+
+A **model-vs-model** gate reads the run's comparisons of models that scored the same pairs
+(``results["comparisons"]``): ``better_than: <model>`` passes when the paired CI of
+``metric(gated cell) − metric(<model>)`` lies above 0; ``vs: <model>`` with ``op``/``value``
+bounds that difference by the CI's end on the bound's side (``>=``/``>``: the CI's low end,
+``<=``/``<``: its high end). Compact forms::
+
+    gate     := target "better_than" model
+              | target "vs" model OP number ["%"]
 """
 
 from __future__ import annotations
@@ -51,6 +60,11 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RHS_ABS = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
 _RHS_REL = re.compile(rf"^baseline\s*(?P<sign>[+-])\s*(?P<num>{_NUMBER})\s*(?P<pct>%?)$")
 _OP = re.compile(r"(>=|<=|==|>|<)")
+_BETTER_THAN = re.compile(r"^(?P<target>\S+)\s+better_than\s+(?P<model>\S+)$")
+_VS = re.compile(r"^(?P<target>\S+)\s+vs\s+(?P<model>[^\s<>=]+)\s*(?P<op>>=|<=|==|>|<)"
+                 r"\s*(?P<rhs>.*)$")
+#: Metrics a model-vs-model gate can bound: those ``results["comparisons"]`` holds.
+COMPARED = re.compile(r"^(accuracy|tar@far=[0-9][0-9.eE+-]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@=*?\[\]+-]+$")
 
 _EXPECTED = (
@@ -109,6 +123,12 @@ class Gate(CrossChecked):
     direction: Direction | None = Field(
         default=None, description="which way is better; inferred from the metric name if unset"
     )
+    better_than: str | None = Field(
+        default=None, description="model-vs-model: the model (id or glob) this cell must beat "
+        "on the same pairs, the paired CI of the difference above 0")
+    vs: str | None = Field(
+        default=None, description="model-vs-model: the model (id or glob) whose difference "
+        "with this cell op/value bound, by the CI's end on the bound's side")
     model: str = "*"
     device: str = "*"
     protocol: str = "*"
@@ -142,8 +162,35 @@ class Gate(CrossChecked):
             return parse_gate_expr(data)
         return data
 
-    @cross_check("metric", "op", "value", "max_regression", "max_drop", "direction")
+    @cross_check("metric", "op", "value", "max_regression", "max_drop", "better_than", "vs")
+    def _check_versus(self) -> None:
+        if self.better_than is None and self.vs is None:
+            return
+        what = "better_than" if self.better_than is not None else "vs"
+        if self.better_than is not None and self.vs is not None:
+            raise ValueError(f"gate on {self.metric!r}: give better_than or vs, not both")
+        if not COMPARED.fullmatch(self.metric):
+            raise ValueError(f"gate on {self.metric!r}: {what} compares accuracy or "
+                             "tar@far=X of two models on the same pairs, not "
+                             f"{self.metric!r}")
+        if self.max_regression is not None or self.max_drop is not None:
+            raise ValueError(f"gate on {self.metric!r}: {what} compares two models of this "
+                             "run; it takes no baseline bound (max_regression, max_drop)")
+        if self.better_than is not None and (self.op is not None or self.value is not None):
+            raise ValueError(f"gate on {self.metric!r}: better_than takes no op/value (for a "
+                             "bound on the difference use vs with op and value)")
+        if self.vs is not None and (self.op is None or self.value is None):
+            raise ValueError(f"gate on {self.metric!r}: vs {self.vs!r} bounds the difference: "
+                             "give op and value (e.g. op: '>=', value: -0.002)")
+        if self.vs is not None and self.op == "==":
+            raise ValueError(f"gate on {self.metric!r}: vs bounds a difference with its CI; "
+                             "use >=, >, <= or <, not ==")
+
+    @cross_check("metric", "op", "value", "max_regression", "max_drop", "direction",
+                 "better_than", "vs")
     def _check(self) -> None:
+        if self.better_than is not None or self.vs is not None:
+            return  # _check_versus
         kinds = [
             k
             for k, on in (
@@ -167,6 +214,11 @@ class Gate(CrossChecked):
                 f"gate on {self.metric!r}: cannot infer whether lower or higher is better; "
                 "set direction: lower|higher"
             )
+
+    @property
+    def versus(self) -> str | None:
+        """The other model of a model-vs-model gate (``better_than`` or ``vs``), else None."""
+        return self.better_than if self.better_than is not None else self.vs
 
     @property
     def relative(self) -> bool:
@@ -197,7 +249,11 @@ class Gate(CrossChecked):
 
     def describe(self) -> str:
         """The gate in compact form (round-trips through :func:`parse_gate_expr`)."""
-        if self.max_regression is not None:
+        if self.better_than is not None:
+            op, rhs = "better_than", self.better_than
+        elif self.vs is not None:
+            op, rhs = "vs", f"{self.vs} {self.op} {_fmt(float(self.value or 0.0))}"
+        elif self.max_regression is not None:
             op, sign = ("<=", "+") if self.better == "lower" else (">=", "-")
             rhs = f"baseline {sign} {_fmt(self.max_regression * 100)}%"
         elif self.max_drop is not None:
@@ -244,6 +300,16 @@ def _split_target(target: str, expr: str) -> dict[str, Any]:
 def parse_gate_expr(expr: str) -> dict[str, Any]:
     """Parse the compact form into :class:`Gate` fields; ``ValueError`` says what was expected."""
     text = expr.strip()
+    if b := _BETTER_THAN.match(text):
+        return {**_split_target(b["target"], expr), "better_than": b["model"]}
+    if v := _VS.match(text):
+        a = _RHS_ABS.match(v["rhs"].strip())
+        if a is None:
+            raise _bad(expr, f"'vs {v['model']}' needs a number bound, e.g. "
+                       f"'{v['target']} vs {v['model']} >= -0.002'")
+        value = float(a["num"]) / (100.0 if a["pct"] else 1.0)
+        return {**_split_target(v["target"], expr), "vs": v["model"], "op": v["op"],
+                "value": value}
     m = _OP.search(text)
     if m is None:
         raise _bad(expr, "no comparison operator found")

@@ -92,6 +92,45 @@ def protocols(results: dict[str, Any]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+@dataclass(frozen=True)
+class SummaryGroup:
+    """Protocols whose cells scored the same pairs (``details.pairs_key``), summarised together:
+    a verification protocol shares a group with every other that scored its pair list, whatever
+    its detector; any other protocol is a group of its own."""
+
+    protocols: tuple[str, ...]
+    kind: str
+
+    @property
+    def title(self) -> str:
+        return " · ".join(self.protocols)
+
+
+def _pairs_key(results: dict[str, Any], protocol: str) -> str | None:
+    """The ``pairs_key`` the ok verification cells of ``protocol`` scored (first found)."""
+    for c in ok_cells(results, "verification"):
+        key = (c.get("details") or {}).get("pairs_key")
+        if c.get("protocol") == protocol and isinstance(key, str):
+            return key
+    return None
+
+
+def summary_groups(results: dict[str, Any]) -> list[SummaryGroup]:
+    """The summary's groups in first-seen protocol order: protocols by the pairs they scored."""
+    groups: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for protocol, kind in protocols(results):
+        key = _pairs_key(results, protocol) if kind == "verification" else None
+        name = f"pairs:{key}" if key else f"protocol:{protocol}"
+        groups.setdefault(name, []).append(protocol)
+        kinds.setdefault(name, kind)
+    return [SummaryGroup(tuple(ps), kinds[name]) for name, ps in groups.items()]
+
+
+def _in(protocol: Any, selected: str | Sequence[str]) -> bool:
+    return str(protocol) == selected if isinstance(selected, str) else str(protocol) in selected
+
+
 def _target_keys(cells: list[dict[str, Any]], prefix: str) -> list[str]:
     """The target keys (``"1e-3"``) of the ``{prefix}{key}`` metrics of any cell, loosest
     first."""
@@ -156,9 +195,10 @@ def rank_keys(cells: list[dict[str, Any]]) -> list[str]:
     return [f"rank{k}" for k in sorted(ks)]
 
 
-def best_per_metric(results: dict[str, Any], protocol: str) -> list[Best]:
-    """Winners of each headline metric among the ok cells of ``protocol``."""
-    cells = [c for c in ok_cells(results) if c.get("protocol") == protocol]
+def best_per_metric(results: dict[str, Any], protocol: str | Sequence[str]) -> list[Best]:
+    """Winners of each headline metric among the ok cells of ``protocol`` (one id, or the
+    protocols of a :class:`SummaryGroup`)."""
+    cells = [c for c in ok_cells(results) if _in(c.get("protocol"), protocol)]
     if not cells:
         return []
     if cells[0].get("kind") == "identification":
@@ -200,11 +240,11 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     return [not any(dominates(q, p) for q in points) for p in points]
 
 
-def pareto_points(results: dict[str, Any], protocol: str) -> list[ParetoPoint]:
-    """Join ``protocol``'s verification cells with efficiency cells by model (same device
-    preferred), and mark each point's dominators (at least as accurate and as fast, better in
-    one)."""
-    ver = [c for c in ok_cells(results, "verification") if c.get("protocol") == protocol]
+def pareto_points(results: dict[str, Any], protocol: str | Sequence[str]) -> list[ParetoPoint]:
+    """Join ``protocol``'s verification cells (one id, or a group's) with efficiency cells by
+    model (same device preferred), and mark each point's dominators (at least as accurate and
+    as fast, better in one)."""
+    ver = [c for c in ok_cells(results, "verification") if _in(c.get("protocol"), protocol)]
     eff = ok_cells(results, "efficiency")
     points: list[ParetoPoint] = []
     seen: set[tuple[str, str]] = set()

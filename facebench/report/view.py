@@ -33,6 +33,7 @@ from facebench.report.cells import (
     value_cell,
 )
 from facebench.report.compare import Comparison, Delta, compare
+from facebench.report.differences_view import differences_tables
 from facebench.report.figures import cv_threshold
 from facebench.report.identification_view import identification_tables, templates_notes
 from facebench.report.paper_view import paper_table, variants_tables
@@ -43,6 +44,7 @@ from facebench.report.summary import (
     ok_cells,
     pareto_points,
     protocols,
+    summary_groups,
     tar_supported,
     tar_targets,
 )
@@ -340,20 +342,29 @@ def timings(results: dict[str, Any], deltas: Deltas) -> dict[str, Any]:
     return {"table": table, "missing": missing, "cells": len(cells)}
 
 
+def _where(c: dict[str, Any], several: bool) -> str:
+    """``model (device)``; ``model (device · protocol)`` when a group has several protocols."""
+    return f"{c.get('model')} ({c.get('device')}" + (f" · {c.get('protocol')})" if several
+                                                     else ")")
+
+
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per protocol: cell counts, best model per metric, and the Pareto front in words."""
+    """Per group of protocols that scored the same pairs (:func:`summary_groups`; else per
+    protocol): cell counts, best model per metric, and the Pareto front in words."""
     out = []
     all_cells = results.get("cells") or []
-    for protocol, kind in protocols(results):
-        cells = [c for c in all_cells if str(c.get("protocol")) == protocol]
+    for group in summary_groups(results):
+        protocol, kind, several = group.protocols, group.kind, len(group.protocols) > 1
+        cells = [c for c in all_cells if str(c.get("protocol")) in protocol]
         status = {s: sum(c.get("status") == s for c in cells) for s in ("ok", "failed", "skipped")}
         bests = [{
             "label": b.label,
-            "winners": ", ".join(f"{c.get('model')} ({c.get('device')})" for c in b.cells),
+            "winners": ", ".join(_where(c, several) for c in b.cells),
             "value": fmt.metric(catalog_name(b.metric), b.value),
         } for b in best_per_metric(results, protocol)]
-        entry: dict[str, Any] = {"protocol": protocol, "kind": kind, "bests": bests,
-                                 "counts": ", ".join(f"{n} {s}" for s, n in status.items() if n)}
+        entry: dict[str, Any] = {"protocol": group.title, "kind": kind, "bests": bests,
+                                 "counts": ", ".join(f"{n} {s}" for s, n in status.items() if n),
+                                 "same_pairs": several}
         if kind == "verification":
             entry["warnings"] = [
                 f"{c.get('model')} ({c.get('device')}) found no face in "
@@ -518,6 +529,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "busy": busy_warning(results),
         "summary": summary(results),
         "verification": [t for t in vtables if t.rows],
+        "differences": differences_tables(results),
         "identification": identification_tables(results, deltas),
         "efficiency": efficiency_tables(results, deltas),
         "paper": paper_table(results),

@@ -27,6 +27,7 @@ from facebench.results import (
     run_header,
     write_results,
 )
+from facebench.runner.comparisons import attach_model_comparisons
 from facebench.runner.inputs import InputDigests, stale_reason
 from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
@@ -179,6 +180,11 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         attach_precision_comparisons(results, out, every_cell)
     except Exception as exc:  # noqa: BLE001 - a comparison never loses the results
         console.print(f"[yellow]precision comparison failed:[/yellow] {type(exc).__name__}: "
+                      f"{escape(plain(exc))}")
+    try:
+        attach_model_comparisons(results, out)
+    except Exception as exc:  # noqa: BLE001 - a comparison never loses the results
+        console.print(f"[yellow]model comparison failed:[/yellow] {type(exc).__name__}: "
                       f"{escape(plain(exc))}")
     results["run"]["finished"] = now()
     with contextlib.suppress(OSError):

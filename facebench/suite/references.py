@@ -178,6 +178,11 @@ def gate_problems(data: dict[str, Any]) -> list[str]:
         for part in unmatched:
             problems.append(f"{_gate_loc(i, item, part)}: {part} {getattr(gate, part)!r} "
                             f"matches no {part} of the suite; known: {_known(known[part])}")
+        versus = "better_than" if gate.better_than is not None else "vs"
+        if gate.versus is not None and models is not None and not any(
+                fnmatch.fnmatchcase(x, gate.versus) for x in models):
+            problems.append(f"{_gate_loc(i, item, versus)}: {versus} {gate.versus!r} matches "
+                            f"no model of the suite; known: {_known(models)}")
         if unmatched or cells is None:
             continue
         selected = [c for c in cells if gate.matches(*c[:3])]
