@@ -85,7 +85,7 @@ def value_cell(c: dict[str, Any], metric: str, render: Callable[[Any], str], del
     shown: the cell says :data:`FLAGGED` and why."""
     why = metric_flag(c, metric)
     if why:
-        return Cell(FLAGGED, "", "num na flagged", why)
+        return Cell(FLAGGED, "", "num na flagged", why.removeprefix(f"{FLAGGED}: "))
     v = (c.get("metrics") or {}).get(metric)
     text = render(v)
     cell = Cell(text, sort_key(v), "num na" if text == fmt.NA else "num", note)

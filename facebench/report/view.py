@@ -512,7 +512,8 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
                   [row(d) for d in comparison.deltas])
     machine = {True: "same machine fingerprint",
                False: "DIFFERENT machine fingerprint: latency, throughput and memory deltas "
-                      "compare two machines, not two versions",
+                      "compare two machines, not two versions; the normalised latencies "
+                      "(latency…_norm_ms: ms × speed index / reference) are the ones to compare",
                None: "machine fingerprint unknown"}[comparison.same_machine]
     return {
         "run_id": str(run.get("id")), "started": str(run.get("started")),
