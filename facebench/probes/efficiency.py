@@ -436,8 +436,12 @@ def run_efficiency_isolated(
 ) -> dict[str, Any]:
     """:func:`run_efficiency` in a fresh Python process (``python -m facebench.probes.efficiency``):
     a clean RSS baseline, a true cold start, and torch inter-op threads that can still be set.
-    ``kwargs`` must be JSON-serializable (``progress`` is not forwarded)."""
+    ``kwargs`` must be JSON-serializable (``progress`` is not forwarded; ``peaks`` is passed as
+    its file, so that the child reuses and adds to the run's measured peaks)."""
     kwargs.pop("progress", None)
+    peaks = kwargs.pop("peaks", None)  # the child shares the run's peaks through their file
+    if peaks is not None and peaks.path is not None:
+        kwargs["peaks_path"] = str(peaks.path)
     spec = {
         "source": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(source).items()},
         "cfg": asdict(cfg),
@@ -474,6 +478,8 @@ def _child(out_path: str) -> None:
     kwargs = spec["kwargs"]
     if kwargs.get("cache_dir"):
         kwargs["cache_dir"] = Path(kwargs["cache_dir"])
+    if kwargs.get("peaks_path"):
+        kwargs["peaks"] = PeakCache(Path(kwargs.pop("peaks_path")))
     try:
         result = run_efficiency(source, cfg, **kwargs)
     except EngineUnavailable as exc:

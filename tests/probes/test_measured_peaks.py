@@ -13,7 +13,7 @@ import pytest
 
 from facebench.engines import EngineConfig, ModelSource
 from facebench.environment import cpu_peak_gflops
-from facebench.probes.efficiency import against_peak, run_efficiency
+from facebench.probes.efficiency import against_peak, run_efficiency, run_efficiency_isolated
 from facebench.probes.peaks import (
     REFERENCE_SPEED_INDEX,
     PeakCache,
@@ -191,3 +191,16 @@ def test_cell_normalised_latencies(mfn_cell: dict) -> None:
         want = np.percentile(ms, int(q[1:])) * index / 100.0
         assert m[f"latency.b{b}.{q}_norm_ms"] == pytest.approx(want)
     assert m["latency.p50_norm_ms"] == m["latency.b1.p50_norm_ms"]
+
+
+def test_isolated_cell_reuses_the_run_peaks(tmp_path: Path, models_dir: Path) -> None:
+    cache = PeakCache(tmp_path / "peaks.json", quick_measure)
+    fp32 = cache.get("onnxruntime", "cpu", "fp32", 1)
+    out = run_efficiency_isolated(
+        ModelSource(kind="onnx", path=models_dir / "mobilefacenet_128d.onnx"),
+        EngineConfig(engine="onnxruntime", intra_op_threads=1), batch_sizes=[1], timeout_s=300,
+        warmup=1, min_iters=3, min_seconds=0.01, peaks=cache)
+    used = out["details"]["rate"]["peak"]["measured"]
+    if not used.get("remeasured"):  # the child took the run's peak from the file
+        assert used == fp32
+    assert PeakCache(tmp_path / "peaks.json").load()["onnxruntime/cpu/fp32/1t"] == used
