@@ -94,3 +94,28 @@ def test_csv_flags_instead_of_printing(flagged: tuple[dict, Path]) -> None:
     assert all(not r["flag"] for r in rows if r["metric"] != "pct_of_peak")
     cells = {c["id"]: c for c in results["cells"]}
     assert all(metric_flag(cells[r["cell_id"]], "pct_of_peak") == r["flag"] for r in flags)
+
+
+def _with_norm(results: dict, index: float) -> dict:
+    for c in results["cells"]:
+        if c["kind"] == "efficiency" and c["status"] == "ok":
+            m = c["metrics"]
+            m["latency.p50_norm_ms"] = m["latency.p50_ms"] * index / 100.0
+    return results
+
+
+def test_history_across_machines_plots_normalised_latency() -> None:
+    from facebench.report.figures import history_figure
+    from facebench.report.summary import history_series
+
+    old, new = _with_norm(build_results(seed=1), 50.0), _with_norm(build_results(seed=2), 80.0)
+    kinds = {c["id"]: c["kind"] for c in new["cells"]}
+    same = history_figure(history_series([old], new), kinds, "history")
+    assert same.svg and "different machines" not in same.caption
+    old["environment"] = {**old["environment"], "fingerprint": "another-machine"}
+    series = history_series([old], new)
+    assert [p["fingerprint"] for p in series] == ["another-machine",
+                                                 new["environment"]["fingerprint"]]
+    fig = history_figure(series, kinds, "history")
+    assert fig.svg and "different machines" in fig.caption and "normalised" in fig.caption
+    assert "normalised latency p50" in fig.svg
