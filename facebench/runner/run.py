@@ -185,7 +185,9 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
                       f"{escape(plain(exc))}")
     results["run"]["finished"] = now()
     peaks = PeakCache(out / PEAKS_FILE).load()
-    if peaks:
+    if peaks:  # a resumed run keeps the peaks its reused cells were divided by
+        earlier = results["environment"].get("peaks")
+        peaks = {**(earlier if isinstance(earlier, dict) else {}), **peaks}
         results["environment"].update(environment_block(peaks, cpu_peak_gflops()))
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())

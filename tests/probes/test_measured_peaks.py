@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from facebench.engines import EngineConfig, ModelSource
@@ -35,8 +40,6 @@ def quick_measure(*args: object) -> dict:
 
 
 def _ort_output(kind: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import onnxruntime as ort
-
     model, a, b = ort_gemm_model(n, kind)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"A": a})[0], a, b
@@ -89,8 +92,6 @@ def test_a_precision_without_a_kernel_is_recorded_not_raised() -> None:
 
 
 def test_cuda_kernel_refuses_without_a_gpu() -> None:
-    import onnxruntime as ort
-
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("CUDA provider present: the GPU path runs (benchmarks/gpu_check.py)")
     peak = quick_measure("onnxruntime", "cuda", "fp16", 1)
@@ -204,3 +205,48 @@ def test_isolated_cell_reuses_the_run_peaks(tmp_path: Path, models_dir: Path) ->
     if not used.get("remeasured"):  # the child took the run's peak from the file
         assert used == fp32
     assert PeakCache(tmp_path / "peaks.json").load()["onnxruntime/cpu/fp32/1t"] == used
+
+
+SUITE = """name: peaks
+models:
+  - {{id: mfn, source: onnx, path: {models}/mobilefacenet_128d.onnx}}
+  - {{id: sface, source: onnx, path: {models}/face_recognition_sface_2021dec_int8bq.onnx,
+     normalize: {{mean: 0, std: 1}}}}
+devices:
+  - {{id: cpu1, engine: onnxruntime, threads: {{intra_op: 1, inter_op: 1}}, batch_sizes: [1]}}
+protocols:
+  - {{id: speed, kind: efficiency, warmup: 1, min_iters: 3, min_seconds: 0}}
+"""
+
+
+def test_a_run_measures_each_peak_once_and_records_it(tmp_path: Path, models_dir: Path) -> None:
+    suite = tmp_path / "peaks.yaml"
+    suite.write_text(SUITE.format(models=models_dir), encoding="utf-8")
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+    res = subprocess.run([sys.executable, "-m", "facebench.cli", "run", str(suite), "--out",
+                          str(out), "--no-progress"], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    peaks = results["environment"]["peaks"]
+    assert list(peaks) == ["onnxruntime/cpu/fp32/1t"]
+    peak = peaks["onnxruntime/cpu/fp32/1t"]
+    assert peak["gflops"] > 0 and "onnxruntime MatMul" in peak["method"]
+    assert results["environment"]["speed_index"]["values"] == {
+        "onnxruntime/cpu/1t": peak["gflops"]}
+    assert results["environment"]["peak_nominal_upper_bound"] is None or \
+        results["environment"]["peak_nominal_upper_bound"]["how"]
+    cells = [c for c in results["cells"] if c["status"] == "ok"]
+    assert len(cells) == 2
+    for c in cells:  # both cells divided by the one peak the run measured
+        used = c["details"]["rate"]["peak"]["measured"]
+        if not used.get("remeasured"):
+            assert used == peak
+        m = c["metrics"]
+        if m["pct_of_peak"] is not None:
+            assert m["pct_of_peak"] == pytest.approx(100 * m["gflops_per_s"] / used["gflops"])
+        assert m["latency.p50_norm_ms"] == pytest.approx(
+            m["latency.p50_ms"] * c["details"]["speed_index"]["value"] / 100.0)

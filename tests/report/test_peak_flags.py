@@ -12,6 +12,8 @@ import pytest
 from facebench.environment import cpu_peak_gflops
 from facebench.probes.peaks import environment_block, percent_of_peak
 from facebench.report import render_report
+from facebench.report.figures import history_figure
+from facebench.report.summary import history_series
 from facebench.results import metric_flag, write_results
 
 from .builders import build_results
@@ -105,9 +107,6 @@ def _with_norm(results: dict, index: float) -> dict:
 
 
 def test_history_across_machines_plots_normalised_latency() -> None:
-    from facebench.report.figures import history_figure
-    from facebench.report.summary import history_series
-
     old, new = _with_norm(build_results(seed=1), 50.0), _with_norm(build_results(seed=2), 80.0)
     kinds = {c["id"]: c["kind"] for c in new["cells"]}
     same = history_figure(history_series([old], new), kinds, "history")
