@@ -24,8 +24,8 @@ layout (NHWC for dlib).
 (every batch size's rate is in ``details.rate``); ``pct_of_peak`` = 100 × that / the MEASURED
 peak of the precision that ran, at the cell's threads (:mod:`facebench.probes.peaks`; measured
 after the timed loops and the memory sampler, once per run and key); null when no peak could be
-measured, and null with ``details.rate.peak.pct_of_peak_error`` when above 100 % (a measurement
-error). ``details.rate.peak.nominal_upper_bound`` keeps the formula's
+measured, and null with the reason in ``details.metric_errors.pct_of_peak`` when above 100 % (a
+measurement error). ``details.rate.peak.nominal_upper_bound`` keeps the formula's
 (:func:`facebench.environment.cpu_peak_gflops`) or the GPU datasheet's peak, never divided by.
 ``latency…p50_norm_ms`` (p90, p99 too) = latency × speed index / the reference index: the speed
 index is the measured fp32 peak of the same engine and threads.
