@@ -160,7 +160,8 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
             Column("Model", numeric=False), Column("Params (M)"), Column("GMAC"),
             Column("GFLOPs", help="2 × GMAC"), Column("Size (MB)"), Column("Cold start (ms)"),
             Column("Throughput (img/s)", help="best batch size"), Column("Peak RSS (MB)"),
-            Column("RSS Δ (MB)"), Column("GFLOP/s"), Column("% of peak")])
+            Column("RSS Δ (MB)"), Column("GFLOP/s"),
+            Column("% of peak", help="of the peak of the precision that ran, measured here")])
         dequantized: dict[str, int] = {}
         for c in group:
             best_tp = max(((b, (c.get("metrics") or {}).get(f"throughput.b{b}"))
