@@ -1,7 +1,8 @@
 """One-shot GPU check of facebench's engines and probes; prints a JSON summary.
 
 Exercises torch on CUDA (fp32, fp16, torch.compile), ONNX Runtime's CUDA and TensorRT providers
-(fp32 and fp16), CUDA event timing and CUDA peak-memory statistics. Each check reports
+(fp32 and fp16), CUDA event timing, CUDA peak-memory statistics and facebench's measured GPU
+peaks (beside the datasheet's). Each check reports
 ``ok`` (with numbers), ``unavailable`` (with the reason facebench gives) or ``failed`` (with the
 error), so the script runs to the end on any machine, GPU or not.
 
@@ -142,6 +143,27 @@ def cuda_timing_check() -> dict[str, Any]:
             "timer": events.timer}
 
 
+def measured_peaks_check() -> dict[str, Any]:
+    """facebench's measured GPU peaks (facebench.probes.peaks: torch.matmul synchronized, ORT
+    MatMul on the CUDA provider with I/O bound on the device), beside the datasheet's."""
+    import torch
+
+    from facebench.probes.peaks import measure_peak
+
+    if not torch.cuda.is_available():
+        raise EngineUnavailable("CUDA not available: torch.cuda.is_available() is False")
+    name = torch.cuda.get_device_name(0)
+    out: dict[str, Any] = {"device": name}
+    for engine in ("torch", "onnxruntime"):
+        for precision in ("fp32", "fp16"):
+            peak = measure_peak(engine, "cuda", precision, 1, n=4096)
+            sheet = environment.gpu_peak_gflops(name, fp16=precision == "fp16")
+            out[f"{engine}_{precision}"] = {
+                "gflops": peak["gflops"], "method": peak["method"], "error": peak.get("error"),
+                "datasheet_gflops": sheet["gflops"] if sheet else None}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--onnx", type=Path)
@@ -182,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checks["cuda_memory_stats"] = run_check("cuda memory stats", cuda_memory_check)
     checks["cuda_event_timing"] = run_check("cuda event timing", cuda_timing_check)
+    checks["measured_peaks"] = run_check("measured peaks", measured_peaks_check)
 
     torch_ref: dict[str, np.ndarray] = {}
 

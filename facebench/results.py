@@ -31,10 +31,11 @@ from pydantic import (
 from facebench._version import __version__
 from facebench.bounds import ID_PATTERN, MAX_ID_LENGTH
 from facebench.io import atomic_write_json, atomic_write_text, read_json_bounded
+from facebench.metrics.catalog import flag as out_of_range
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ["run_id", "cell_id", "model", "device", "protocol", "kind", "status", "metric",
-               "value"]
+               "value", "flag"]
 Status = Literal["pending", "ok", "failed", "skipped"]
 #: The largest results.json read, and how deep its arrays and objects may nest (a run's nest
 #: 8 deep; Python's parser recurses, so 100,000 ``[`` would end in ``RecursionError``).
@@ -301,9 +302,20 @@ def _check_cell_id(cell: CellDoc, where: str) -> None:
                          f"({cell.model}@{cell.device}@{cell.protocol})")
 
 
+def metric_flag(cell: dict[str, Any], name: str) -> str | None:
+    """Why a cell's metric is a measurement error, never a result: the one the cell recorded
+    (``details.metric_errors``, its value then null), or a value above the catalog's maximum
+    (an older record); None when it is not flagged."""
+    details = cell.get("details")
+    errors = details.get("metric_errors") if isinstance(details, dict) else None
+    recorded = errors.get(name) if isinstance(errors, dict) else None
+    return str(recorded) if recorded else out_of_range(name, (cell.get("metrics") or {}).get(name))
+
+
 def tidy_rows(results: dict[str, Any], missing: Any = "") -> list[dict[str, Any]]:
     """One row per cell × metric; failed/skipped cells give one ``status`` row. An undefined
-    value (and the value of a ``status`` row) is ``missing``."""
+    value (and the value of a ``status`` row) is ``missing``; a flagged one
+    (:func:`metric_flag`) is ``missing`` too, with the reason in ``flag`` (else ``missing``)."""
     run_id = results["run"]["id"]
     rows = []
     for c in results["cells"]:
@@ -311,10 +323,13 @@ def tidy_rows(results: dict[str, Any], missing: Any = "") -> list[dict[str, Any]
                 "protocol": c["protocol"], "kind": c["kind"], "status": c["status"]}
         metrics = c.get("metrics") or {}
         if c["status"] != "ok" or not metrics:
-            rows.append({**base, "metric": "status", "value": missing})
+            rows.append({**base, "metric": "status", "value": missing, "flag": missing})
             continue
         for name, value in metrics.items():
-            rows.append({**base, "metric": name, "value": missing if value is None else value})
+            why = metric_flag(c, name)
+            rows.append({**base, "metric": name,
+                         "value": missing if value is None or why else value,
+                         "flag": why or missing})
     return rows
 
 

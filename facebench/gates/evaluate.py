@@ -12,6 +12,7 @@ from typing import Any, Literal
 from facebench.gates.spec import Gate, MismatchPolicy, machine_dependent, metric_kinds
 from facebench.gates.stats import MIN_SAMPLES, SampleComparison, compare_samples, sample_source
 from facebench.metrics import far_key
+from facebench.metrics.catalog import normalised
 
 Status = Literal["pass", "fail", "error", "skip"]
 
@@ -93,6 +94,54 @@ def _fingerprint_issue(results: dict[str, Any], baseline: dict[str, Any]) -> str
         f"baseline {base_id} ran on another machine (fingerprint {str(base)[:12]}… vs "
         f"{str(cur)[:12]}…): machine-dependent metrics are not comparable"
     )
+
+
+def _different_machines(results: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """Both runs have a fingerprint and they differ."""
+    cur = (results.get("environment") or {}).get("fingerprint")
+    base = (baseline.get("environment") or {}).get("fingerprint")
+    return bool(cur and base and cur != base)
+
+
+def normalised_cell(cell: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """``cell`` with the latency ``metric`` replaced by its machine-normalised figure
+    (``latency…_norm_ms``, docs/results.md) and its raw latency samples scaled the same way
+    (× speed index / reference index), or None when the cell has no normalised figure."""
+    name = normalised(metric)
+    metrics, details = cell.get("metrics") or {}, cell.get("details") or {}
+    index = details.get("speed_index") if isinstance(details.get("speed_index"), dict) else {}
+    value, speed, ref = (_num(v) for v in (metrics.get(name) if name else None,
+                                           index.get("value"), index.get("reference")))
+    if value is None or not speed or not ref:
+        return None
+    latency = details.get("latency") if isinstance(details.get("latency"), dict) else {}
+    scaled = {b: ({**lat, "samples_ms": [float(x) * speed / ref for x in lat["samples_ms"]]}
+                  if isinstance(lat, dict) and isinstance(lat.get("samples_ms"), list) else lat)
+              for b, lat in latency.items()}
+    return {**cell, "metrics": {**metrics, metric: value},
+            "details": {**details, "latency": scaled}}
+
+
+def _normalised_pair(gate: Gate, cell: dict[str, Any], runs: _Runs
+                     ) -> tuple[dict[str, Any], _Runs, str] | None:
+    """For a relative latency gate across two machines: the cell and baseline with normalised
+    latency, and the sentence that says so; None when either lacks a normalised figure."""
+    bcell = (runs.bcells or {}).get(cell["id"])
+    if bcell is None or runs.baseline is None:
+        return None
+    cur, base = normalised_cell(cell, gate.metric), normalised_cell(bcell, gate.metric)
+    if cur is None or base is None:
+        return None
+
+    def index(c: dict[str, Any]) -> str:
+        return f"{_fmt(_num(c['details']['speed_index'].get('value')))} GFLOP/s"
+
+    note = (f"machine fingerprints differ: compared normalised latency "
+            f"({normalised(gate.metric)} = latency × speed index / reference "
+            f"{_fmt(_num(cell['details']['speed_index'].get('reference')))} GFLOP/s; speed index "
+            f"current {index(cell)}, baseline {index(bcell)}), not raw ms")
+    bcells = {**(runs.bcells or {}), cell["id"]: base}
+    return cur, _Runs(runs.results, runs.baseline, bcells), note
 
 
 def _samples(cell: dict[str, Any], batch: str) -> list[float] | None:
@@ -366,11 +415,13 @@ def evaluate_gates(
     metric (or, when failed/skipped, is of the kind that would). Failed cells fail, skipped cells
     skip, a null metric is an error. Relative gates without a baseline skip. Relative gates on
     machine-dependent metrics whose baseline ran on another machine warn, or fail when the
-    gate's (else the global) policy is ``fail``. When either cell was measured on a busy
-    machine (:func:`busy_reason`), a ``max_regression`` on a machine-dependent metric is raised
-    to the gate's ``overload_threshold`` (with a warning). A model-vs-model gate (``better_than``,
-    ``vs``) is judged on each comparison of the run between a cell it selects and a cell of the
-    other model (:func:`_versus_outcomes`).
+    gate's (else the global) policy is ``fail``; under ``warn``, a latency gate whose two cells
+    both have a normalised figure (``latency…_norm_ms``) compares those instead, raw samples
+    scaled by each cell's speed index (:func:`normalised_cell`), and says so. When either cell
+    was measured on a busy machine (:func:`busy_reason`), a ``max_regression`` on a
+    machine-dependent metric is raised to the gate's ``overload_threshold`` (with a warning). A
+    model-vs-model gate (``better_than``, ``vs``) is judged on each comparison of the run between
+    a cell it selects and a cell of the other model (:func:`_versus_outcomes`).
     """
     cells = results.get("cells") or []
     bcells = {c["id"]: c for c in baseline.get("cells") or []} if baseline is not None else None
@@ -400,10 +451,19 @@ def evaluate_gates(
             )
             continue
         for cell in matched:
+            policy = gate.on_fingerprint_mismatch or on_fingerprint_mismatch
+            pair = (_normalised_pair(gate, cell, runs)
+                    if gate.relative and policy == "warn" and baseline is not None
+                    and _different_machines(results, baseline) else None)
+            if pair is not None:
+                out = _check_cell(idx, gate, pair[0], pair[1])
+                out.message = f"{pair[2]}: {out.message}"
+                out.warnings.append(pair[2])
+                outcomes.append(out)
+                continue
             out = _check_cell(idx, gate, cell, runs)
             compared = gate.relative and out.baseline is not None
             if issue and compared and machine_dependent(gate.metric):
-                policy = gate.on_fingerprint_mismatch or on_fingerprint_mismatch
                 if policy == "fail":
                     out.status = "fail"
                     out.message = f"{issue} (on_fingerprint_mismatch: fail); {out.message}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["higher", "lower", "none"]
 #: How the report shows a value (see ``facebench.report.fmt``):
@@ -40,7 +40,9 @@ class MetricInfo:
 
     ``machine``: the value depends on the machine (timings, memory), so runs on different
     machines are not comparable. ``deterministic``: the value depends only on the model and the
-    data, so any change between two runs is real (no noise).
+    data, so any change between two runs is real (no noise). ``maximum``: the largest value a
+    correct measurement can take; a value above it is a measurement error (:func:`flag`),
+    never shown as a result.
     """
 
     name: str
@@ -51,6 +53,7 @@ class MetricInfo:
     kinds: tuple[Kind, ...]
     machine: bool = False
     deterministic: bool = False
+    maximum: float | None = None
 
     @property
     def is_family(self) -> bool:
@@ -64,7 +67,7 @@ class MetricInfo:
 
 
 def _m(name: str, unit: str, direction: Direction, fmt: Format, meaning: str,
-       kinds: tuple[Kind, ...], **flags: bool) -> MetricInfo:
+       kinds: tuple[Kind, ...], **flags: Any) -> MetricInfo:
     return MetricInfo(name, unit, direction, fmt, meaning, kinds, **flags)
 
 
@@ -232,7 +235,23 @@ CATALOG: tuple[MetricInfo, ...] = (
     _m("gflops_per_s", "GFLOP/s", "higher", "sig4",
        "achieved compute rate: gflops × batch / latency, at the largest batch", _E, machine=True),
     _m("pct_of_peak", "%", "higher", "percent_value",
-       "gflops_per_s as a percentage (0–100) of the CPU's derived FP32 peak; null when unknown",
+       "gflops_per_s as a percentage (0–100) of the peak of the precision that ran (fp32, fp16 "
+       "or int8), measured on this machine at the cell's threads by a GEMM through the engine's "
+       "own library; null when no peak was measured; above 100 a measurement error, flagged and "
+       "never shown", _E, machine=True, maximum=100.0),
+    _m("latency.b{B}.p50_norm_ms", "ms", "lower", "ms",
+       "latency.b{B}.p50_ms × the speed index / the reference index (100 GFLOP/s): the median "
+       "latency on the reference machine; the speed index is the fp32 GEMM GFLOP/s measured with "
+       "the cell's engine and threads", _E, machine=True),
+    _m("latency.b{B}.p90_norm_ms", "ms", "lower", "ms",
+       "latency.b{B}.p90_ms normalised as latency.b{B}.p50_norm_ms", _E, machine=True),
+    _m("latency.b{B}.p99_norm_ms", "ms", "lower", "ms",
+       "latency.b{B}.p99_ms normalised as latency.b{B}.p50_norm_ms", _E, machine=True),
+    _m("latency.p50_norm_ms", "ms", "lower", "ms", "latency.b1.p50_norm_ms (shortcut for gates)",
+       _E, machine=True),
+    _m("latency.p90_norm_ms", "ms", "lower", "ms", "latency.b1.p90_norm_ms (shortcut for gates)",
+       _E, machine=True),
+    _m("latency.p99_norm_ms", "ms", "lower", "ms", "latency.b1.p99_norm_ms (shortcut for gates)",
        _E, machine=True),
     _m("latency.b{B}.p50_vs_fp32", "ratio", "lower", "ratio",
        "precision variant's latency.b{B}.p50_ms / its fp32 baseline cell's (below 1: faster)",
@@ -267,6 +286,27 @@ def sign(name: str) -> int:
     """+1 when higher is better, −1 when lower is better, 0 when neither or unknown."""
     info = metric_info(name)
     return 0 if info is None else info.sign
+
+
+def flag(name: str, value: Any) -> str | None:
+    """Why ``value`` of metric ``name`` is a measurement error (above the catalog's
+    ``maximum``), else None."""
+    info = metric_info(name)
+    if info is None or info.maximum is None or isinstance(value, bool) \
+            or not isinstance(value, int | float) or not value > info.maximum:
+        return None
+    return (f"measurement error: above the {info.maximum:g} {info.unit} a correct measurement "
+            "can reach; not a result")
+
+
+_NORMALISABLE = re.compile(r"(latency(?:\.b[1-9][0-9]*)?\.p(?:50|90|99))_ms")
+
+
+def normalised(name: str) -> str | None:
+    """The machine-normalised metric of a latency (``latency.b8.p50_ms`` →
+    ``latency.b8.p50_norm_ms``), or None when it has none."""
+    m = _NORMALISABLE.fullmatch(name)
+    return f"{m.group(1)}_norm_ms" if m else None
 
 
 def dotted_heads() -> frozenset[str]:

@@ -8,6 +8,10 @@ from facebench.pipeline.context import CellContext, engine_parts
 from facebench.pipeline.embeddings import cell_source
 from facebench.plan import Cell
 from facebench.probes.efficiency import run_efficiency
+from facebench.probes.peaks import PeakCache
+
+#: The run folder's file of measured peaks, shared by the run's cells (facebench.probes.peaks).
+PEAKS_FILE = "peaks.json"
 
 
 def run_efficiency_cell(cell: Cell, ctx: CellContext) -> dict[str, Any]:
@@ -24,6 +28,7 @@ def run_efficiency_cell(cell: Cell, ctx: CellContext) -> dict[str, Any]:
         progress=lambda done, total: ctx.progress("iterations", done, total),
         cache_dir=ctx.cache_dir / "engines" if ctx.cache_dir else None,
         run_src=run_src if cell.device.precision == "int8" else None,
+        peaks=PeakCache(ctx.out_dir / PEAKS_FILE),
     )
     details = {**out["details"], "precision": precision}
     return {"metrics": out["metrics"], "details": details, "artifacts": {}}

@@ -21,9 +21,14 @@ Every engine goes through this one path; the input batch has the source's input 
 layout (NHWC for dlib).
 
 ``gflops_per_s`` = GFLOPs per image × B / p50 latency at the largest batch size measured
-(every batch size's rate is in ``details.rate``); ``pct_of_peak`` = 100 × that / the machine's
-peak (:func:`facebench.environment.cpu_peak_gflops` for the threads used, or the GPU's datasheet
-peak); null when the peak is unknown.
+(every batch size's rate is in ``details.rate``); ``pct_of_peak`` = 100 × that / the MEASURED
+peak of the precision that ran, at the cell's threads (:mod:`facebench.probes.peaks`; measured
+after the timed loops and the memory sampler, once per run and key); null when no peak could be
+measured, and null with the reason in ``details.metric_errors.pct_of_peak`` when above 100 % (a
+measurement error). ``details.rate.peak.nominal_upper_bound`` keeps the formula's
+(:func:`facebench.environment.cpu_peak_gflops`) or the GPU datasheet's peak, never divided by.
+``latency…p50_norm_ms`` (p90, p99 too) = latency × speed index / the reference index: the speed
+index is the measured fp32 peak of the same engine and threads.
 """
 
 from __future__ import annotations
@@ -70,6 +75,13 @@ from facebench.probes.memory import (
     current_rss,
     trim_heap,
 )
+from facebench.probes.peaks import (
+    PROCESS_PEAKS,
+    REFERENCE_SPEED_INDEX,
+    PeakCache,
+    normalised_ms,
+    percent_of_peak,
+)
 
 LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "samples")
 
@@ -82,7 +94,28 @@ def metric_names(batch_sizes: Sequence[int]) -> list[str]:
         names += [f"latency.b{b}.{f}" for f in LATENCY_FIELDS] + [f"throughput.b{b}"]
     names += ["latency.p50_ms", "latency.p90_ms", "latency.p99_ms",
               "memory.peak_rss_bytes", "memory.peak_rss_delta_bytes", "gflops_per_s", "pct_of_peak"]
-    return names
+    return names + normalised_names(batch_sizes)
+
+
+#: The latency quantiles that get a normalised figure (``latency.b{B}.p50_norm_ms``).
+NORMALISED = ("p50", "p90", "p99")
+
+
+def normalised_names(batch_sizes: Sequence[int]) -> list[str]:
+    """The normalised latency names: per batch size, then the batch-1 shortcuts."""
+    names = [f"latency.b{b}.{q}_norm_ms" for b in batch_sizes for q in NORMALISED]
+    return names + [f"latency.{q}_norm_ms" for q in NORMALISED]
+
+
+def normalised_metrics(metrics: dict[str, Any], speed_index: float | None) -> dict[str, Any]:
+    """Every ``latency…{q}_ms`` of :data:`NORMALISED` in ``metrics`` as ``…{q}_norm_ms`` =
+    latency × ``speed_index`` / :data:`REFERENCE_SPEED_INDEX` (None where either is unknown)."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        head, _, tail = name.rpartition(".")
+        if head.startswith("latency") and tail in {f"{q}_ms" for q in NORMALISED}:
+            out[f"{head}.{tail[:-3]}_norm_ms"] = normalised_ms(value, speed_index)
+    return out
 
 
 def make_input(batch: int, input_size: tuple[int, int], seed: int = 0,
@@ -204,11 +237,49 @@ def _stored_weights(comp: dict[str, Any], run_src: ModelSource) -> dict[str, Any
     return {**comp, **{k: run[k] for k in STORAGE_FIELDS}, "storage_counted_on": str(run_src.path)}
 
 
-def _peak(info: dict[str, Any], cfg: EngineConfig) -> dict[str, Any] | None:
+def nominal_peak(info: dict[str, Any], cfg: EngineConfig) -> dict[str, Any] | None:
+    """The formula's (CPU) or datasheet's (GPU) fp32/fp16 peak: a labelled upper bound, recorded
+    beside the measured peak and never divided by."""
     if cfg.device == "cuda":
         return environment.gpu_peak_gflops(str(info.get("device_name", "")), fp16=cfg.fp16)
-    threads = info.get("threads", {}).get("intra_op") or environment.cores_used()
-    return environment.cpu_peak_gflops(cores=min(int(threads), environment.cores_used()))
+    return environment.cpu_peak_gflops(cores=peak_threads(info, cfg))
+
+
+def peak_threads(info: dict[str, Any], cfg: EngineConfig) -> int:
+    """The thread count the cell ran at (the engine's, else the device's, else every core this
+    process may use), at most the cores it may use."""
+    threads = (info.get("threads") or {}).get("intra_op") or cfg.intra_op_threads \
+        or environment.cores_used()
+    return max(1, min(int(threads), environment.cores_used()))
+
+
+def ran_precision(cfg: EngineConfig) -> str:
+    """The precision the device runs: ``int8``, ``fp16`` or ``fp32``."""
+    return "int8" if cfg.int8 else "fp16" if cfg.fp16 else "fp32"
+
+
+def against_peak(top: float | None, cfg: EngineConfig, info: dict[str, Any],
+                 cache: PeakCache) -> tuple[float | None, dict[str, Any]]:
+    """``(pct_of_peak, details)`` of an achieved rate ``top``: over the measured peak of the
+    precision that ran (:mod:`facebench.probes.peaks`), measured once more when above it; a
+    percentage still above 100 is None with ``pct_of_peak_error``. ``details`` also holds the
+    nominal upper bound and the speed index (the fp32 peak at the same threads)."""
+    threads = peak_threads(info, cfg)
+    precision = ran_precision(cfg)
+    peak = cache.get(cfg.engine, cfg.device, precision, threads)
+    pct, error = percent_of_peak(top, peak.get("gflops"))
+    if error is not None:
+        peak = cache.remeasure(peak)
+        pct, error = percent_of_peak(top, peak.get("gflops"))
+    index = peak if precision == "fp32" else cache.get(cfg.engine, cfg.device, "fp32", threads)
+    out: dict[str, Any] = {
+        "precision": precision, "measured": peak,
+        "nominal_upper_bound": nominal_peak(info, cfg),
+        "speed_index": index.get("gflops"), "reference_speed_index": REFERENCE_SPEED_INDEX,
+    }
+    if error is not None:
+        out["pct_of_peak_error"] = error
+    return pct, out
 
 
 def run_efficiency(
@@ -224,6 +295,7 @@ def run_efficiency(
     cache_dir: Path | None = None,
     memory_interval_s: float = 0.01,
     run_src: ModelSource | None = None,
+    peaks: PeakCache | None = None,
 ) -> dict[str, Any]:
     """Measure one efficiency cell in this process (see module docstring).
 
@@ -234,8 +306,9 @@ def run_efficiency(
     ``run_src``.
 
     ``progress(done, total)`` is called between steps (cold start, each batch size, compute),
-    never inside a timed loop. Raises :class:`EngineUnavailable` when the configuration cannot
-    run here.
+    never inside a timed loop. ``peaks`` holds the run's measured peaks (default: this
+    process's); a missing one is measured after the timed loops and the memory sampler.
+    Raises :class:`EngineUnavailable` when the configuration cannot run here.
     """
     batch_sizes = sorted(set(int(b) for b in batch_sizes))
     if not batch_sizes or batch_sizes[0] < 1:
@@ -310,11 +383,10 @@ def run_efficiency(
     gflops = comp.get("gflops")
     rate = {str(b): (gflops * b / (st.p50_ms / 1e3) if gflops else None)
             for b, st in stats.items()}
-    peak = _peak(info, cfg)
     top = rate[str(batch_sizes[-1])]
     metrics["gflops_per_s"] = top
-    if top is not None and peak:
-        metrics["pct_of_peak"] = 100.0 * top / peak["gflops"]
+    metrics["pct_of_peak"], peak = against_peak(top, cfg, info, peaks or PROCESS_PEAKS)
+    metrics.update(normalised_metrics(metrics, peak["speed_index"]))
 
     load_after = environment.load_avg()
     threads_used = int(info.get("threads", {}).get("intra_op") or 1)
@@ -342,6 +414,10 @@ def run_efficiency(
         "model_size": size_source,
         "rate": {"gflops_per_s": rate, "metric_batch": batch_sizes[-1],
                  "latency": "p50", "peak": peak},
+        "metric_errors": ({"pct_of_peak": peak["pct_of_peak_error"]}
+                          if "pct_of_peak_error" in peak else {}),
+        "speed_index": {"value": peak["speed_index"], "reference": REFERENCE_SPEED_INDEX,
+                        "normalised_ms": "latency × value / reference"},
         "load_avg_before": load_before,
         "load_avg_after": load_after,
         "other_cpu_frac": round(other_cpu / max(1e-9, wall * (os.cpu_count() or 1)), 4),
@@ -360,8 +436,12 @@ def run_efficiency_isolated(
 ) -> dict[str, Any]:
     """:func:`run_efficiency` in a fresh Python process (``python -m facebench.probes.efficiency``):
     a clean RSS baseline, a true cold start, and torch inter-op threads that can still be set.
-    ``kwargs`` must be JSON-serializable (``progress`` is not forwarded)."""
+    ``kwargs`` must be JSON-serializable (``progress`` is not forwarded; ``peaks`` is passed as
+    its file, so that the child reuses and adds to the run's measured peaks)."""
     kwargs.pop("progress", None)
+    peaks = kwargs.pop("peaks", None)  # the child shares the run's peaks through their file
+    if peaks is not None and peaks.path is not None:
+        kwargs["peaks_path"] = str(peaks.path)
     spec = {
         "source": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(source).items()},
         "cfg": asdict(cfg),
@@ -398,6 +478,8 @@ def _child(out_path: str) -> None:
     kwargs = spec["kwargs"]
     if kwargs.get("cache_dir"):
         kwargs["cache_dir"] = Path(kwargs["cache_dir"])
+    if kwargs.get("peaks_path"):
+        kwargs["peaks"] = PeakCache(Path(kwargs.pop("peaks_path")))
     try:
         result = run_efficiency(source, cfg, **kwargs)
     except EngineUnavailable as exc:

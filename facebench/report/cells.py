@@ -12,6 +12,7 @@ from facebench.metrics.catalog import metric_info
 from facebench.report import fmt
 from facebench.report.compare import Comparison, Delta
 from facebench.report.summary import better_sign
+from facebench.results import metric_flag
 
 DELTA_MARK = {"better": "▲", "worse": "▼", "changed": "●", "noise": "≈", "unknown": "?"}
 
@@ -74,8 +75,17 @@ class Deltas:
         return cell
 
 
+#: What a table shows instead of a value that is a measurement error (results.metric_flag).
+FLAGGED = "measurement error"
+
+
 def value_cell(c: dict[str, Any], metric: str, render: Callable[[Any], str], deltas: Deltas,
            note: str = "") -> Cell:
+    """A metric's value cell; a flagged value (:func:`facebench.results.metric_flag`) is never
+    shown: the cell says :data:`FLAGGED` and why."""
+    why = metric_flag(c, metric)
+    if why:
+        return Cell(FLAGGED, "", "num na flagged", why.removeprefix(f"{FLAGGED}: "))
     v = (c.get("metrics") or {}).get(metric)
     text = render(v)
     cell = Cell(text, sort_key(v), "num na" if text == fmt.NA else "num", note)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from facebench.markdown import md as md  # re-exported: the one Markdown escaper
-from facebench.metrics.catalog import Format, metric_info
+from facebench.metrics.catalog import Format, flag, metric_info
 
 NA = "n/a"
 
@@ -128,9 +128,12 @@ def metric_format(name: str) -> Format:
 
 
 def metric(name: str, value: Any) -> str:
-    """Any contract metric with its natural unit (used in delta and history tables)."""
+    """Any contract metric with its natural unit (used in delta and history tables); a value
+    above the catalog's maximum is a measurement error and says so instead."""
     if number(value) is None:
         return NA
+    if flag(name, value):
+        return "measurement error"
     return FORMATS[metric_format(name)](value)
 
 

@@ -291,12 +291,14 @@ def busy_warning(results: dict[str, Any]) -> str | None:
 
 
 def history_entry(results: dict[str, Any]) -> dict[str, Any]:
-    """A run as a history point: ``{run_id, started, commit, metrics: {cell_id: {...}}}``."""
+    """A run as a history point: ``{run_id, started, commit, fingerprint, metrics: {cell_id:
+    {...}}}``."""
     run = results.get("run") or {}
     return {
         "run_id": run.get("id"),
         "started": run.get("started"),
         "commit": (run.get("git") or {}).get("commit"),
+        "fingerprint": (results.get("environment") or {}).get("fingerprint"),
         "metrics": {str(c.get("id")): dict(c.get("metrics") or {}) for c in ok_cells(results)},
     }
 

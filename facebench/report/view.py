@@ -11,6 +11,8 @@ import re
 import shlex
 from typing import Any
 
+from facebench.metrics.catalog import normalised
+from facebench.probes.peaks import REFERENCE_SPEED_INDEX
 from facebench.report import fmt
 from facebench.report.cells import (
     DELTA_MARK,
@@ -180,7 +182,8 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
             Column("Model", numeric=False), Column("Params (M)"), Column("GMAC"),
             Column("GFLOPs", help="2 × GMAC"), Column("Size (MB)"), Column("Cold start (ms)"),
             Column("Throughput (img/s)", help="best batch size"), Column("Peak RSS (MB)"),
-            Column("RSS Δ (MB)"), Column("GFLOP/s"), Column("% of peak")])
+            Column("RSS Δ (MB)"), Column("GFLOP/s"),
+            Column("% of peak", help="of the peak of the precision that ran, measured here")])
         dequantized: dict[str, int] = {}
         for c in group:
             best_tp = max(((b, (c.get("metrics") or {}).get(f"throughput.b{b}"))
@@ -208,7 +211,9 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
             ])
         mark_best(cost, dict(enumerate(COST_MARKED, 1)))
         cost.notes.append("MB = 10⁶ bytes. GMAC counts one fused multiply-add as 1; GFLOPs = 2 × "
-                          "GMAC. % of peak: achieved GFLOP/s over the machine's peak, when known.")
+                          "GMAC. % of peak: achieved GFLOP/s (int8: GOP/s) over the peak of the "
+                          "precision that ran, measured on this machine at these threads (see "
+                          "Reproducibility); above 100 % it is a measurement error and not shown.")
         if any(r[4].note for r in cost.rows):
             cost.notes.append("Under Size: the stored weights by precision, in millions of "
                               "elements (quantization scales and zero points included).")
@@ -226,9 +231,9 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
                     mean.text += f" ± {fmt.ms((c.get('metrics') or {}).get(p + 'std_ms'))}"
                 lat.rows.append([
                     model_cell(c), Cell(str(b), str(b), "num"),
-                    value_cell(c, p + "p50_ms", fmt.ms, deltas),
-                    value_cell(c, p + "p90_ms", fmt.ms, deltas),
-                    value_cell(c, p + "p99_ms", fmt.ms, deltas),
+                    value_cell(c, p + "p50_ms", fmt.ms, deltas, _normalised_note(c, p + "p50_ms")),
+                    value_cell(c, p + "p90_ms", fmt.ms, deltas, _normalised_note(c, p + "p90_ms")),
+                    value_cell(c, p + "p99_ms", fmt.ms, deltas, _normalised_note(c, p + "p99_ms")),
                     mean,
                     value_cell(c, p + "min_ms", fmt.ms, deltas),
                     value_cell(c, p + "samples", fmt.count, deltas),
@@ -236,6 +241,13 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
                 ])
         lat.notes.append("Warm synchronous calls after warm-up; throughput = batch × iterations / "
                          "wall time.")
+        index = ((d.get("speed_index") or {}).get("value"))
+        if fmt.number(index) is not None:
+            lat.notes.append(
+                f"norm.: the latency on the reference machine = ms × this device's speed index "
+                f"({fmt.sig(index, 3)} GFLOP/s: fp32 GEMM measured with this engine and threads) "
+                f"/ {fmt.sig(REFERENCE_SPEED_INDEX, 3)} GFLOP/s (the fixed reference): compare "
+                "it across machines, the ms within one.")
         tables += [cost, lat]
     return tables
 
@@ -432,6 +444,40 @@ def _settings(c: dict[str, Any]) -> str:
     return json.dumps(picked, sort_keys=True, default=str)
 
 
+def _normalised_note(c: dict[str, Any], metric: str) -> str:
+    """``norm. 12.3 ms`` for a latency with a normalised figure, else ''."""
+    name = normalised(metric)
+    value = (c.get("metrics") or {}).get(name) if name else None
+    return "" if fmt.number(value) is None else f"norm. {fmt.ms(value)}"
+
+
+def peak_rows(env: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The environment's measured peaks (value and method), the nominal upper bound and the
+    speed index, as reproducibility rows."""
+    rows: list[tuple[str, Any]] = []
+    peaks = env.get("peaks")
+    for key, p in (peaks.items() if isinstance(peaks, dict) else ()):
+        if not isinstance(p, dict):
+            continue
+        value = fmt.number(p.get("gflops"))
+        text = (f"{fmt.sig(value, 4)} {p.get('unit') or 'GFLOP/s'} — {p.get('method')}"
+                if value is not None else f"not measured: {p.get('error')}")
+        if p.get("remeasured"):
+            text += f" (measured again {p['remeasured']}× after a cell exceeded it)"
+        rows.append((f"Measured peak {key}", text))
+    nominal = env.get("peak_nominal_upper_bound")
+    if isinstance(nominal, dict) and nominal.get("how"):
+        rows.append(("Nominal peak (formula; upper bound only if the reported clock is the "
+                     "highest the cores reach; never divided by)", nominal.get("how")))
+    index = env.get("speed_index")
+    if isinstance(index, dict) and index.get("values"):
+        values = ", ".join(f"{k}: {fmt.sig(v, 4)}" for k, v in index["values"].items()
+                           if fmt.number(v) is not None)
+        rows.append(("Speed index (fp32 GEMM GFLOP/s)",
+                     f"{values}; reference {fmt.sig(index.get('reference'), 4)}"))
+    return rows
+
+
 def _loads(values: Any) -> str:
     return ", ".join(fmt.fixed(v) for v in values) if isinstance(values, list) else fmt.NA
 
@@ -461,6 +507,7 @@ def reproducibility(results: dict[str, Any]) -> dict[str, Any]:
     flags = env.get("cpu_flags")
     if flags:
         rows.append(("CPU flags", " ".join(map(str, flags))))
+    rows += peak_rows(env)
     datasets = [{"name": str(k), **{f: str(v.get(f, "")) for f in ("kind", "images", "pairs")},
                  "checksums": ", ".join(f"{f}={v[f]}" for f in sorted(v)
                                         if "sha" in f or "md5" in f)}
@@ -497,7 +544,8 @@ def baseline_view(comparison: Comparison, baseline: dict[str, Any]) -> dict[str,
                   [row(d) for d in comparison.deltas])
     machine = {True: "same machine fingerprint",
                False: "DIFFERENT machine fingerprint: latency, throughput and memory deltas "
-                      "compare two machines, not two versions",
+                      "compare two machines, not two versions; the normalised latencies "
+                      "(latency…_norm_ms: ms × speed index / reference) are the ones to compare",
                None: "machine fingerprint unknown"}[comparison.same_machine]
     return {
         "run_id": str(run.get("id")), "started": str(run.get("started")),

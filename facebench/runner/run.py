@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facebench.environment import fingerprint
+from facebench.environment import cpu_peak_gflops, fingerprint
 from facebench.environment import git_info as _git
 from facebench.io import atomic_write_json, create_new
+from facebench.pipeline.efficiency import PEAKS_FILE
 from facebench.plan import Cell, plan
+from facebench.probes.peaks import PeakCache, environment_block
 from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
 from facebench.results import (
     check_results,
@@ -129,6 +131,7 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
             console: Console, execute: Any) -> dict:
     """The run itself, in ``out`` (facebench's) while this process holds its lock."""
     sweep_stale(out)
+    (out / PEAKS_FILE).unlink(missing_ok=True)  # each run measures its machine's peaks anew
     text = Path(suite_path).read_text(encoding="utf-8")
     header = run_header(Path(suite_path).resolve(), text, sys.argv, git_info())
     previous = _previous(out, console) if opts.resume else None
@@ -187,6 +190,11 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         console.print(f"[yellow]model comparison failed:[/yellow] {type(exc).__name__}: "
                       f"{escape(plain(exc))}")
     results["run"]["finished"] = now()
+    peaks = PeakCache(out / PEAKS_FILE).load()
+    if peaks:  # a resumed run keeps the peaks its reused cells were divided by
+        earlier = results["environment"].get("peaks")
+        peaks = {**(earlier if isinstance(earlier, dict) else {}), **peaks}
+        results["environment"].update(environment_block(peaks, cpu_peak_gflops()))
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())
     write_results(out, results)

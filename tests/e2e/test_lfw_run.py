@@ -85,7 +85,7 @@ def test_metrics_recomputed_from_scores_are_identical(results: dict, lfw_run: Pa
 def test_results_csv_is_tidy(results: dict, lfw_run: Path) -> None:
     frame = pd.read_csv(lfw_run / "results.csv")
     assert list(frame.columns) == ["run_id", "cell_id", "model", "device", "protocol", "kind",
-                                   "status", "metric", "value"]
+                                   "status", "metric", "value", "flag"]
     assert not frame.duplicated(["cell_id", "metric"]).any()
     lfw = frame[frame.protocol == "lfw"].set_index("metric")["value"]
     assert float(lfw["accuracy"]) == cell(results, "lfw")["metrics"]["accuracy"]

@@ -300,7 +300,7 @@ def tidy_without_run_id(out: Path) -> str:
     time this run (see :func:`stable`)."""
     rows = [row.partition(",")[2].split(",")
             for row in (out / "results.csv").read_text(encoding="utf-8").splitlines()]
-    # columns now: cell_id, model, device, protocol, kind, status, metric, value
+    # columns now: cell_id, model, device, protocol, kind, status, metric, value, flag
     return "\n".join(",".join(r) for r in rows if len(r) < 7 or stable({r[6]: None}))
 
 

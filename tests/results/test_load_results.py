@@ -20,7 +20,7 @@ import pytest
 import facebench
 from facebench.history import HistoryStore
 from facebench.metrics.catalog import metric_info
-from facebench.results import CELL_KEYS, SCHEMA_VERSION, CellRecord
+from facebench.results import CELL_KEYS, SCHEMA_VERSION, CellRecord, metric_flag
 from facebench.results import load_results as load_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def test_frame_matches_results_json() -> None:
     data = raw(REPORT)
     df = facebench.load_results(REPORT)
     assert list(df.columns) == ["run_id", "cell_id", "model", "device", "protocol", "kind",
-                                "status", "metric", "value", "unit", "direction"]
+                                "status", "metric", "value", "flag", "unit", "direction"]
     assert set(df.run_id) == {data["run"]["id"]}
     assert list(dict.fromkeys(df.cell_id)) == [c["id"] for c in data["cells"]]
     assert df.value.dtype == "float64"
@@ -44,13 +44,14 @@ def test_frame_matches_results_json() -> None:
         for col in ("model", "device", "protocol", "kind", "status"):
             assert set(rows[col]) == {cell[col]}
         assert list(rows.metric) == list(cell["metrics"])  # same metrics, same order
-        for name, value, got, unit, direction in zip(
-                rows.metric, cell["metrics"].values(), rows.value, rows.unit, rows.direction,
-                strict=True):
-            if value is None:
+        for name, value, got, flag, unit, direction in zip(
+                rows.metric, cell["metrics"].values(), rows.value, rows.flag, rows.unit,
+                rows.direction, strict=True):
+            if value is None or metric_flag(cell, name):  # flagged: a measurement error
                 assert math.isnan(got), name
             else:
                 assert got == value, name
+            assert (flag if isinstance(flag, str) else None) == metric_flag(cell, name), name
             info = metric_info(name)
             assert info is not None and (unit, direction) == (info.unit, info.direction), name
     assert len(df) == sum(len(c["metrics"]) for c in data["cells"])
