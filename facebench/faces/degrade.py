@@ -39,17 +39,20 @@ from facebench.crosscheck import CrossChecked
 #: Surgical-mask polygon in face coordinates: (across, down) in inter-ocular distances from the
 #: midpoint of the eyes; across along the eye axis, down perpendicular to it towards the mouth.
 #: The top edge crosses the nose below its bridge (the nose tip sits ~0.57 below the eyes, the
-#: mouth ~1.16, the chin ~1.6 on the ArcFace template), the bottom follows the chin.
+#: mouth ~1.16 on the ArcFace template); sides and bottom stay within a detector's face box
+#: (YuNet's on 60 LFW faces: at least 0.81 to each side of the eye midpoint, 1.50 below it).
 MASK_POLYGON = np.array([
-    [-0.90, 0.42], [-0.50, 0.33], [0.0, 0.28], [0.50, 0.33], [0.90, 0.42],
-    [0.82, 1.20], [0.45, 1.55], [0.0, 1.62], [-0.45, 1.55], [-0.82, 1.20],
+    [-0.80, 0.42], [-0.45, 0.33], [0.0, 0.28], [0.45, 0.33], [0.80, 0.42],
+    [0.75, 1.12], [0.42, 1.38], [0.0, 1.45], [-0.42, 1.38], [-0.75, 1.12],
 ], dtype=np.float64)
-#: Sunglasses band: from 0.8 inter-ocular distances left of the eye midpoint to 0.8 right,
+#: Sunglasses band: from 0.78 inter-ocular distances left of the eye midpoint to 0.78 right,
 #: 0.22 above the eye line to 0.22 below.
-SUNGLASSES_BAND = np.array([[-0.80, -0.22], [0.80, -0.22], [0.80, 0.22], [-0.80, 0.22]],
+SUNGLASSES_BAND = np.array([[-0.78, -0.22], [0.78, -0.22], [0.78, 0.22], [-0.78, 0.22]],
                            dtype=np.float64)
 MASK_COLOR_BGR = (230, 200, 170)  # light surgical blue
 SUNGLASSES_COLOR_BGR = (25, 25, 25)
+#: Part of every level's cache key: bump when a corruption's pixels change.
+DEGRADE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -348,7 +351,8 @@ class Level:
 
     def settings(self) -> dict[str, Any]:
         """What determines this level's images (the crop cache key and results)."""
-        return {**self.corruption.settings(self.value), "stage": self.stage, "seed": self.seed}
+        return {**self.corruption.settings(self.value), "stage": self.stage, "seed": self.seed,
+                "v": DEGRADE_VERSION}
 
     def record(self) -> dict[str, Any]:
         return {**self.settings(), "sides": self.sides, "level_name": self.name}
