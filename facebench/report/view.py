@@ -32,6 +32,7 @@ from facebench.report.compare import Comparison, Delta, compare
 from facebench.report.figures import cv_threshold
 from facebench.report.identification_view import identification_tables, templates_notes
 from facebench.report.paper_view import paper_table, variants_tables
+from facebench.report.robustness_view import robustness_section
 from facebench.report.summary import (
     best_per_metric,
     busy_warning,
@@ -499,6 +500,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "summary": summary(results),
         "verification": [t for t in vtables if t.rows],
         "identification": identification_tables(results, deltas),
+        "robustness": robustness_section(results),
         "efficiency": efficiency_tables(results, deltas),
         "paper": paper_table(results),
         "variants": variants_tables(results),
