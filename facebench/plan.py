@@ -80,7 +80,7 @@ def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:
     (``model@device@protocol``; a bare word matches any of the three parts)."""
     cells = [
         Cell(model=model, device=device, protocol=proto)
-        for proto in suite.protocols
+        for proto in expand_degrade(suite.protocols)
         for model in suite.models
         if proto.models is None or model.id in proto.models
         for device in suite.devices
@@ -91,6 +91,35 @@ def plan(suite: Suite, only: list[str] | None = None) -> list[Cell]:
     if only:
         cells = [c for c in cells if any(_matches(c, pattern) for pattern in only)]
     return cells
+
+
+#: Joins a degraded protocol's id to its level's name: ``lfw+resolution-32``.
+LEVEL_JOIN = "+"
+
+
+def expand_degrade(protocols: list) -> list:  # type: ignore[type-arg]
+    """Each protocol with ``degrade:`` becomes its clean self (same id, no ``degrade``) and one
+    protocol per level (``<id>+<level name>``, ``degrade`` holding that level alone)."""
+    out = []
+    for proto in protocols:
+        spec = getattr(proto, "degrade", None)
+        if spec is None:
+            out.append(proto)
+            continue
+        out.append(proto.model_copy(update={"degrade": None}))
+        for c in spec.corruptions:
+            for value in c.level_values():
+                one = spec.model_copy(update={
+                    "corruptions": [c.model_copy(update={"levels": [value]})]})
+                out.append(proto.model_copy(update={
+                    "id": f"{proto.id}{LEVEL_JOIN}{c.level_name(value)}", "degrade": one}))
+    seen: set[str] = set()
+    for proto in out:
+        if proto.id in seen:
+            raise ValueError(f"protocol id {proto.id!r} is both a protocol of the suite and a "
+                             "level of a degrade: block; rename the protocol")
+        seen.add(proto.id)
+    return out
 
 
 def _check_folders(cells: list[Cell]) -> None:

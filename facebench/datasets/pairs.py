@@ -145,11 +145,14 @@ def relative_names(images: Sequence[Path], root: Path) -> list[str]:
 
 
 def pairs_key(kind: str, names: Sequence[str], left: np.ndarray, right: np.ndarray,
-              labels: np.ndarray) -> str:
+              labels: np.ndarray, variant: str | None = None) -> str:
     """sha256 (hex) of a canonical pair list: the dataset ``kind``, then one line per pair in
     order, ``image a <TAB> image b <TAB> label``, names relative to the dataset root. Two cells
-    with equal keys scored the same pairs in the same order."""
+    with equal keys scored the same pairs in the same order. ``variant`` names anything else that
+    changes what was scored (a degradation level); ``None`` keeps the plain key."""
     h = hashlib.sha256(f"facebench-pairs-v1\n{kind}\n".encode())
+    if variant is not None:
+        h.update(f"variant\t{variant}\n".encode())
     for a, b, y in zip(left.tolist(), right.tolist(), labels.tolist(), strict=True):
         h.update(f"{names[a]}\t{names[b]}\t{int(y)}\n".encode())
     return h.hexdigest()

@@ -38,6 +38,7 @@ import numpy as np
 
 from facebench.cache import load_npz, store_npz
 from facebench.faces.align import NoAlign, _Align, check_landmarks
+from facebench.faces.degrade import FacePoints, Level
 from facebench.faces.detect import create_detector, select_face
 from facebench.faces.images import DETECT_MAX_SIDE, ImageError, decode_reduced, read_image_file
 from facebench.paths import default_cache_dir
@@ -47,6 +48,8 @@ __all__ = ["GIVEN", "GIVEN_MARGIN", "AcquireConfig", "Face", "GivenLandmarks", "
            "acquire_chunk", "default_cache_dir", "given_problem"]
 
 CACHE_VERSION = 4  # 4: checksummed entries (facebench.cache)
+#: The folder, in a detector's cache folder, of degraded crops (one folder per level).
+DEGRADED = "degraded"
 #: Images per job handed to a worker (detectors with ``detect_batch`` see them together).
 CHUNK = 32
 #: The detector name of images whose landmarks come with the dataset.
@@ -99,6 +102,8 @@ class Face:
     score: float | None = None
     reason: str | None = None  # set when crop is None (FtA)
     cached: bool = False
+    box: np.ndarray | None = None  # the detection's box, detection-image pixels
+    factor: float = 1.0  # detection image → file pixels
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class AcquireConfig:
     select: str
     align: _Align
     cache_dir: Path | None
+    #: A degradation level (``degrade:``): its crops are cached apart, keyed by the level.
+    degrade: Level | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -133,8 +140,11 @@ class AcquireConfig:
 
     def key(self, detector_settings: dict[str, Any]) -> str:
         """Key of the crops: the detection key and the alignment's settings."""
-        blob = json.dumps({"v": CACHE_VERSION, "detect": self.detect_key(detector_settings),
-                           "align": self.effective_align().settings()}, sort_keys=True)
+        parts = {"v": CACHE_VERSION, "detect": self.detect_key(detector_settings),
+                 "align": self.effective_align().settings()}
+        if self.degrade is not None:
+            parts["degrade"] = self.degrade.settings()
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -145,13 +155,17 @@ class Caches:
 
     detect: Path | None = None
     crops: Path | None = None
+    #: A degraded configuration's clean crops (the same alignment without the degradation).
+    clean: Path | None = None
 
     def siblings(self) -> list[Path]:
-        """The other alignments' folders of the same detector (their entries hold detections)."""
+        """The other alignments' folders of the same detector (their entries hold detections);
+        never the degraded crops (their detections are of degraded images)."""
         if self.detect is None:
             return []
         try:
-            return sorted(p for p in self.detect.iterdir() if p.is_dir() and p != self.crops)
+            return sorted(p for p in self.detect.iterdir()
+                          if p.is_dir() and p != self.crops and p.name != DEGRADED)
         except OSError:
             return []
 
@@ -206,8 +220,9 @@ def _face_from_crop(index: int, z: dict[str, np.ndarray]) -> Face | None:
         reason = str(z["reason"]) or None
         if reason is not None:
             return Face(index, None, reason=reason, cached=True)
+        box = z["box"] if z["box"].size else None
         return Face(index, z["crop"], z["landmarks"] * z["factor"], float(z["score"]),
-                    cached=True)
+                    cached=True, box=box, factor=float(z["factor"]))
     except KeyError:
         return None
 
@@ -261,6 +276,8 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
         raise ValueError(f"detector {cfg.detector!r} with "
                          f"{'no' if given is None else len(given)} given landmark rows for "
                          f"{len(paths)} images: the 'given' detector needs one row per image")
+    if cfg.degrade is not None:
+        return _acquire_degraded(cfg, caches, start, paths, timings, given)
     align = cfg.effective_align()
     siblings = caches.siblings()
     faces: list[Face | None] = [None] * len(paths)
@@ -268,18 +285,11 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
     for i, path in enumerate(paths):
         index = start + i
         t0 = time.perf_counter()
-        try:
-            data = read_image_file(path)  # a FIFO or device is never opened for reading
-        except ImageError as exc:
-            faces[i] = Face(index, None, reason=f"unreadable: {exc.reason}")
+        data, failed = _read(index, path)
+        if data is None:
+            faces[i] = failed
             continue
-        except OSError as exc:
-            faces[i] = Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if given is not None:  # the same bytes with other landmarks are another face
-            digest = hashlib.sha256(f"{digest}:{given.part(i, i + 1).digest()}".encode()
-                                    ).hexdigest()
+        digest = _digest(data, given, i)
         crop_entry = _entry(caches.crops, digest)
         stored = _load(crop_entry)
         hit = _face_from_crop(index, stored) if stored is not None else None
@@ -325,6 +335,140 @@ def acquire_chunk(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Pa
         faces[t.i] = _align_one(align, start + t.i, t, timings)
         _store_crop(t.crop_entry, faces[t.i], t.detection, t.factor)  # type: ignore[arg-type]
     return faces  # type: ignore[return-value]
+
+
+def _digest(data: bytes, given: GivenLandmarks | None, i: int) -> str:
+    """An image's cache key: its bytes' sha256, with its given landmarks when it has some (the
+    same bytes with other landmarks are another face)."""
+    digest = hashlib.sha256(data).hexdigest()
+    if given is None:
+        return digest
+    return hashlib.sha256(f"{digest}:{given.part(i, i + 1).digest()}".encode()).hexdigest()
+
+
+def _read(index: int, path: Path) -> tuple[bytes | None, Face | None]:
+    """An image file's bytes, or the failure to acquire that reading it is (a FIFO or device
+    is never opened for reading)."""
+    try:
+        return read_image_file(path), None
+    except ImageError as exc:
+        return None, Face(index, None, reason=f"unreadable: {exc.reason}")
+    except OSError as exc:
+        return None, Face(index, None, reason=f"unreadable: {exc.strerror or exc}")
+
+
+def _scheme(cfg: AcquireConfig) -> str:
+    if cfg.detector in (GIVEN, "none"):
+        return "arcface5"
+    return str(getattr(_detector(), "landmarks_scheme", "arcface5"))
+
+
+_POINT_ORDER = ("left_eye", "right_eye", "nose")
+
+
+def _crop_points(align: _Align, shape: tuple[int, ...], clean: Face,
+                 points: FacePoints) -> FacePoints | None:
+    """``points`` (detection-image pixels) where the clean crop has them."""
+    pts = np.stack([points.left_eye, points.right_eye, points.nose, *points.mouth])
+    lm = None if clean.landmarks is None else clean.landmarks / np.float32(clean.factor)
+    mapped = align.points_in_crop(shape, clean.box, pts, lm)
+    if mapped is None:
+        return None
+    return FacePoints(mapped[0], mapped[1], mapped[2], mapped[3:5])
+
+
+def _acquire_degraded(cfg: AcquireConfig, caches: Caches, start: int, paths: list[Path],
+                      timings: dict[str, float] | None,
+                      given: GivenLandmarks | None) -> list[Face]:
+    """Faces of a degradation level: cache hits as stored; the rest from the clean acquisition
+    (which places a corruption by the face's landmarks and, at ``stage: aligned``, gives the
+    crop to degrade) and, at ``stage: source``, a detection on the degraded image."""
+    level: Level = cfg.degrade  # type: ignore[assignment]
+    align = cfg.effective_align()
+    faces: list[Face | None] = [None] * len(paths)
+    todo: list[tuple[int, Path | None, bytes, str]] = []
+    for i, path in enumerate(paths):
+        t0 = time.perf_counter()
+        data, failed = _read(start + i, path)
+        if data is None:
+            faces[i] = failed
+            continue
+        digest = _digest(data, given, i)
+        entry = _entry(caches.crops, digest)
+        stored = _load(entry)
+        faces[i] = _face_from_crop(start + i, stored) if stored is not None else None
+        _add(timings, "decode", time.perf_counter() - t0)
+        if faces[i] is None:
+            todo.append((i, entry, data, digest))
+    if not todo:
+        return faces  # type: ignore[return-value]
+    rows = [i for i, *_ in todo]
+    clean = acquire_chunk(dataclasses.replace(cfg, degrade=None),
+                          Caches(caches.detect, caches.clean), 0, [paths[i] for i in rows],
+                          timings, None if given is None else GivenLandmarks(
+                              given.points[rows], given.scores[rows]))
+    detect: list[_Todo] = []
+    for (i, entry, data, digest), c in zip(todo, clean, strict=True):
+        index = start + i
+        if level.needs_points and c.crop is None:
+            faces[i] = Face(index, None, reason=c.reason)
+            _store_crop(entry, faces[i])  # type: ignore[arg-type]
+            continue
+        t0 = time.perf_counter()
+        try:
+            image, factor = decode_reduced(data, str(paths[i]), DETECT_MAX_SIDE)
+        except ImageError as exc:
+            faces[i] = Face(index, None, reason=f"bad image: {exc.reason}")
+            _store_crop(entry, faces[i])  # type: ignore[arg-type]
+            continue
+        points = None
+        if c.landmarks is not None and c.landmarks.size:
+            points = FacePoints.from_landmarks(c.landmarks / np.float32(c.factor), _scheme(cfg))
+        elif level.needs_points:
+            faces[i] = Face(index, None, reason=f"{level.name} is placed by the face's "
+                            "landmarks, and this detector gives none")
+            _store_crop(entry, faces[i])  # type: ignore[arg-type]
+            continue
+        if level.stage == "aligned":
+            faces[i] = _degrade_crop(level, align, image.shape, c, points, digest, index)
+            _store_crop(entry, faces[i])  # type: ignore[arg-type]
+        else:
+            image = level.apply(image, digest, points)
+            detect.append(_Todo(i, entry, image, factor, None))
+        _add(timings, "degrade", time.perf_counter() - t0)
+    if detect:
+        t1 = time.perf_counter()
+        found = _detect_all([t.image for t in detect]) if cfg.detector != "none" else None
+        _add(timings, "detect", time.perf_counter() - t1)
+        for k, t in enumerate(detect):
+            if found is None:
+                faces[t.i] = Face(start + t.i, align.crop(t.image, None, None))
+                _store_crop(t.crop_entry, faces[t.i])  # type: ignore[arg-type]
+                continue
+            det = select_face(found[k], t.image.shape, cfg.select)  # type: ignore[arg-type]
+            t.detection = ({"reason": np.str_("no face detected")} if det is None else
+                           {"box": np.asarray(det.box, np.float32),
+                            "landmarks": np.asarray(det.landmarks, np.float32),
+                            "score": np.float32(det.score), "reason": np.str_("")})
+            faces[t.i] = _align_one(align, start + t.i, t, timings)
+            _store_crop(t.crop_entry, faces[t.i], t.detection, t.factor)  # type: ignore[arg-type]
+    return faces  # type: ignore[return-value]
+
+
+def _degrade_crop(level: Level, align: _Align, shape: tuple[int, ...], clean: Face,
+                  points: FacePoints | None, digest: str, index: int) -> Face:
+    """``stage: aligned``: the clean crop degraded (placed by the landmarks where it
+    needs them)."""
+    if clean.crop is None:
+        return Face(index, None, reason=clean.reason)
+    placed = None
+    if level.needs_points:
+        placed = None if points is None else _crop_points(align, shape, clean, points)
+        if placed is None:
+            return Face(index, None, reason=f"{level.name} cannot be placed on a "
+                        f"'{align.method}' crop; use stage: source")  # type: ignore[attr-defined]
+    return Face(index, level.apply(clean.crop, digest, placed), clean.landmarks, clean.score,
+                box=clean.box, factor=clean.factor)
 
 
 def given_problem(points: np.ndarray, score: float, width: int, height: int,
@@ -380,7 +524,7 @@ def _align_one(align: _Align, index: int, t: _Todo,
         _add(timings, "align", time.perf_counter() - t0)
     landmarks = d["landmarks"] if t.factor == 1.0 else (d["landmarks"] * t.factor).astype(
         np.float32)
-    return Face(index, crop, landmarks, float(d["score"]))
+    return Face(index, crop, landmarks, float(d["score"]), box=d["box"], factor=t.factor)
 
 
 def _detect_all(images: list[np.ndarray]) -> list[list[Any]]:
@@ -448,12 +592,19 @@ def prepare(cfg: AcquireConfig) -> tuple[Caches, dict[str, Any]]:
     caches = Caches()
     if cfg.cache_dir is not None:
         detector = _folder(Path(cfg.cache_dir) / "align" / cfg.detect_key(settings))
-        if detector is not None:
+        if detector is not None and cfg.degrade is not None:
+            clean = dataclasses.replace(cfg, degrade=None)
+            caches = Caches(detect=detector,
+                            crops=_folder(detector / DEGRADED / cfg.key(settings)),
+                            clean=_folder(detector / clean.key(settings)))
+        elif detector is not None:
             caches = Caches(detect=detector, crops=_folder(detector / cfg.key(settings)))
     record = {"detector": settings, "select": cfg.select,
               "align": cfg.effective_align().settings(), "size": list(cfg.size),
               "detect_max_side": DETECT_MAX_SIDE,
               "cache": str(caches.crops) if caches.crops else None}
+    if cfg.degrade is not None:
+        record["degrade"] = cfg.degrade.record()
     return caches, record
 
 

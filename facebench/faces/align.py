@@ -100,6 +100,14 @@ class _Align(CrossChecked):
              landmarks: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
+    def points_in_crop(self, shape: tuple[int, ...], box: np.ndarray | None,
+                       points: np.ndarray, landmarks: np.ndarray | None = None
+                       ) -> np.ndarray | None:
+        """Where image ``points`` (``(k, 2)``) land in the crop of an image of ``shape`` (what a
+        degradation placed on the face needs at ``stage: aligned``; ``landmarks``: the detection's,
+        which place the crop); ``None`` when this method cannot say (``dlib_chip``)."""
+        return None
+
 
 def _template_form(value: Any) -> str:
     return "named" if isinstance(value, str) else "points"
@@ -138,6 +146,18 @@ class SimilarityAlign(_Align):
         template = template_for(size, points, tuple(self.reference_size))  # type: ignore[arg-type]
         return align_face(image, landmarks, size, template)  # type: ignore[arg-type]
 
+    def points_in_crop(self, shape: tuple[int, ...], box: np.ndarray | None,
+                       points: np.ndarray, landmarks: np.ndarray | None = None
+                       ) -> np.ndarray | None:
+        if landmarks is None:
+            return None
+        named = ARCFACE_TEMPLATE if self.template == "arcface" else np.array(self.template)
+        size = self.out_size()
+        matrix = estimate_transform(landmarks, size, template_for(
+            size, named, tuple(self.reference_size)))  # type: ignore[arg-type]
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return pts @ matrix[:, :2].T + matrix[:, 2]
+
 
 class BoxCropAlign(_Align):
     """The detector box plus a margin, clipped to the image and resized (no rotation)."""
@@ -174,6 +194,16 @@ class BoxCropAlign(_Align):
         if x2 <= x1 or y2 <= y1:
             raise ValueError(f"empty face box {x1, y1, x2, y2} inside the image")
         return cv2.resize(image[y1:y2, x1:x2], self.out_size(), interpolation=cv2.INTER_LINEAR)
+
+    def points_in_crop(self, shape: tuple[int, ...], box: np.ndarray | None,
+                       points: np.ndarray, landmarks: np.ndarray | None = None
+                       ) -> np.ndarray | None:
+        if box is None:
+            return None
+        x1, y1, x2, y2 = self.box(box, shape)
+        w, h = self.out_size()
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return (pts - [x1, y1]) * [w / max(x2 - x1, 1), h / max(y2 - y1, 1)]
 
 
 class DlibChipAlign(_Align):
@@ -215,6 +245,13 @@ class NoAlign(_Align):
     def crop(self, image: np.ndarray, box: np.ndarray | None,
              landmarks: np.ndarray | None) -> np.ndarray:
         return cv2.resize(image, self.out_size(), interpolation=cv2.INTER_AREA)
+
+    def points_in_crop(self, shape: tuple[int, ...], box: np.ndarray | None,
+                       points: np.ndarray, landmarks: np.ndarray | None = None
+                       ) -> np.ndarray | None:
+        w, h = self.out_size()
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return pts * [w / shape[1], h / shape[0]]
 
 
 AlignSpec = Annotated[SimilarityAlign | BoxCropAlign | DlibChipAlign | NoAlign,

@@ -60,6 +60,7 @@ from facebench.faces.acquire import (
     prepare,
 )
 from facebench.faces.align import _Align
+from facebench.faces.degrade import Level
 from facebench.io import atomic_write_text, sha256_file, sha256_file_once, to_json
 from facebench.paths import default_cache_dir, relative_name
 from facebench.pipeline.calibrate import calibration_sample
@@ -297,9 +298,24 @@ def crop_size(model: Any, proto: Any) -> tuple[int, int]:
     return tuple(model.preprocess.input_size)  # type: ignore[return-value]
 
 
+def degrade_level(proto: Any) -> Level | None:
+    """The degradation level of a planned protocol (:func:`facebench.plan.expand_degrade` leaves
+    one level in each degraded protocol), or ``None`` for a clean one."""
+    spec = getattr(proto, "degrade", None)
+    return None if spec is None else spec.levels()[0]
+
+
+def clean_cell(cell: Cell, base_id: str) -> Cell:
+    """The cell of a degraded protocol's clean twin (same work without the degradation)."""
+    proto = cell.protocol.model_copy(update={"degrade": None, "id": base_id})
+    return dataclasses.replace(cell, protocol=proto)
+
+
 def acquire_config(cell: Cell, ctx: CellContext, given: bool = False) -> AcquireConfig:
-    return protocol_acquire_config(cell.protocol, cell.model.align,
-                                   crop_size(cell.model, cell.protocol), ctx.cache_dir, given)
+    acq = protocol_acquire_config(cell.protocol, cell.model.align,
+                                  crop_size(cell.model, cell.protocol), ctx.cache_dir, given)
+    level = degrade_level(cell.protocol)
+    return acq if level is None else dataclasses.replace(acq, degrade=level)
 
 
 def _engine_cache(ctx: CellContext) -> Path | None:

@@ -4,6 +4,7 @@ acquire has nothing to score and fails (:mod:`facebench.pipeline.outcome`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,10 +16,16 @@ from facebench.datasets.sets import TemplatePairSet, item_features
 from facebench.metrics import compute_verification_metrics
 from facebench.pipeline.context import CellContext
 from facebench.pipeline.embed import cosine_scores
-from facebench.pipeline.embeddings import embed_images, flip_of, record
+from facebench.pipeline.embeddings import (
+    clean_cell,
+    degrade_level,
+    embed_images,
+    flip_of,
+    record,
+)
 from facebench.pipeline.exhaustive import is_exhaustive, run_exhaustive
 from facebench.pipeline.outcome import nothing_scored
-from facebench.plan import Cell
+from facebench.plan import LEVEL_JOIN, Cell
 from facebench.scores import IDENTITY_COLUMNS, ScoreTable, write_scores
 
 
@@ -36,13 +43,24 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
     if is_exhaustive(proto):
         return run_exhaustive(cell, ctx)
     pairs = load_pairs(proto.dataset, ctx.cache_dir)
+    level = degrade_level(proto)
     t0 = time.perf_counter()
     e = embed_images(cell, pairs.images, pairs.root, ctx, pairs.landmarks)
+    clean = None
+    if level is not None and level.sides == "probe":  # the first image of each pair is clean
+        clean = embed_images(clean_cell(cell, proto.id.rsplit(LEVEL_JOIN, 1)[0]), pairs.images,
+                             pairs.root, ctx, pairs.landmarks)
     elapsed = time.perf_counter() - t0
     t1 = time.perf_counter()
     feats, ok, pooled = item_features(pairs.templates, e.emb, e.valid, e.norms,
                                        flip_of(cell))
-    scores, fta_pairs = cosine_scores(feats, pairs.left, pairs.right, ok)
+    left = pairs.left
+    if clean is not None:  # left sides index the clean items, stacked after the degraded
+        c_feats, c_ok, _ = item_features(pairs.templates, clean.emb, clean.valid, clean.norms,
+                                         flip_of(cell))
+        left = pairs.left + len(feats)
+        feats, ok = np.concatenate([feats, c_feats]), np.concatenate([ok, c_ok])
+    scores, fta_pairs = cosine_scores(feats, left, pairs.right, ok)
     if fta_pairs.all():
         details = {**record(cell, e, elapsed)[1], "fta_policy": proto.fta_policy}
         if pooled is not None:
@@ -72,9 +90,17 @@ def run_verification(cell: Cell, ctx: CellContext) -> dict[str, Any]:
                                                        strict=True)))
     extra_metrics, extra_details = record(cell, e, elapsed, time.perf_counter() - t1)
     metrics = {**result.metrics, **extra_metrics}
+    # A degraded level scores other images: its key says which, so it is compared only with
+    # cells of the same corruption, level and sides (the clean protocol has no suffix).
     details = {**result.details, **extra_details, "fta_policy": proto.fta_policy,
                "pairs_key": pairs_key(proto.dataset.kind, _item_names(pairs), pairs.left,
-                                      pairs.right, pairs.labels)}
+                                      pairs.right, pairs.labels,
+                                      variant=None if level is None else
+                                      json.dumps(level.record(), sort_keys=True))}
+    if level is not None:
+        details["degrade"] = {**level.record(), "base": proto.id.rsplit(LEVEL_JOIN, 1)[0],
+                              "accuracy_floor": proto.degrade.accuracy_floor,
+                              "clean_side_fta_images": None if clean is None else len(clean.fta)}
     if pooled is not None:
         metrics["templates"] = pooled["templates"]
         details["templates"] = pooled

@@ -31,6 +31,7 @@ from facebench.report.paper import (
     paper_protocols,
     variant_groups,
 )
+from facebench.report.robustness import model_robustness
 
 
 def _catalog_ci(m: dict[str, Any], metric: str) -> str:
@@ -110,10 +111,22 @@ def paper_table(results: dict[str, Any]) -> dict[str, Any] | None:
     published = [p for p in options.get("published") or [] if isinstance(p, dict)]
     placed = {pm.model for pm in models}
     no_deltas = Deltas(None)
+    robust = model_robustness(results)
+    if robust:
+        table.columns.append(Column("Relative robustness", help="mean over the degrade: "
+                                    "corruptions of the area under accuracy vs severity over "
+                                    "clean accuracy (Robustness section)"))
     for pm in models:
         table.rows.append(_paper_row(pm, no_deltas))
+        if robust:
+            value = robust.get(pm.model)
+            table.rows[-1].append(text_cell("" if value is None else f"{value:.3f}", value))
         table.rows += [_published_row(p) for p in published if p.get("model") == pm.model]
     table.rows += [_published_row(p) for p in published if p.get("model") not in placed]
+    if robust:
+        for row in table.rows:
+            if len(row) < len(table.columns):
+                row.append(text_cell(fmt.NA))
     table.notes.append(
         "Measured rows: each model once, from the first of these protocols that ran it, on an "
         "fp32 device (other precisions: Precision variants). Rates in % at the per-fold CV "

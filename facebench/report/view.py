@@ -39,6 +39,7 @@ from facebench.report.differences_view import differences_tables
 from facebench.report.figures import cv_threshold
 from facebench.report.identification_view import identification_tables, templates_notes
 from facebench.report.paper_view import paper_table, variants_tables
+from facebench.report.robustness_view import robustness_section
 from facebench.report.summary import (
     best_per_metric,
     busy_warning,
@@ -579,6 +580,7 @@ def build(results: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str,
         "verification": [t for t in vtables if t.rows],
         "differences": differences_tables(results),
         "identification": identification_tables(results, deltas),
+        "robustness": robustness_section(results),
         "efficiency": efficiency_tables(results, deltas),
         "paper": paper_table(results),
         "variants": variants_tables(results),

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from facebench.faces.align import ALIGN_METHODS, TEMPLATE_TAGS
 from facebench.suite.checks import input_problems
+from facebench.suite.degrade_checks import degrade_problems
 from facebench.suite.references import reference_problems
 from facebench.suite.schema import DATASET_KINDS, NORMALIZE_TAGS, Suite
 
@@ -253,6 +254,8 @@ def parse_suite(text: str, path: str | Path, env: dict[str, str] | None = None) 
     except ValidationError as err:
         problems += _besides(_pydantic_problems(err), unset)
     problems += _besides(input_problems(data, base_dir), unset)
+    if suite is not None:
+        problems += degrade_problems(suite)
     if problems or suite is None:
         # one line each, whatever a message quotes (a library's error text may span lines)
         lines = [" ".join(p.splitlines()) for p in problems]

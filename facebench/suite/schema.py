@@ -48,6 +48,7 @@ from facebench.datasets.specs import (
     PairCsvDataset,
 )
 from facebench.faces.align import AlignSpec, SimilarityAlign
+from facebench.faces.degrade import DegradeSpec
 from facebench.faces.detect.base import folder_files
 from facebench.gates.spec import Gate
 from facebench.paths import SuitePath
@@ -347,6 +348,10 @@ class VerificationProtocol(Strict):
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
     devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)
+    degrade: DegradeSpec | None = Field(
+        default=None, description="Robustness: run the protocol again under each level of "
+        "these corruptions, each level its own protocol '<id>+<corruption>-<level>' beside the "
+        "clean one (docs/robustness.md).")
 
     @cross_check("dataset", "detector")
     def _given_landmarks(self) -> None:
