@@ -358,7 +358,7 @@ class EfficiencyProtocol(Strict):
     min_iters: Count = Field(default=50, ge=1, le=100_000)
     min_seconds: Real = Field(default=2.0, ge=0, le=3600)
     batch_sizes: list[BatchSize] | None = Field(default=None, min_length=1)
-    interleave: bool = Field(
+    interleave: Annotated[bool, Field(strict=True)] = Field(
         default=False, description="After the cells, time the protocol's models again in "
         "alternating rounds (A B C A B C …) in one process, per device and batch size, and "
         "report each model's p50 relative to the protocol's first model (latency.b{B}."
