@@ -42,7 +42,7 @@ def block(proto: EfficiencyProtocol) -> dict[str, Any]:
             "min_seconds": proto.min_seconds / proto.rounds}
 
 
-def _engine(cell: Cell, ctx: CellContext) -> Any:
+def cell_engine(cell: Cell, ctx: CellContext) -> Any:
     """The engine the cell's efficiency probe ran (int8: its quantized model)."""
     cache = ctx.cache_dir / "engines" if ctx.cache_dir else None
     source, cfg = engine_parts(cell.model, cell.device)
@@ -64,7 +64,7 @@ def run_interleaved(cells: list[Cell], ctx: CellContext,
     for group in by_device.values():
         proto = group[0].protocol
         assert isinstance(proto, EfficiencyProtocol)
-        engines = [_engine(c, ctx) for c in group]
+        engines = [cell_engine(c, ctx) for c in group]
         ref = group[0].id
         sizes = proto.batch_sizes or group[0].device.batch_sizes
         per_cell: dict[str, dict[str, Any]] = {c.id: {} for c in group}

@@ -52,6 +52,8 @@ RC = {
     "legend.framealpha": 0.85,
 }
 PALETTE = matplotlib.colormaps["tab10"].colors
+#: The SVG id prefix of each model's point in the Pareto figures (one ``<g>`` per point).
+POINT_GID = "pareto-point-"
 MARKERS = "osD^vP*X"
 
 
@@ -378,7 +380,7 @@ def pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
             color = colors.get(p.model, "0.4")
             marker = MARKERS[devices.index(p.device) % len(MARKERS)]
             ax.plot([p.latency_ms], [p.accuracy * 100], marker, ms=8, color=color, mew=1.5,
-                    mfc=color if p.on_front else "white",
+                    mfc=color if p.on_front else "white", gid=f"{POINT_GID}{_slug(p.label)}",
                     label=f"{p.model} · {p.device}" + ("" if p.on_front else " (dominated)"))
         lat = [p.latency_ms for p in points]
         if min(lat) > 0 and max(lat) / min(lat) > 10:
@@ -422,7 +424,8 @@ def relative_pareto_figure(results: dict[str, Any], protocol: str, name: str) ->
                 err = [[p.relative - p.relative_ci[0]], [p.relative_ci[1] - p.relative]]
             ax.errorbar([p.relative], [p.accuracy * 100], xerr=err, fmt="o", ms=8, color=color,
                         mew=1.5, mfc=color if f else "white", capsize=3,
-                        label=p.model + ("" if f else " (dominated)"))
+                        label=p.model + ("" if f else " (dominated)"),
+                        gid=f"{POINT_GID}{_slug(p.label)}")
         xs = [p.relative for p in points]
         if min(xs) > 0 and max(xs) / min(xs) > 10:
             _log_axis(ax, "x")

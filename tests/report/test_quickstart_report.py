@@ -1,0 +1,84 @@
+"""The quickstart's first report makes facebench's point: suites/quickstart.yaml itself, run on a
+fixed 2-fold LFW subset (20 genuine + 20 impostor pairs per fold) with the shared models, gives
+a Pareto figure of two trained models (accuracy vs latency, and vs the interleaved latency
+ratio), checked in headless Chromium. The built-in model's ``engines`` cells are left out
+(``--only``) to keep the test short."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from facebench.report.figures import POINT_GID
+from facebench.report.summary import pareto_points
+from tests.e2e.conftest import facebench
+
+from .test_chromium import INFO_JS, opened
+
+TRAINED = {"mobilefacenet", "sface"}
+POINTS_JS = f"""(() => Object.fromEntries([...document.querySelectorAll("figure")].map(f =>
+  [f.id, [...f.querySelectorAll('g[id^="{POINT_GID}"]')].map(g => g.id)])))()"""
+
+
+@pytest.fixture(scope="module")
+def quickstart(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("quickstart")
+    lines = (shared / "data" / "lfw" / "pairs.txt").read_text().splitlines()[1:]
+    body = [ln for fold in (0, 1) for ln in (*lines[fold * 600:fold * 600 + 20],
+                                              *lines[fold * 600 + 300:fold * 600 + 320])]
+    data = root / "lfw"
+    data.mkdir()
+    (data / "pairs.txt").write_text("2 20\n" + "\n".join(body) + "\n")
+    (data / "images").symlink_to(shared / "data" / "lfw" / "images")
+    env = {"FACEBENCH_DATA": str(data), "FACEBENCH_MODELS": str(shared / "models"),
+           "FACEBENCH_CACHE": str(root / "cache"),
+           "FACEBENCH_HISTORY": f"sqlite:///{root}/history.db"}
+    out = root / "out"
+    facebench("run", "suites/quickstart.yaml", "--out", str(out), "--only", "lfw", "--only",
+              "efficiency", "--no-progress", env=env)
+    return out
+
+
+def test_two_trained_models_on_the_front_and_ratios_recorded(quickstart: Path) -> None:
+    results = json.loads((quickstart / "results.json").read_text())
+    cells = {c["id"]: c for c in results["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    points = pareto_points(results, "lfw")
+    assert {p.model for p in points} == TRAINED
+    assert all(0.5 < p.accuracy <= 1 and p.latency_ms > 0 for p in points)
+    # the interleaved pass: the protocol's first model is the reference
+    proto = next(p for p in results["suite"]["protocols"] if p["id"] == "efficiency")
+    assert proto["interleave"] is True and proto["rounds"] == 6
+    ref = cells["mobilefacenet@cpu-ort@efficiency"]
+    other = cells["sface@cpu-ort@efficiency"]
+    for b in (1, 8):
+        assert ref["metrics"][f"latency.b{b}.p50_vs_ref"] == 1.0
+        row = other["details"]["interleave"]["batch"][str(b)]
+        ratios = [m / r for m, r in zip(row["p50_ms"], ref["details"]["interleave"]["batch"][
+            str(b)]["p50_ms"], strict=True)]
+        assert row["ratios"] == pytest.approx(ratios)
+        lo, mid, hi = (other["metrics"][f"latency.b{b}.p50_vs_ref{s}"]
+                       for s in ("_ci_low", "", "_ci_high"))
+        assert mid == pytest.approx(float(np.median(ratios)))
+        assert (lo, hi) == pytest.approx((min(ratios), max(ratios)))  # 6 rounds: ranks 1, 6
+    assert other["details"]["interleave"]["reference"] == "mobilefacenet@cpu-ort@efficiency"
+
+
+@pytest.fixture(scope="module")
+def page(quickstart: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    url = (quickstart / "report.html").resolve().as_uri()
+    with opened(url, tmp_path_factory.mktemp("chromium-quickstart")) as p:
+        return {"info": p.evaluate(INFO_JS), "points": p.evaluate(POINTS_JS)}
+
+
+def test_pareto_figures_show_both_trained_models(page: dict[str, Any]) -> None:
+    figures = {f["id"]: f for f in page["info"]["figures"]}
+    for fid in ("fig-accuracy-latency-lfw", "fig-accuracy-relative-latency-lfw"):
+        f = figures[fid]
+        assert not f["skipped"] and f["size"][0] > 300 and f["size"][1] > 150, f
+        drawn = {g.removeprefix(POINT_GID).split("_", 1)[0] for g in page["points"][fid]}
+        assert drawn == TRAINED, (fid, page["points"][fid])
