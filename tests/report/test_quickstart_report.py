@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from facebench.plan import plan
 from facebench.report.figures import POINT_GID
 from facebench.report.summary import pareto_points
+from facebench.runner.interleave import attach_interleaved
+from facebench.suite.schema import Suite
 from tests.e2e.conftest import facebench
 
 from .test_chromium import INFO_JS, opened
@@ -82,3 +85,22 @@ def test_pareto_figures_show_both_trained_models(page: dict[str, Any]) -> None:
         assert not f["skipped"] and f["size"][0] > 300 and f["size"][1] > 150, f
         drawn = {g.removeprefix(POINT_GID).split("_", 1)[0] for g in page["points"][fid]}
         assert drawn == TRAINED, (fid, page["points"][fid])
+
+
+def test_a_failed_interleaved_pass_keeps_the_cells(quickstart: Path, tmp_path: Path) -> None:
+    """The pass's process fails (a model file gone since the cells ran): each cell of the
+    protocol says why in details.interleave, its ratios are gone, its own figures stay."""
+    results = json.loads((quickstart / "results.json").read_text())
+    cells = plan(Suite.model_validate(results["suite"]))
+    before = {c["id"]: c["metrics"]["latency.b1.p50_ms"] for c in results["cells"]
+              if c["kind"] == "efficiency"}
+    for m in results["suite"]["models"]:
+        if m["id"] == "sface":
+            m["path"] = str(tmp_path / "gone.onnx")
+    attach_interleaved(results, tmp_path, cells, tmp_path / "cache", 300)
+    for c in results["cells"]:
+        if c["kind"] != "efficiency":
+            continue
+        assert c["details"]["interleave"]["error"].startswith("RuntimeError: exit status")
+        assert not [k for k in c["metrics"] if "_vs_ref" in k]
+        assert c["metrics"]["latency.b1.p50_ms"] == before[c["id"]]
