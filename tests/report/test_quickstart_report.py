@@ -1,5 +1,5 @@
 """The quickstart's first report makes facebench's point: suites/quickstart.yaml itself, run on a
-fixed 2-fold LFW subset (20 genuine + 20 impostor pairs per fold) with the shared models, gives
+fixed 2-fold LFW subset (10 genuine + 10 impostor pairs per fold) with the shared models, gives
 a Pareto figure of two trained models (accuracy vs latency, and vs the interleaved latency
 ratio), checked in headless Chromium. The built-in model's ``engines`` cells are left out
 (``--only``) to keep the test short."""
@@ -31,11 +31,11 @@ POINTS_JS = f"""(() => Object.fromEntries([...document.querySelectorAll("figure"
 def quickstart(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("quickstart")
     lines = (shared / "data" / "lfw" / "pairs.txt").read_text().splitlines()[1:]
-    body = [ln for fold in (0, 1) for ln in (*lines[fold * 600:fold * 600 + 20],
-                                              *lines[fold * 600 + 300:fold * 600 + 320])]
+    body = [ln for fold in (0, 1) for ln in (*lines[fold * 600:fold * 600 + 10],
+                                              *lines[fold * 600 + 300:fold * 600 + 310])]
     data = root / "lfw"
     data.mkdir()
-    (data / "pairs.txt").write_text("2 20\n" + "\n".join(body) + "\n")
+    (data / "pairs.txt").write_text("2 10\n" + "\n".join(body) + "\n")
     (data / "images").symlink_to(shared / "data" / "lfw" / "images")
     env = {"FACEBENCH_DATA": str(data), "FACEBENCH_MODELS": str(shared / "models"),
            "FACEBENCH_CACHE": str(root / "cache"),
