@@ -15,6 +15,7 @@ import pytest
 
 from facebench.plan import plan
 from facebench.report.figures import POINT_GID
+from facebench.report.paper_view import paper_table
 from facebench.report.summary import pareto_points
 from facebench.runner.interleave import attach_interleaved
 from facebench.suite.schema import Suite
@@ -104,3 +105,19 @@ def test_a_failed_interleaved_pass_keeps_the_cells(quickstart: Path, tmp_path: P
         assert c["details"]["interleave"]["error"].startswith("RuntimeError: exit status")
         assert not [k for k in c["metrics"] if "_vs_ref" in k]
         assert c["metrics"]["latency.b1.p50_ms"] == before[c["id"]]
+
+
+def test_paper_table_gives_the_interleaved_ratio(quickstart: Path) -> None:
+    """With a paper table, each model's latency cell notes its interleaved ratio and CI."""
+    results = json.loads((quickstart / "results.json").read_text())
+    results["suite"]["report"] = {"paper_table": {"protocols": ["lfw"]}}
+    table = paper_table(results)
+    assert table is not None
+    latency_col = [c.label for c in table["table"].columns].index("Latency b1 p50")
+    notes = {row[0].text: row[latency_col].note for row in table["table"].rows}
+    m = {c["model"]: c["metrics"] for c in results["cells"]
+         if c["id"].endswith("@cpu-ort@efficiency")}["sface"]
+    lo, ratio, hi = (m[f"latency.b1.p50_vs_ref{s}"] for s in ("_ci_low", "", "_ci_high"))
+    assert notes["sface"].endswith(
+        f"; {ratio:.2f}× mobilefacenet, CI [{lo:.2f}, {hi:.2f}] (interleaved)")
+    assert notes["mobilefacenet"].endswith("; 1.00× mobilefacenet, CI [1.00, 1.00] (interleaved)")
