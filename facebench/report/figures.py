@@ -404,7 +404,7 @@ def relative_pareto_figure(results: dict[str, Any], protocol: str, name: str) ->
     points = [p for p in points if p.device == device]
     ref = points[0].reference or "the protocol's first model"
     title = f"Accuracy vs relative latency — {protocol} · {device}"
-    caption = (f"10-fold accuracy against batch-1 p50 relative to {ref} on {device}, timed in "
+    caption = (f"k-fold accuracy against batch-1 p50 relative to {ref} on {device}, timed in "
                "alternating rounds (interleave: true; median over rounds, bars: its ≥ 95 % "
                "CI): a ratio that holds on a busy machine where milliseconds do not. Filled "
                "points joined by the line are the Pareto front.")
