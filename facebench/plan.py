@@ -20,8 +20,9 @@ from facebench.suite.schema import (
 #: Protocols whose cells embed images (and so can calibrate an int8 model).
 ImageProtocol = VerificationProtocol | IdentificationProtocol
 
-#: Protocol fields that select cells or bound their time, not what a cell computes.
-NOT_WORK = {"models", "devices", "cell_timeout_s"}
+#: Protocol fields that select cells or bound their time, not what a cell computes (an
+#: efficiency protocol's interleaved pass runs after its cells, again on every run).
+NOT_WORK = {"models", "devices", "cell_timeout_s", "interleave", "rounds"}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ CUDA, from shared/docs/metrics.md). Order of work:
 2. heap trimmed, baseline RSS, then the RSS sampler starts;
 3. cold start = engine creation + first inference (batch = smallest batch size; includes CUDA
    context creation when this process has not used CUDA yet, for torch and ORT alike);
-4. per batch size: staged input, (torch CUDA: ``reset_peak_memory_stats``), warm-up, timed loop
-   (:func:`measure_latency`; torch CUDA: CUDA events), max allocated / reserved;
+4. per batch size: staged input, (torch CUDA: ``reset_peak_memory_stats``), warm-up (sampled;
+   with ``warmup: 0`` one untimed memory run instead), timed loop (:func:`measure_latency`;
+   torch CUDA: CUDA events) with the sampler PAUSED (one RSS read before, one after: its
+   wake-ups would compete with the measured code for the cores), max allocated / reserved;
 5. sampler stops; compute counts run last so that they do not disturb the memory numbers:
    the engine's ``compute_counts()`` when it has one (dlib, see
    :data:`facebench.engines.base.ComputeCountsFn`), else ``facebench.probes.compute`` (optional).
@@ -163,6 +165,14 @@ def sweep_details(stats: dict[int, LatencyStats], cold: ColdStart, batch: int) -
         "cold_start": {"create_ms": cold.create_ms, "first_inference_ms": cold.first_inference_ms,
                        "batch": batch, "in_process": True},
     }
+
+
+def memory_run(fn: Callable[[], Any], sync: Callable[[], Any] | None) -> None:
+    """One untimed inference for the RSS sampler, where no warm-up runs one before the timed
+    loop (the sampler is paused inside timed loops)."""
+    fn()
+    if sync is not None:
+        sync()
 
 
 def _cpu_busy_s() -> float:
@@ -346,9 +356,12 @@ def run_efficiency(
             gc.collect()
             if torch_cuda:
                 cuda_reset_peak()  # weights stay allocated, so they are in the peak
+            if warmup == 0:
+                memory_run(fn, sync)
             stats[b] = measure_latency(
                 fn, warmup=warmup, min_iters=min_iters, min_seconds=min_seconds,
                 max_seconds=max_seconds, sync=sync, batch=b, cuda_events=torch_cuda,
+                quiet=sampler.paused,
             )
             if torch_cuda:
                 per_batch_cuda[str(b)] = cuda_peak()
@@ -405,6 +418,9 @@ def run_efficiency(
         "memory": {**(mem.as_dict() if mem else {}),
                    "note": "in-process: memory freed by earlier work and reused here is not "
                            "counted in the delta; run_efficiency_isolated gives a clean baseline",
+                   "sampled": "cold start and warm-up (or one memory run per batch size when "
+                              "warmup is 0); paused inside timed loops, read once before and "
+                              "after each",
                    "cuda": {"total": cuda_total, "per_batch": per_batch_cuda} if cuda_total else
                    (f"not measured: {cfg.engine} allocates outside torch's allocator"
                     if cuda else None)},

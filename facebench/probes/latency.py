@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -113,11 +114,14 @@ def measure_latency(
     sync: Callable[[], Any] | None = None,
     batch: int = 1,
     cuda_events: bool = False,
+    quiet: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> LatencyStats:
     """Time ``fn`` (one inference of ``batch`` items) per ``shared/docs/metrics.md``.
 
     ``sync`` is called after each run, inside the timed region (e.g. ``torch.cuda.synchronize``).
     ``cuda_events=True`` takes each sample from CUDA events instead of the host clock.
+    ``quiet()`` is a context entered after the warm-up around the timed loop only (e.g.
+    :meth:`facebench.probes.memory.RssSampler.paused`).
     """
     if min_iters < 1 or warmup < 0 or min_seconds < 0:
         raise ValueError("need min_iters >= 1, warmup >= 0, min_seconds >= 0")
@@ -125,8 +129,21 @@ def measure_latency(
         fn()
         if sync is not None:
             sync()
-    if cuda_events:
-        return _measure_cuda(fn, warmup, min_iters, min_seconds, max_seconds, sync, batch)
+    with (quiet or nullcontext)():
+        if cuda_events:
+            return _measure_cuda(fn, warmup, min_iters, min_seconds, max_seconds, sync, batch)
+        return _timed_loop(fn, warmup, min_iters, min_seconds, max_seconds, sync, batch)
+
+
+def _timed_loop(
+    fn: Callable[[], Any],
+    warmup: int,
+    min_iters: int,
+    min_seconds: float,
+    max_seconds: float | None,
+    sync: Callable[[], Any] | None,
+    batch: int,
+) -> LatencyStats:
     clock = time.perf_counter_ns
     samples: list[int] = []
     start = clock()

@@ -5,7 +5,9 @@ Host: :class:`RssSampler` reads the target process's resident set size (RSS, via
 paused by the measured code. Results: absolute peak, peak minus
 a baseline the caller captured before model load (:func:`current_rss`), and the sample count.
 A spike shorter than the interval can be missed; the sampler also reads once at start and once at
-stop.
+stop. :meth:`RssSampler.pause` suspends it (one read, then it blocks) around a timed loop, so that
+its wake-ups do not compete with the measured code for the cores; :meth:`RssSampler.resume`
+reads once and samples on.
 
 CUDA (torch allocator only): :func:`cuda_reset_peak` right before the measured region, then
 :func:`cuda_peak` for max allocated / reserved bytes.
@@ -13,11 +15,13 @@ CUDA (torch allocator only): :func:`cuda_reset_peak` right before the measured r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +62,10 @@ class MemoryStats:
 
 
 def _sample_loop(pid: int, interval_s: float) -> None:
-    """Sampler process body: report "ready <rss>", sample every ``interval_s`` until a line
-    arrives on stdin (or the target exits), then report "done <peak> <samples>"."""
+    """Sampler process body: report "ready <rss>", sample every ``interval_s`` until "stop" (or
+    end of input, or the target exits), then report "done <peak> <samples>". "pause" takes one
+    sample, answers "paused" and blocks (no wake-ups, no CPU) until "resume", which takes one
+    sample and answers "resumed" before sampling on."""
     out = sys.stdout
     try:
         read = psutil.Process(pid).memory_info
@@ -70,26 +76,61 @@ def _sample_loop(pid: int, interval_s: float) -> None:
         return
     out.write(f"ready {peak}\n")
     out.flush()
-    stdin = sys.stdin.fileno()
+    commands = _Lines(sys.stdin.fileno())
     next_t = time.monotonic()
     while True:
         next_t += interval_s
-        ready, _, _ = select.select([stdin], [], [], max(0.0, next_t - time.monotonic()))
-        if ready:
-            break
+        command = commands.next(max(0.0, next_t - time.monotonic()))
+        if command == "pause":
+            peak, n = _sample(read, peak, n)
+            out.write("paused\n")
+            out.flush()
+            command = commands.next(None)
+            if command == "resume":
+                peak, n = _sample(read, peak, n)
+                out.write("resumed\n")
+                out.flush()
+                next_t = time.monotonic()
+                continue
+        if command is not None:
+            break  # "stop", end of input or anything unknown
         try:
             rss = read().rss
         except psutil.Error:
             break
         n += 1
         peak = max(peak, rss)
-    try:
-        peak = max(peak, read().rss)
-        n += 1
-    except psutil.Error:
-        pass
+    peak, n = _sample(read, peak, n)
     out.write(f"done {peak} {n}\n")
     out.flush()
+
+
+def _sample(read: Any, peak: int, n: int) -> tuple[int, int]:
+    """One more sample folded into ``(peak, n)``; unchanged when the target is gone."""
+    try:
+        return max(peak, read().rss), n + 1
+    except psutil.Error:
+        return peak, n
+
+
+class _Lines:
+    """Lines from a file descriptor, read without Python's buffering so ``select`` stays true."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buf = fd, b""
+
+    def next(self, timeout_s: float | None) -> str | None:
+        """The next line ("" at end of input), or None when none came within ``timeout_s``."""
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.fd], [], [], timeout_s)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 256)
+            if not chunk:
+                return ""
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().strip()
 
 
 class RssSampler:
@@ -144,6 +185,38 @@ class RssSampler:
         assert self._proc is not None and self._proc.stdout is not None
         ready, _, _ = select.select([self._proc.stdout], [], [], timeout_s)
         return self._proc.stdout.readline() if ready else ""
+
+    def pause(self, timeout_s: float = 10.0) -> None:
+        """Take one sample and suspend sampling (the sampler blocks, using no CPU) until
+        :meth:`resume`: a timed loop runs without the sampler's wake-ups competing for cores."""
+        self._say("pause", "paused", timeout_s)
+
+    def resume(self, timeout_s: float = 10.0) -> None:
+        """Take one sample and sample on every ``interval_s``."""
+        self._say("resume", "resumed", timeout_s)
+
+    def _say(self, command: str, answer: str, timeout_s: float) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise RuntimeError("sampler not started")
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+        msg = self._readline(timeout_s).strip()
+        if msg != answer:
+            self._kill()
+            raise RuntimeError(f"RSS sampler did not {command}: {msg or 'no answer'}")
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Sampling suspended inside the block (nothing when the sampler is not running)."""
+        if not self.running:
+            yield
+            return
+        self.pause()
+        try:
+            yield
+        finally:
+            if self.running:
+                self.resume()
 
     def stop(self, timeout_s: float = 10.0) -> MemoryStats:
         """Stop sampling and return the statistics."""

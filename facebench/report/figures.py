@@ -52,6 +52,8 @@ RC = {
     "legend.framealpha": 0.85,
 }
 PALETTE = matplotlib.colormaps["tab10"].colors
+#: The SVG id prefix of each model's point in the Pareto figures (one ``<g>`` per point).
+POINT_GID = "pareto-point-"
 MARKERS = "osD^vP*X"
 
 
@@ -378,13 +380,57 @@ def pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure:
             color = colors.get(p.model, "0.4")
             marker = MARKERS[devices.index(p.device) % len(MARKERS)]
             ax.plot([p.latency_ms], [p.accuracy * 100], marker, ms=8, color=color, mew=1.5,
-                    mfc=color if p.on_front else "white",
+                    mfc=color if p.on_front else "white", gid=f"{POINT_GID}{_slug(p.label)}",
                     label=f"{p.model} · {p.device}" + ("" if p.on_front else " (dominated)"))
         lat = [p.latency_ms for p in points]
         if min(lat) > 0 and max(lat) / min(lat) > 10:
             _log_axis(ax, "x")
         ax.margins(0.15)
         ax.set_xlabel("latency p50, batch 1 (ms)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(title)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=7)
+        return Figure(name, title, caption, svg=_svg(fig))
+
+
+def relative_pareto_figure(results: dict[str, Any], protocol: str, name: str) -> Figure | None:
+    """Accuracy against the interleaved latency ratio (``interleave: true``), on the device
+    with the most such points; None when no efficiency cell has a ratio."""
+    points = [p for p in pareto_points(results, protocol) if p.relative is not None]
+    if not points:
+        return None
+    devices = [p.device for p in points]
+    device = max(dict.fromkeys(devices), key=devices.count)
+    points = [p for p in points if p.device == device]
+    ref = points[0].reference or "the protocol's first model"
+    title = f"Accuracy vs relative latency — {protocol} · {device}"
+    caption = (f"k-fold accuracy against batch-1 p50 relative to {ref} on {device}, timed in "
+               "alternating rounds (interleave: true; median over rounds, bars: its ≥ 95 % "
+               "CI): a ratio that holds on a busy machine where milliseconds do not. Filled "
+               "points joined by the line are the Pareto front.")
+    on_front = pareto_front([(p.accuracy, p.relative) for p in points])
+    colors = _colors(results)
+    with _style():
+        fig = MplFigure(figsize=(6.4, 4.2))
+        ax = fig.add_subplot()
+        front = sorted((p.relative, p.accuracy) for p, f in zip(points, on_front, strict=True)
+                       if f)
+        ax.step([x for x, _ in front], [a * 100 for _, a in front], where="post", color="0.3",
+                lw=1, ls="--", label="Pareto front")
+        for p, f in zip(points, on_front, strict=True):
+            color = colors.get(p.model, "0.4")
+            err = None
+            if p.relative_ci is not None:
+                err = [[p.relative - p.relative_ci[0]], [p.relative_ci[1] - p.relative]]
+            ax.errorbar([p.relative], [p.accuracy * 100], xerr=err, fmt="o", ms=8, color=color,
+                        mew=1.5, mfc=color if f else "white", capsize=3,
+                        label=p.model + ("" if f else " (dominated)"),
+                        gid=f"{POINT_GID}{_slug(p.label)}")
+        xs = [p.relative for p in points]
+        if min(xs) > 0 and max(xs) / min(xs) > 10:
+            _log_axis(ax, "x")
+        ax.margins(0.15)
+        ax.set_xlabel(f"latency p50, batch 1, ÷ {ref} (interleaved)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(title)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=7)
@@ -570,6 +616,12 @@ def render_figures(results: dict[str, Any], history: list[dict[str, Any]] | None
         for prefix, builder in by_kind.get(kind, []):
             fig = builder(results, protocol, unique(f"{prefix}-{_slug(protocol)}"))
             figures.append(dataclasses.replace(fig, section=kind))
+        if kind == "verification" and any(p.relative is not None
+                                          for p in pareto_points(results, protocol)):
+            rel = relative_pareto_figure(results, protocol,
+                                         unique(f"accuracy-relative-latency-{_slug(protocol)}"))
+            if rel is not None:
+                figures.append(dataclasses.replace(rel, section=kind))
     figures += paper_figures(results, unique)
     if ok_cells(results, "efficiency"):
         figures.append(latency_figure(results, unique("latency")))

@@ -77,8 +77,23 @@ def _paper_row(pm: PaperModel, no_deltas: Deltas) -> list[Cell]:
         value = {"params": pm.params, "gmac": pm.gmac, LATENCY: pm.latency_ms,
                  "memory.peak_rss_delta_bytes": pm.rss_delta}[metric]
         note = f"on {fastest.get('device')}" if metric == LATENCY and value is not None else ""
+        if note:
+            note += _relative_note(fastest)
         row.append(text_cell(fmt.metric(metric, value), value, note=note))
     return row
+
+
+def _relative_note(cell: dict[str, Any]) -> str:
+    """``; 5.26× mobilefacenet, CI [4.07, 7.33] (interleaved)`` for an efficiency cell of an
+    ``interleave: true`` protocol; empty otherwise."""
+    m = cell.get("metrics") or {}
+    ratio = fmt.number(m.get("latency.b1.p50_vs_ref"))
+    ref = ((cell.get("details") or {}).get("interleave") or {}).get("reference")
+    if ratio is None or not ref:
+        return ""
+    lo, hi = (fmt.number(m.get(f"latency.b1.p50_vs_ref_ci_{e}")) for e in ("low", "high"))
+    ci = "" if lo is None or hi is None else f", CI [{lo:.2f}, {hi:.2f}]"
+    return f"; {ratio:.2f}× {str(ref).split('@', 1)[0]}{ci} (interleaved)"
 
 
 def _published_row(p: dict[str, Any]) -> list[Cell]:

@@ -73,6 +73,11 @@ class ParetoPoint:
     accuracy: float
     latency_ms: float
     dominated_by: list[str] = field(default_factory=list)
+    #: Interleaved batch-1 p50 ÷ the protocol's first model's (``latency.b1.p50_vs_ref``) and
+    #: its CI; None without ``interleave: true``.
+    relative: float | None = None
+    relative_ci: tuple[float, float] | None = None
+    reference: str | None = None
 
     @property
     def on_front(self) -> bool:
@@ -257,11 +262,28 @@ def pareto_points(results: dict[str, Any], protocol: str | Sequence[str]) -> lis
         if key in seen or latency is None or acc is None:
             continue
         seen.add(key)
-        points.append(ParetoPoint(f"{key[0]} ({key[1]})", key[0], key[1], acc, latency))
+        points.append(ParetoPoint(f"{key[0]} ({key[1]})", key[0], key[1], acc, latency,
+                                  **_relative(e)))
     for p in points:
         p.dominated_by = [q.label for q in points if q is not p and dominates(
             (q.accuracy, q.latency_ms), (p.accuracy, p.latency_ms))]
     return points
+
+
+#: The interleaved ratio the Pareto figures use (batch 1, as :data:`PARETO_LATENCY`).
+PARETO_RELATIVE = "latency.b1.p50_vs_ref"
+
+
+def _relative(cell: dict[str, Any]) -> dict[str, Any]:
+    """An efficiency cell's interleaved batch-1 ratio, CI and reference model, when it has one."""
+    m = cell.get("metrics") or {}
+    ratio = number(m.get(PARETO_RELATIVE))
+    if ratio is None:
+        return {}
+    lo, hi = number(m.get(f"{PARETO_RELATIVE}_ci_low")), number(m.get(f"{PARETO_RELATIVE}_ci_high"))
+    ref = ((cell.get("details") or {}).get("interleave") or {}).get("reference")
+    return {"relative": ratio, "relative_ci": None if lo is None or hi is None else (lo, hi),
+            "reference": str(ref).split("@", 1)[0] if ref else None}
 
 
 def busy_warning(results: dict[str, Any]) -> str | None:

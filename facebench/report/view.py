@@ -165,6 +165,21 @@ def _dequantized_footnote(by_model: dict[str, int]) -> str:
             "runtime fuses them into integer kernels.")
 
 
+def _ratio_ci(c: dict[str, Any], metric: str) -> str:
+    m = c.get("metrics") or {}
+    lo, hi = fmt.number(m.get(f"{metric}_ci_low")), fmt.number(m.get(f"{metric}_ci_high"))
+    return "" if lo is None or hi is None else f"CI [{lo:.3f}, {hi:.3f}]"
+
+
+def _interleave_reference(group: list[dict[str, Any]]) -> str | None:
+    """The reference model of a group's interleaved pass, when it had one."""
+    for c in group:
+        ref = ((c.get("details") or {}).get("interleave") or {}).get("reference")
+        if ref:
+            return str(ref).split("@", 1)[0]
+    return None
+
+
 def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
     """Per (protocol, device): a cost table and a latency-by-batch table."""
     cells = ok_cells(results, "efficiency")
@@ -224,6 +239,10 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
             Column("Model", numeric=False), Column("Batch"), Column("p50 (ms)"),
             Column("p90 (ms)"), Column("p99 (ms)"), Column("Mean ± std (ms)"),
             Column("Min (ms)"), Column("Samples"), Column("Throughput (img/s)")])
+        relative = _interleave_reference(group)
+        if relative:
+            lat.columns.append(Column(f"p50 ÷ {relative} (interleaved)", help=meaning(
+                "latency.b1.p50_vs_ref").replace("batch-1", "this batch's")))
         for c in group:
             for b in latency_batches([c]):
                 p = f"latency.b{b}."
@@ -240,6 +259,10 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
                     value_cell(c, p + "samples", fmt.count, deltas),
                     value_cell(c, f"throughput.b{b}", lambda v: fmt.fixed(v, 1), deltas),
                 ])
+                if relative:
+                    key = f"{p}p50_vs_ref"
+                    lat.rows[-1].append(value_cell(c, key, lambda v: f"{fmt.fixed(v, 3)}×",
+                                                   deltas, _ratio_ci(c, key)))
         lat.notes.append("Warm synchronous calls after warm-up; throughput = batch × iterations / "
                          "wall time.")
         index = ((d.get("speed_index") or {}).get("value"))
@@ -249,6 +272,11 @@ def efficiency_tables(results: dict[str, Any], deltas: Deltas) -> list[Table]:
                 f"({fmt.sig(index, 3)} GFLOP/s: fp32 GEMM measured with this engine and threads) "
                 f"/ {fmt.sig(REFERENCE_SPEED_INDEX, 3)} GFLOP/s (the fixed reference): compare "
                 "it across machines, the ms within one.")
+        if relative:
+            lat.notes.append(f"÷ {relative}: each model timed again in alternating rounds with "
+                             f"{relative} (interleave: true); median over rounds of the per-round "
+                             "p50 ratio, [≥ 95 % CI]: it holds on a busy machine where the "
+                             "milliseconds do not.")
         tables += [cost, lat]
     return tables
 

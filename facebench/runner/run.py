@@ -31,6 +31,7 @@ from facebench.results import (
 )
 from facebench.runner.comparisons import attach_model_comparisons
 from facebench.runner.inputs import InputDigests, stale_reason
+from facebench.runner.interleave import attach_interleaved
 from facebench.runner.local import run_cells
 from facebench.runner.outdir import WRITE_PROBE, OutputLock, check_ours, refuse_links
 from facebench.runner.ray_executor import make_ray_executor
@@ -179,6 +180,9 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         execute(cells, suite_dump, out, suite.cache_dir, resume=opts.resume,
                         timeout_s=suite.cell_timeout_s, on_cell_done=done_and_advance,
                         progress=on_progress, digests=digests)
+    write_results(out, results)  # the cells' own results are safe before the interleaved pass
+    attach_interleaved(results, out, every_cell, suite.cache_dir, suite.cell_timeout_s,
+                       say=lambda line: console.print(escape(plain(line)), highlight=False))
     try:
         attach_precision_comparisons(results, out, every_cell)
     except Exception as exc:  # noqa: BLE001 - a comparison never loses the results

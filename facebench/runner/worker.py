@@ -47,10 +47,12 @@ def cell_record(cell: Cell) -> CellRecord:
 def skip_reason(cell: Cell) -> str | None:
     """Why this cell cannot run here (missing optional inputs, engine unavailable)."""
     m = cell.model
-    for path in (m.path, m.weights):
-        if m.optional and path is not None and not Path(path).exists():
-            return f"model file not found (optional model): {path}"
     p = cell.protocol
+    missing = next((path for path in (m.path, m.weights)
+                    if m.optional and path is not None and not Path(path).exists()), None)
+    if missing is not None and p.kind == "efficiency":
+        return (f"model file not found (optional model): {missing}; the suite file's comments "
+                "say where to get it")
     if p.kind != "efficiency" and p.optional:
         for _, path, _ in required_inputs(p.dataset):
             if not path.exists():
@@ -59,6 +61,9 @@ def skip_reason(cell: Cell) -> str | None:
                 return f"dataset not found (optional protocol): {path}"
         if p.detector.model is not None and not p.detector.model.exists():
             return f"detector model not found (optional protocol): {p.detector.model}"
+    if missing is not None:
+        return (f"model file not found (optional model): {missing}; the suite file's comments "
+                "say where to get it")
     if p.kind != "efficiency" and p.requires_weights and m.source == "zoo" and m.weights is None:
         return (f"no trained weights for {m.id!r} (zoo {m.arch}, random init): accuracy would be "
                 "chance; give its checkpoint (see docs/paper.md)")

@@ -382,6 +382,15 @@ class EfficiencyProtocol(Strict):
     min_iters: Count = Field(default=50, ge=1, le=100_000)
     min_seconds: Real = Field(default=2.0, ge=0, le=3600)
     batch_sizes: list[BatchSize] | None = Field(default=None, min_length=1)
+    interleave: Annotated[bool, Field(strict=True)] = Field(
+        default=False, description="After the cells, time the protocol's models again in "
+        "alternating rounds (A B C A B C …) in one process, per device and batch size, and "
+        "report each model's p50 relative to the protocol's first model (latency.b{B}."
+        "p50_vs_ref, with a CI over rounds): ratios that hold on a busy machine.")
+    rounds: Annotated[int, Field(ge=6, le=1000), NO_BOOL] = Field(
+        default=6, description="Interleaved rounds (at least 6: the fewest with a 95 % "
+        "interval for the median ratio); each round times every model for min_seconds / "
+        "rounds.")
     cell_timeout_s: CellTimeout | None = Field(default=None, description=PROTOCOL_TIMEOUT)
     models: IdSelection = Field(default=None, description=MODELS_OF_PROTOCOL)
     devices: IdSelection = Field(default=None, description=DEVICES_OF_PROTOCOL)

@@ -1,5 +1,6 @@
-"""The quickstart runs on a machine with no data: efficiency cells run, LFW is skipped with a
-note saying how to get it (not an error)."""
+"""The quickstart runs on a machine with no data: the built-in model's cost cells run, the
+trained models' cells are skipped with a note saying how to get LFW and the models (not an
+error)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.e2e.conftest import facebench
+from tests.e2e.conftest import ROOT, facebench
 
 
 def test_quickstart_without_data(tmp_path: Path) -> None:
@@ -20,26 +21,35 @@ def test_quickstart_without_data(tmp_path: Path) -> None:
     res = facebench("run", "suites/quickstart.yaml", "--out", str(out), "--no-progress", env=env)
     results = json.loads((out / "results.json").read_text())
     cells = {c["id"]: c for c in results["cells"]}
-    assert set(cells) == {"mobilefacenet@cpu-torch@efficiency", "mobilefacenet@cpu-ort@efficiency",
-                          "mobilefacenet-trained@cpu-ort@lfw"}
-    lfw = cells["mobilefacenet-trained@cpu-ort@lfw"]
-    assert lfw["status"] == "skipped"
-    assert "FACEBENCH_DATA" in lfw["reason"] or "not found" in lfw["reason"]
-    for cid in ("mobilefacenet@cpu-torch@efficiency", "mobilefacenet@cpu-ort@efficiency"):
+    trained = {f"{m}@cpu-ort@{p}" for m in ("mobilefacenet", "sface")
+               for p in ("lfw", "efficiency")}
+    built_in = {"mobilefacenet-random@cpu-torch@engines", "mobilefacenet-random@cpu-ort@engines"}
+    assert set(cells) == trained | built_in
+    for cid in trained:  # skipped, each saying how to get what is missing
+        assert cells[cid]["status"] == "skipped"
+        reason = cells[cid]["reason"]
+        if cid.endswith("@lfw"):
+            assert "FACEBENCH_DATA" in reason and "vis-www.cs.umass.edu/lfw" in reason
+        else:
+            assert str(nowhere) in reason and "the suite file's comments" in reason
+    header = (ROOT / "suites" / "quickstart.yaml").read_text()
+    assert "FACEBENCH_MODELS" in header and "vis-www.cs.umass.edu/lfw" in header
+    for cid in built_in:
         c = cells[cid]
         assert c["status"] == "ok", c.get("error")
         assert c["metrics"]["params"] == 1_003_136
         assert c["metrics"]["latency.b1.p50_ms"] > 0 and c["metrics"]["latency.b8.p50_ms"] > 0
         assert c["details"]["threads"]
+        assert "interleave" not in c["details"]  # one model per device: no interleaved pass
     frame = pd.read_csv(out / "results.csv")
     assert set(frame.cell_id) == set(cells)
     html = (out / "report.html").read_text()
-    assert "mobilefacenet-trained@cpu-ort@lfw" in html or "skipped" in html.lower()
+    assert "mobilefacenet@cpu-ort@lfw" in html and "skipped" in html.lower()
     assert "skipped" in res.stderr
 
 
 def test_dry_run_lists_cells_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = facebench("run", "suites/quickstart.yaml", "--dry-run", "--out", str(out))
-    assert "mobilefacenet@cpu-torch@efficiency" in res.stderr
+    assert "mobilefacenet-random@cpu-torch@engines" in res.stderr
     assert not out.exists()
