@@ -82,6 +82,7 @@ from facebench.probes.peaks import (
     REFERENCE_SPEED_INDEX,
     PeakCache,
     normalised_ms,
+    peak_key,
     percent_of_peak,
 )
 
@@ -290,6 +291,45 @@ def against_peak(top: float | None, cfg: EngineConfig, info: dict[str, Any],
     if error is not None:
         out["pct_of_peak_error"] = error
     return pct, out
+
+
+def rebase_on_run_peaks(cell: dict[str, Any], peaks: dict[str, dict[str, Any]]) -> None:
+    """Divide a finished efficiency cell by its run's final peaks, in place.
+
+    A run keeps, per (engine, device, precision, threads), the best GEMM rate of every
+    measurement it made, so a cell measured early may have been divided by a figure that a later
+    remeasure raised. At the end of a run every cell is rebased on the final figure: one peak and
+    one speed index per key across the run, ``pct_of_peak`` (or its measurement error) and the
+    normalised latencies recomputed. A cell without a measured peak is left as it is."""
+    details = cell.get("details")
+    metrics = cell.get("metrics")
+    if not isinstance(details, dict) or not isinstance(metrics, dict):
+        return
+    peak = (details.get("rate") or {}).get("peak")
+    measured = peak.get("measured") if isinstance(peak, dict) else None
+    try:
+        args = (measured["engine"], measured["device"], int(measured["threads"]))
+        precision = measured["precision"]
+    except (KeyError, TypeError, ValueError):
+        return
+    best = peaks.get(peak_key(args[0], args[1], precision, args[2]))
+    if not isinstance(best, dict) or not best.get("gflops"):
+        return
+    index = (peaks.get(peak_key(args[0], args[1], "fp32", args[2])) or {}).get("gflops") \
+        or peak.get("speed_index")
+    pct, error = percent_of_peak(metrics.get("gflops_per_s"), best["gflops"])
+    peak.update(measured=best, speed_index=index)
+    peak.pop("pct_of_peak_error", None)
+    errors = details.get("metric_errors")
+    errors = errors if isinstance(errors, dict) else {}
+    errors.pop("pct_of_peak", None)
+    if error is not None:
+        peak["pct_of_peak_error"] = errors["pct_of_peak"] = error
+    details["metric_errors"] = errors
+    metrics["pct_of_peak"] = pct
+    metrics.update(normalised_metrics(metrics, index))
+    if isinstance(details.get("speed_index"), dict):
+        details["speed_index"]["value"] = index
 
 
 def run_efficiency(

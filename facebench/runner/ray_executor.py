@@ -26,6 +26,7 @@ from typing import Any
 
 from facebench.io import atomic_write_bytes, atomic_write_json, read_json
 from facebench.paths import default_cache_dir
+from facebench.pipeline.efficiency import PEAKS_FILE
 from facebench.plan import Cell
 from facebench.results import now
 from facebench.runner.inputs import InputDigests
@@ -254,9 +255,10 @@ def cell_task(cell: Cell, suite_dump: dict[str, Any], out_dir: str, cache_dir: s
         return {"record": rec, "files": None}
     files = _pack(cell_dir, rec)
     shutil.rmtree(cell_dir, ignore_errors=True)
-    for empty in (out / "cells", out):  # other cells of this run may still be there
-        with contextlib.suppress(OSError):
-            empty.rmdir()
+    with contextlib.suppress(OSError):  # other cells of this run may still be there
+        (out / "cells").rmdir()
+        (out / PEAKS_FILE).unlink(missing_ok=True)  # the last cell here: its peaks go too
+        out.rmdir()
     return {"record": rec, "files": files}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from facebench.environment import git_info as _git
 from facebench.io import atomic_write_json, create_new
 from facebench.pipeline.efficiency import PEAKS_FILE
 from facebench.plan import Cell, plan
+from facebench.probes.efficiency import rebase_on_run_peaks
 from facebench.probes.peaks import PeakCache, environment_block
 from facebench.probes.pytest_benchmark import to_pytest_benchmark_json
 from facebench.results import (
@@ -194,11 +196,18 @@ def _run_in(out: Path, suite_path: Path, suite: Suite, cells: list[Cell], opts: 
         console.print(f"[yellow]model comparison failed:[/yellow] {type(exc).__name__}: "
                       f"{escape(plain(exc))}")
     results["run"]["finished"] = now()
-    peaks = PeakCache(out / PEAKS_FILE).load()
-    if peaks:  # a resumed run keeps the peaks its reused cells were divided by
-        earlier = results["environment"].get("peaks")
-        peaks = {**(earlier if isinstance(earlier, dict) else {}), **peaks}
+    # a resumed run keeps the peaks its reused cells were divided by, the new ones override them;
+    # every efficiency cell is then divided by the run's final (best) peak of its key
+    earlier = results["environment"].get("peaks")
+    peaks = {**(earlier if isinstance(earlier, dict) else {}), **PeakCache(out / PEAKS_FILE).load()}
+    if peaks:
         results["environment"].update(environment_block(peaks, cpu_peak_gflops()))
+        here = socket.gethostname()
+        for cell in results.get("cells") or []:
+            node = cell.get("node") if isinstance(cell.get("node"), dict) else {}
+            if (cell.get("kind") == "efficiency" and cell.get("status") == "ok"
+                    and node.get("hostname", here) == here):  # another machine: its own peak
+                rebase_on_run_peaks(cell, peaks)
     with contextlib.suppress(OSError):
         results["environment"]["load_avg_after"] = list(os.getloadavg())
     write_results(out, results)

@@ -21,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from facebench.faces.align import ALIGN_METHODS, TEMPLATE_TAGS
+from facebench.faces.degrade import CORRUPTIONS
 from facebench.suite.checks import input_problems
 from facebench.suite.degrade_checks import degrade_problems
 from facebench.suite.references import reference_problems
@@ -199,7 +200,7 @@ def _elided(text: str, keep: int = 60) -> str:
 
 #: Tags pydantic puts in the location of a tagged-union member; a user never writes them.
 _UNION_TAGS = {"verification", "efficiency", "identification", *DATASET_KINDS, *ALIGN_METHODS,
-               *NORMALIZE_TAGS, *TEMPLATE_TAGS}
+               *NORMALIZE_TAGS, *TEMPLATE_TAGS, *CORRUPTIONS}
 
 
 def _too_big(path: Path, size: int) -> SuiteError:

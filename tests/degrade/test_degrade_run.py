@@ -14,6 +14,7 @@ from tests.faults.kit import (
     LFW,
     MFN,
     SHARED,
+    YUNET,
     cells_by_id,
     facebench,
     lfw_rows,
@@ -112,13 +113,13 @@ def refused(tmp_path: Path, degrade: dict[str, Any], **extra: Any) -> str:
 
 
 @pytest.mark.parametrize("corruption,where,what", [
-    ({"name": "blur", "levels": [-1.0]}, "corruptions[0].blur.levels[0]", "greater than or equal"),
-    ({"name": "noise", "levels": [5, -2]}, "corruptions[0].noise.levels[1]",
+    ({"name": "blur", "levels": [-1.0]}, "corruptions[0].levels[0]", "greater than or equal"),
+    ({"name": "noise", "levels": [5, -2]}, "corruptions[0].levels[1]",
      "greater than or equal"),
-    ({"name": "jpeg", "levels": [0]}, "corruptions[0].jpeg.levels[0]", "greater than or equal"),
+    ({"name": "jpeg", "levels": [0]}, "corruptions[0].levels[0]", "greater than or equal"),
     ({"name": "fog", "levels": [1]}, "corruptions[0]", "unknown corruption"),
-    ({"name": "occlusion", "levels": ["scarf"]}, "corruptions[0].occlusion.levels[0]", "mask"),
-    ({"name": "gamma", "levels": [0]}, "corruptions[0].gamma.levels[0]", "greater than"),
+    ({"name": "occlusion", "levels": ["scarf"]}, "corruptions[0].levels[0]", "mask"),
+    ({"name": "gamma", "levels": [0]}, "corruptions[0].levels[0]", "greater than"),
 ])
 def test_bad_parameters_are_refused_with_the_field_named(tmp_path: Path, corruption: dict,
                                                          where: str, what: str) -> None:
@@ -147,3 +148,25 @@ def test_a_level_id_that_clashes_with_a_protocol_is_refused(tmp_path: Path) -> N
                     env_for(tmp_path), tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "lfw+jpeg-10" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_each_level_scores_its_own_pairs_key(two_runs) -> None:  # noqa: ANN001
+    """A level is compared only with cells of the same level: its ``pairs_key`` is the clean
+    protocol's pair list plus the level and sides, so no clean-vs-degraded pair is compared."""
+    cold, _, _ = two_runs
+    keys = {ident: c["details"]["pairs_key"] for ident, c in cells_by_id(cold).items()}
+    clean = keys.pop("mfn@cpu@lfw")
+    assert keys.pop("mfn@cpu@al") == clean  # the same pairs, clean: comparable
+    assert len(set(keys.values())) == len(keys) and clean not in keys.values(), keys
+
+
+def test_degrade_on_an_exhaustive_protocol_is_refused(tmp_path: Path) -> None:
+    s = write_suite(tmp_path / "suite.yaml", suite("bad", [model("mfn")], [{
+        "id": "all", "kind": "verification",
+        "dataset": {"kind": "identity_folder", "images": str(LFW / "images"), "pairs": "all"},
+        "detector": {"name": "yunet", "model": str(YUNET)},
+        "far_targets": [0.1], "degrade": {"corruptions": [{"name": "jpeg", "levels": [10]}]}}]))
+    res = facebench(["validate", str(s)], env_for(tmp_path), tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = next(ln for ln in res.stderr.splitlines() if "protocols[0].degrade" in ln)
+    assert "pairs: all" in line and "Traceback" not in res.stderr
