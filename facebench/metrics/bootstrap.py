@@ -61,12 +61,10 @@ def _strata_members(codes: np.ndarray) -> list[np.ndarray]:
     return np.split(order, bounds)
 
 
-def _weight_chunks(
-    members: list[np.ndarray], n: int, replicates: int, seed: int, stream: int
-) -> Iterator[np.ndarray]:
-    """Yield (chunk, n) int32 multiplicity matrices; each stratum keeps its size."""
-    rng = np.random.default_rng([seed, stream])
-    per_chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
+def _stratified_counts(rng: np.random.Generator, members: list[np.ndarray], n: int,
+                       replicates: int, per_chunk: int) -> Iterator[np.ndarray]:
+    """Yield (chunk, n) int32 multiplicity matrices, ``per_chunk`` replicates at a time: each
+    stratum (an index array of ``members``) resampled with replacement, keeping its size."""
     done = 0
     while done < replicates:
         c = min(per_chunk, replicates - done)
@@ -78,6 +76,14 @@ def _weight_chunks(
             w[:, idx] = np.bincount(draws.ravel(), minlength=c * m).reshape(c, m)
         done += c
         yield w
+
+
+def _weight_chunks(
+    members: list[np.ndarray], n: int, replicates: int, seed: int, stream: int
+) -> Iterator[np.ndarray]:
+    """Yield (chunk, n) int32 pair multiplicity matrices; each stratum keeps its size."""
+    return _stratified_counts(np.random.default_rng([seed, stream]), members, n, replicates,
+                              max(1, CHUNK_ELEMENTS // max(n, 1)))
 
 
 def _interval(stats: np.ndarray, level: float) -> tuple[float, float]:
@@ -154,18 +160,8 @@ def _identity_strata(ids: _Ids, folds: np.ndarray | None) -> list[np.ndarray]:
 def _identity_draws(strata: list[np.ndarray], k: int, replicates: int, seed: int, stream: int,
                     per_chunk: int) -> Iterator[np.ndarray]:
     """Yield (chunk, k) int32 identity multiplicities; each stratum keeps its size."""
-    rng = np.random.default_rng([seed, stream, 7])
-    done = 0
-    while done < replicates:
-        c = min(per_chunk, replicates - done)
-        m = np.zeros((c, k), dtype=np.int32)
-        for idx in strata:
-            size = idx.size
-            draws = rng.integers(0, size, size=(c, size))
-            draws += np.arange(c)[:, None] * size
-            m[:, idx] = np.bincount(draws.ravel(), minlength=c * size).reshape(c, size)
-        done += c
-        yield m
+    return _stratified_counts(np.random.default_rng([seed, stream, 7]), strata, k, replicates,
+                              per_chunk)
 
 
 def _pair_weights(ids: _Ids, m: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
