@@ -302,6 +302,16 @@ def _check_cell_id(cell: CellDoc, where: str) -> None:
                          f"({cell.model}@{cell.device}@{cell.protocol})")
 
 
+def device_precisions(results: dict[str, Any]) -> dict[str, str]:
+    """Device id → ``fp32`` | ``fp16`` | ``int8`` from the suite dump (``fp16: true`` is
+    fp16; a results.json from before precisions existed is all fp32)."""
+    out = {}
+    for d in (results.get("suite") or {}).get("devices") or []:
+        if isinstance(d, dict) and d.get("id") is not None:
+            out[str(d["id"])] = str(d.get("precision") or ("fp16" if d.get("fp16") else "fp32"))
+    return out
+
+
 def metric_flag(cell: dict[str, Any], name: str) -> str | None:
     """Why a cell's metric is a measurement error, never a result: the one the cell recorded
     (``details.metric_errors``, its value then null), or a value above the catalog's maximum

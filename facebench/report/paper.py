@@ -13,6 +13,7 @@ from typing import Any
 
 from facebench.report.fmt import number
 from facebench.report.summary import ok_cells, protocols
+from facebench.results import device_precisions
 
 #: Precisions in the order the variants section lists them.
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -37,16 +38,6 @@ def paper_protocols(results: dict[str, Any], options: dict[str, Any]) -> list[st
     suite = [str(p.get("id")) for p in (results.get("suite") or {}).get("protocols") or []
              if isinstance(p, dict) and p.get("kind") == "verification"]
     return suite or [p for p, kind in protocols(results) if kind == "verification"]
-
-
-def device_precisions(results: dict[str, Any]) -> dict[str, str]:
-    """Device id → ``fp32`` | ``fp16`` | ``int8`` from the suite dump (``fp16: true`` is
-    fp16; a results.json from before precisions existed is all fp32)."""
-    out = {}
-    for d in (results.get("suite") or {}).get("devices") or []:
-        if isinstance(d, dict) and d.get("id") is not None:
-            out[str(d["id"])] = str(d.get("precision") or ("fp16" if d.get("fp16") else "fp32"))
-    return out
 
 
 def precision_of(cell: dict[str, Any], precisions: dict[str, str]) -> str:

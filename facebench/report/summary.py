@@ -10,6 +10,7 @@ from typing import Any
 from facebench.environment import BUSY_LOAD_PER_CORE, is_busy
 from facebench.metrics.catalog import sign as catalog_sign
 from facebench.report.fmt import number
+from facebench.results import device_precisions
 
 #: Latency used for the Pareto front: batch-1 median.
 PARETO_LATENCY = "latency.p50_ms"
@@ -247,16 +248,20 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 def pareto_points(results: dict[str, Any], protocol: str | Sequence[str]) -> list[ParetoPoint]:
     """Join ``protocol``'s verification cells (one id, or a group's) with efficiency cells by
-    model (same device preferred), and mark each point's dominators (at least as accurate and
-    as fast, better in one)."""
+    model and precision (same device preferred; an int8 latency never takes an fp32 cell's
+    accuracy), and mark each point's dominators (at least as accurate and as fast, better in
+    one)."""
     ver = [c for c in ok_cells(results, "verification") if _in(c.get("protocol"), protocol)]
     eff = ok_cells(results, "efficiency")
+    precision = device_precisions(results)
     points: list[ParetoPoint] = []
     seen: set[tuple[str, str]] = set()
     for e in eff:
         key = (str(e.get("model")), str(e.get("device")))
         latency = number((e.get("metrics") or {}).get(PARETO_LATENCY))
-        same = [v for v in ver if v.get("model") == key[0]]
+        ran = precision.get(key[1], "fp32")
+        same = [v for v in ver if v.get("model") == key[0]
+                and precision.get(str(v.get("device")), "fp32") == ran]
         same.sort(key=lambda v: v.get("device") != key[1])
         acc = number((same[0].get("metrics") or {}).get("accuracy")) if same else None
         if key in seen or latency is None or acc is None:

@@ -40,6 +40,7 @@ from facebench.metrics.bootstrap import (
 )
 from facebench.metrics.significance import holm, mcnemar
 from facebench.metrics.verification import best_threshold, kfold_accuracy
+from facebench.results import device_precisions
 from facebench.scores import PairArrays, load_pair_arrays
 
 #: Replicates when neither cell's protocol bootstraps (``bootstrap: 0``).
@@ -65,7 +66,7 @@ def attach_model_comparisons(results: dict[str, Any], out: Path) -> None:
     is set when no two models scored the same pairs."""
     results.pop(KEY, None)
     groups = _groups(results)
-    precision = _precisions(results)
+    precision = device_precisions(results)
     rows: list[dict[str, Any]] = []
     for key, cells in groups.items():
         pairs = [(a, b) for a, b in itertools.combinations(cells, 2)
@@ -106,12 +107,6 @@ def _groups(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         if c.get("status") == "ok" and c.get("kind") == "verification" and isinstance(key, str):
             out.setdefault(key, []).append(c)
     return {k: v for k, v in out.items() if len(v) > 1}
-
-
-def _precisions(results: dict[str, Any]) -> dict[str, str]:
-    """Device id → precision (fp32 when the suite does not say)."""
-    return {str(d.get("id")): str(d.get("precision") or "fp32")
-            for d in (results.get("suite") or {}).get("devices") or [] if isinstance(d, dict)}
 
 
 def _arrays(out: Path, cell: dict[str, Any], loaded: dict[str, PairArrays | str]) -> PairArrays:

@@ -62,3 +62,22 @@ def test_busy_warning(env: dict[str, Any], cells: list[dict[str, Any]], busy: bo
     assert (warning is not None) == busy
     if cells and cells[0]["details"]["busy"]:
         assert "while measuring m@cpu@speed" in warning
+
+
+def test_pareto_point_takes_the_accuracy_of_its_own_precision() -> None:
+    """An int8 latency is never paired with an fp32 cell's accuracy: with no int8 verification
+    cell of the model in the group, the int8 efficiency cell is not a point (the paper run's
+    exhaustive group drew mobilefacenet int8 at the fp32 cell's accuracy)."""
+    def cell(device: str, protocol: str, kind: str, **metrics: float) -> dict[str, Any]:
+        return {"id": f"m@{device}@{protocol}", "model": "m", "device": device,
+                "protocol": protocol, "kind": kind, "status": "ok", "metrics": metrics}
+
+    results = {"suite": {"devices": [{"id": "cpu"}, {"id": "cpu-int8", "precision": "int8"}]},
+               "cells": [cell("cpu", "all", "verification", accuracy=0.99),
+                         cell("cpu", "eff", "efficiency", **{"latency.p50_ms": 3.0}),
+                         cell("cpu-int8", "eff", "efficiency", **{"latency.p50_ms": 1.0})]}
+    points = pareto_points(results, "all")
+    assert [(p.device, p.accuracy) for p in points] == [("cpu", 0.99)]
+    results["cells"].append(cell("cpu-int8", "all", "verification", accuracy=0.98))
+    got = {p.device: p.accuracy for p in pareto_points(results, "all")}
+    assert got == {"cpu": 0.99, "cpu-int8": 0.98}
